@@ -1,0 +1,120 @@
+/**
+ * Backend selection. Order for 'auto': tfjs-node-gpu → tfjs-node → wasm → cpu; `VREPA_BACKEND` overrides.
+ * The native packages are optional peers, imported at run time only (never a hard dependency).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendInfo {
+  /** The tfjs backend name now active: 'tensorflow', 'wasm' or 'cpu'. */
+  name: string;
+  /** What was asked for. */
+  requested: BackendChoice;
+  /** The npm package that provides it, where one does. */
+  package?: string;
+  /** Why each earlier candidate was skipped. */
+  skipped: Record<string, string>;
+}
+
+let current: BackendInfo | undefined;
+let pending: Promise<BackendInfo> | undefined;
+
+/** Hooks run after a backend is set (core's wasm kernel fixes register here). */
+const afterInit: Array<(info: BackendInfo) => void | Promise<void>> = [];
+export function onBackendInit(hook: (info: BackendInfo) => void | Promise<void>): void {
+  afterInit.push(hook);
+}
+
+async function tryNative(spec: string): Promise<string | undefined> {
+  try {
+    // A variable specifier keeps bundlers from resolving the optional peer at build time.
+    await import(/* @vite-ignore */ spec);
+  } catch (e) {
+    return `${spec} not loadable: ${firstLine(e)}`;
+  }
+  if (!tf.findBackendFactory('tensorflow')) return `${spec} loaded but registered no 'tensorflow' backend`;
+  try {
+    if (!(await tf.setBackend('tensorflow'))) return `${spec}: setBackend('tensorflow') failed`;
+  } catch (e) {
+    return `${spec}: ${firstLine(e)}`;
+  }
+  return undefined;
+}
+
+async function tryWasm(): Promise<string | undefined> {
+  try {
+    await import(/* @vite-ignore */ '@tensorflow/tfjs-backend-wasm');
+    if (!(await tf.setBackend('wasm'))) return 'setBackend(wasm) failed';
+    return undefined;
+  } catch (e) {
+    return `@tensorflow/tfjs-backend-wasm: ${firstLine(e)}`;
+  }
+}
+
+function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split('\n')[0]!;
+}
+
+function parseChoice(v: string | undefined): BackendChoice | undefined {
+  if (v === undefined || v === '') return undefined;
+  if ((BACKEND_CHOICES as readonly string[]).includes(v)) return v as BackendChoice;
+  throw new Error(`VREPA_BACKEND=${v} is not a backend; expected one of ${BACKEND_CHOICES.join(', ')}`);
+}
+
+/**
+ * Select and initialise the compute backend once per process. Later calls return the same info.
+ * Logs once (to stderr) which backend runs and why others were skipped, unless `quiet`.
+ */
+export async function initBackend(opts: { backend?: BackendChoice; quiet?: boolean } = {}): Promise<BackendInfo> {
+  if (current) return current;
+  if (pending) return pending;
+  pending = (async () => {
+    const requested = opts.backend ?? parseChoice(process.env.VREPA_BACKEND) ?? 'auto';
+    const skipped: Record<string, string> = {};
+    const candidates: Array<[BackendChoice, () => Promise<string | undefined>, string?]> = [
+      ['tensorflow-gpu', () => tryNative('@tensorflow/tfjs-node-gpu'), '@tensorflow/tfjs-node-gpu'],
+      ['tensorflow', () => tryNative('@tensorflow/tfjs-node'), '@tensorflow/tfjs-node'],
+      ['wasm', tryWasm, '@tensorflow/tfjs-backend-wasm'],
+      ['cpu', async () => ((await tf.setBackend('cpu')) ? undefined : 'setBackend(cpu) failed')],
+    ];
+    const order = requested === 'auto' ? candidates : candidates.filter(([n]) => n === requested);
+    for (const [name, attempt, pkg] of order) {
+      const why = await attempt();
+      if (why === undefined) {
+        await tf.ready();
+        const info: BackendInfo = { name: tf.getBackend(), requested, package: pkg, skipped };
+        for (const hook of afterInit) await hook(info);
+        if (!opts.quiet) {
+          const skips = Object.entries(skipped).map(([k, v]) => `${k}: ${v}`);
+          process.stderr.write(
+            `[vrepa] backend: ${info.name}${pkg ? ` (${pkg})` : ''}${skips.length ? `; skipped ${skips.join('; ')}` : ''}\n`,
+          );
+        }
+        current = info;
+        return info;
+      }
+      skipped[name] = why;
+    }
+    const reasons = Object.entries(skipped)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('; ');
+    throw new Error(
+      requested === 'auto'
+        ? `initBackend: no backend could be loaded (${reasons})`
+        : `initBackend: backend '${requested}' cannot load (${reasons}); run \`vrepa backend\` to list what can`,
+    );
+  })();
+  try {
+    return await pending;
+  } finally {
+    pending = undefined;
+  }
+}
+
+/** The backend chosen by initBackend, if any. */
+export function backendInfo(): BackendInfo | undefined {
+  return current;
+}

@@ -1,0 +1,388 @@
+/**
+ * safetensors read/write. Reads are lazy and positional: the header is parsed once, each tensor is
+ * read from disk only when asked for, so a 10 GB file never needs 10 GB of memory.
+ * Format: u64 LE header length N, N bytes of JSON {name: {dtype, shape, data_offsets}, __metadata__},
+ * then the raw little-endian C-order bytes.
+ */
+import fs from 'node:fs';
+import * as tf from '@tensorflow/tfjs';
+
+export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+export const DTYPE_BYTES: Record<SafetensorsDtype, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+/** A header entry. `begin`/`end` are byte offsets into the data section. */
+export interface TensorInfo {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** Decoded tensor data: floats widened to Float32Array (F64 kept), integers as Int32Array/BigInt64Array. */
+export type TensorArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
+
+export interface HostTensor {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data: TensorArray;
+}
+
+/** Largest header we accept (the reference implementation uses 100 MB). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+export class SafetensorsError extends Error {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+    this.name = 'SafetensorsError';
+  }
+}
+
+export function parseSafetensorsHeader(
+  file: string,
+  headerBytes: Uint8Array,
+  dataBytes: number,
+): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
+  } catch (e) {
+    throw new SafetensorsError(file, `header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new SafetensorsError(file, 'header JSON is not an object');
+  }
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+        throw new SafetensorsError(file, '__metadata__ is not an object of strings');
+      }
+      for (const [k, v] of Object.entries(raw)) {
+        if (typeof v !== 'string') throw new SafetensorsError(file, `__metadata__.${k} is not a string`);
+      }
+      metadata = raw as Record<string, string>;
+      continue;
+    }
+    const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof e !== 'object' || e === null) throw new SafetensorsError(file, `tensor '${name}': entry is not an object`);
+    if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) {
+      throw new SafetensorsError(
+        file,
+        `tensor '${name}': unknown dtype ${JSON.stringify(e.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`,
+      );
+    }
+    const dtype = e.dtype as SafetensorsDtype;
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new SafetensorsError(file, `tensor '${name}': shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`);
+    }
+    const shape = e.shape as number[];
+    const off = e.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+      throw new SafetensorsError(file, `tensor '${name}': data_offsets ${JSON.stringify(off)} is not [begin, end]`);
+    }
+    const [begin, end] = off as [number, number];
+    if (end < begin) throw new SafetensorsError(file, `tensor '${name}': data_offsets [${begin}, ${end}] end before begin`);
+    if (end > dataBytes) {
+      throw new SafetensorsError(file, `tensor '${name}': data_offsets [${begin}, ${end}] beyond the data section (${dataBytes} bytes)`);
+    }
+    const count = shape.reduce((a, b) => a * b, 1);
+    const expected = count * DTYPE_BYTES[dtype];
+    if (expected !== end - begin) {
+      throw new SafetensorsError(
+        file,
+        `tensor '${name}': shape [${shape.join(', ')}] of ${dtype} needs ${expected} bytes, data_offsets give ${end - begin}`,
+      );
+    }
+    tensors.set(name, { name, dtype, shape, begin, end });
+  }
+  // Offsets must tile the data section: sorted, contiguous, non-overlapping, covering every byte.
+  const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let cursor = 0;
+  for (const t of sorted) {
+    if (t.begin < cursor) throw new SafetensorsError(file, `tensor '${t.name}': data_offsets [${t.begin}, ${t.end}] overlap another tensor`);
+    if (t.begin > cursor) throw new SafetensorsError(file, `tensor '${t.name}': gap before data_offsets [${t.begin}, ${t.end}] (data is not contiguous)`);
+    cursor = t.end;
+  }
+  if (cursor !== dataBytes) {
+    throw new SafetensorsError(file, `data section has ${dataBytes} bytes but the tensors cover ${cursor}`);
+  }
+  return { tensors, metadata };
+}
+
+/** Decode raw little-endian bytes of one dtype; F16/BF16 are widened to float32. */
+export function decodeBytes(dtype: SafetensorsDtype, bytes: Uint8Array): TensorArray {
+  // Copy into a fresh aligned buffer so typed views are valid whatever the source offset.
+  const buf = new ArrayBuffer(bytes.byteLength);
+  new Uint8Array(buf).set(bytes);
+  switch (dtype) {
+    case 'F32':
+      return new Float32Array(buf);
+    case 'F64':
+      return new Float64Array(buf);
+    case 'BF16': {
+      const u16 = new Uint16Array(buf);
+      const u32 = new Uint32Array(u16.length);
+      for (let i = 0; i < u16.length; i++) u32[i] = u16[i]! << 16;
+      return new Float32Array(u32.buffer);
+    }
+    case 'F16': {
+      const u16 = new Uint16Array(buf);
+      const out = new Float32Array(u16.length);
+      for (let i = 0; i < u16.length; i++) out[i] = halfToFloat(u16[i]!);
+      return out;
+    }
+    case 'I64':
+      return new BigInt64Array(buf);
+    case 'I32':
+      return new Int32Array(buf);
+    case 'I16':
+      return Int32Array.from(new Int16Array(buf));
+    case 'I8':
+      return Int32Array.from(new Int8Array(buf));
+    case 'U8':
+      return new Uint8Array(buf);
+    case 'BOOL':
+      return new Uint8Array(buf);
+  }
+}
+
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+/** An open safetensors file. Call `close()` when done (or use `withSafetensors`). */
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    private fd: number | undefined,
+    readonly dataStart: number,
+    readonly tensors: Map<string, TensorInfo>,
+    readonly metadata: Record<string, string>,
+  ) {}
+
+  static open(path: string): SafetensorsFile {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, 'r');
+    } catch (e) {
+      throw new SafetensorsError(path, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size < 8) throw new SafetensorsError(path, `file is ${size} bytes, shorter than the 8-byte header length (truncated?)`);
+      const lenBuf = Buffer.alloc(8);
+      fs.readSync(fd, lenBuf, 0, 8, 0);
+      const n = lenBuf.readBigUInt64LE(0);
+      if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(path, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+      if (n > BigInt(size - 8)) throw new SafetensorsError(path, `header length ${n} runs past the end of the ${size}-byte file (truncated?)`);
+      const headerLen = Number(n);
+      const header = Buffer.alloc(headerLen);
+      fs.readSync(fd, header, 0, headerLen, 8);
+      const { tensors, metadata } = parseSafetensorsHeader(path, header, size - 8 - headerLen);
+      return new SafetensorsFile(path, fd, 8 + headerLen, tensors, metadata);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  }
+
+  keys(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.tensors.get(name);
+    if (!t) throw new SafetensorsError(this.path, `no tensor named '${name}' (has ${this.tensors.size}: ${this.keys().slice(0, 8).join(', ')}${this.tensors.size > 8 ? ', …' : ''})`);
+    return t;
+  }
+
+  /** The raw bytes of one tensor. */
+  readBytes(name: string): Uint8Array {
+    const t = this.info(name);
+    if (this.fd === undefined) throw new SafetensorsError(this.path, 'file is closed');
+    const len = t.end - t.begin;
+    const out = Buffer.alloc(len);
+    let done = 0;
+    while (done < len) {
+      const got = fs.readSync(this.fd, out, done, len - done, this.dataStart + t.begin + done);
+      if (got === 0) throw new SafetensorsError(this.path, `tensor '${name}': file ended while reading (truncated?)`);
+      done += got;
+    }
+    return out;
+  }
+
+  read(name: string): HostTensor {
+    const t = this.info(name);
+    return { dtype: t.dtype, shape: [...t.shape], data: decodeBytes(t.dtype, this.readBytes(name)) };
+  }
+
+  /** A tf tensor: floats as float32 (F64 narrowed), integers as int32 (I64 checked to fit), BOOL as bool. */
+  tensor(name: string): tf.Tensor {
+    return hostToTensor(this.read(name), `${this.path}:${name}`);
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+export function hostToTensor(h: HostTensor, what = 'tensor'): tf.Tensor {
+  const d = h.data;
+  if (d instanceof BigInt64Array) {
+    const out = new Int32Array(d.length);
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      if (v > 2147483647n || v < -2147483648n) throw new Error(`${what}: int64 value ${v} does not fit int32`);
+      out[i] = Number(v);
+    }
+    return tf.tensor(out, h.shape, 'int32');
+  }
+  if (h.dtype === 'BOOL') return tf.tensor(d as Uint8Array, h.shape, 'bool');
+  if (d instanceof Float64Array) return tf.tensor(Float32Array.from(d), h.shape, 'float32');
+  if (d instanceof Uint8Array) return tf.tensor(Int32Array.from(d), h.shape, 'int32');
+  return tf.tensor(d, h.shape, d instanceof Int32Array ? 'int32' : 'float32');
+}
+
+export function withSafetensors<T>(path: string, fn: (f: SafetensorsFile) => T): T {
+  const f = SafetensorsFile.open(path);
+  try {
+    return fn(f);
+  } finally {
+    f.close();
+  }
+}
+
+/** One entry to write: a tf tensor or host data with an explicit dtype. */
+export type WritableTensor = tf.Tensor | HostTensor;
+
+function encodeEntry(name: string, t: WritableTensor, dtype?: 'F32' | 'F16' | 'BF16'): { dtype: SafetensorsDtype; shape: number[]; bytes: Uint8Array } {
+  if (t instanceof tf.Tensor) {
+    const shape = t.shape.slice();
+    if (t.dtype === 'float32') {
+      return { dtype: dtype ?? 'F32', shape, bytes: encodeFloat(t.dataSync() as Float32Array, dtype ?? 'F32') };
+    }
+    if (t.dtype === 'int32') return { dtype: 'I32', shape, bytes: new Uint8Array((t.dataSync() as Int32Array).slice().buffer) };
+    if (t.dtype === 'bool') return { dtype: 'BOOL', shape, bytes: Uint8Array.from(t.dataSync() as Uint8Array) };
+    throw new Error(`writeSafetensors: tensor '${name}' has dtype ${t.dtype}, which safetensors cannot hold`);
+  }
+  const d = h(t);
+  return { dtype: d.dtype, shape: d.shape, bytes: d.bytes };
+  function h(x: HostTensor) {
+    const count = x.shape.reduce((a, b) => a * b, 1);
+    if (count !== x.data.length) throw new Error(`writeSafetensors: tensor '${name}' has shape [${x.shape.join(', ')}] (${count} values) but ${x.data.length} values`);
+    if (x.dtype === 'F32' || x.dtype === 'F16' || x.dtype === 'BF16') {
+      return { dtype: x.dtype, shape: x.shape, bytes: encodeFloat(Float32Array.from(x.data as Float32Array), x.dtype) };
+    }
+    let arr: ArrayBufferView;
+    switch (x.dtype) {
+      case 'F64': arr = Float64Array.from(x.data as Float64Array); break;
+      case 'I64': arr = x.data instanceof BigInt64Array ? x.data.slice() : BigInt64Array.from(Array.from(x.data as Int32Array, (v) => BigInt(v))); break;
+      case 'I32': arr = Int32Array.from(x.data as Int32Array); break;
+      case 'I16': arr = Int16Array.from(x.data as Int32Array); break;
+      case 'I8': arr = Int8Array.from(x.data as Int32Array); break;
+      case 'U8': case 'BOOL': arr = Uint8Array.from(x.data as Uint8Array); break;
+    }
+    return { dtype: x.dtype, shape: x.shape, bytes: new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength) };
+  }
+}
+
+export function floatToHalf(v: number): number {
+  const f32 = new Float32Array([v]);
+  const x = new Uint32Array(f32.buffer)[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+  return sign | half;
+}
+
+function encodeFloat(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
+  if (dtype === 'F32') {
+    const c = Float32Array.from(data);
+    return new Uint8Array(c.buffer);
+  }
+  const out = new Uint16Array(data.length);
+  if (dtype === 'BF16') {
+    const u32 = new Uint32Array(Float32Array.from(data).buffer);
+    for (let i = 0; i < u32.length; i++) {
+      const x = u32[i]!;
+      if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) out[i] = (x >>> 16) | 0x40; // NaN stays NaN
+      else out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16; // round to nearest even
+    }
+  } else {
+    for (let i = 0; i < data.length; i++) out[i] = floatToHalf(data[i]!);
+  }
+  return new Uint8Array(out.buffer);
+}
+
+/**
+ * Write a safetensors file atomically (temp file + fsync + rename): a failed write leaves any
+ * existing file at `path` untouched. `dtype` converts float32 tensors (F16/BF16 round to nearest even).
+ */
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, WritableTensor> | Map<string, WritableTensor>,
+  opts: { metadata?: Record<string, string>; dtype?: 'F32' | 'F16' | 'BF16' } = {},
+): void {
+  const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  const encoded = entries.map(([name, t]) => ({ name, ...encodeEntry(name, t, opts.dtype) }));
+  const header: Record<string, unknown> = {};
+  if (opts.metadata && Object.keys(opts.metadata).length) header.__metadata__ = opts.metadata;
+  let offset = 0;
+  for (const e of encoded) {
+    header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + e.bytes.byteLength] };
+    offset += e.bytes.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8); // align the data section to 8 bytes
+  const headerBuf = Buffer.from(json, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerBuf.length));
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, len);
+    fs.writeSync(fd, headerBuf);
+    for (const e of encoded) fs.writeSync(fd, e.bytes);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(tmp, path);
+  } catch (err) {
+    try { fs.closeSync(fd); } catch { /* already closed */ }
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}

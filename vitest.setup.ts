@@ -1,0 +1,3 @@
+import { initBackend } from '@vrepa/core';
+
+await initBackend({ quiet: true });
