@@ -5,3 +5,4 @@ export * from './fixtures.js';
 export * from './bench.js';
 export * from './shapes.js';
 export * from './leaks.js';
+export * from './command.js';
