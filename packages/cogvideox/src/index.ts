@@ -1,1 +1,2 @@
-export {};
+export * from './schedulers/index.js';
+export { conformanceHandlers } from './conformance.js';

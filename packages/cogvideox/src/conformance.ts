@@ -1,0 +1,7 @@
+/** The conformance handlers of @vrepa/cogvideox, one entry per fixture case this package owns. */
+import type { ConformanceHandler } from '@vrepa/core';
+import { schedulersHandler } from './schedulers/conformance.js';
+
+export const conformanceHandlers: Record<string, ConformanceHandler> = {
+  schedulers: schedulersHandler,
+};

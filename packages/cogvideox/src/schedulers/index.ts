@@ -1,0 +1,2 @@
+export * from './alphas.js';
+export * from './schedulers.js';
