@@ -1,1 +1,11 @@
-export {};
+export { runCli, collectCommands, helpText, matchCommand, builtinCommands, VERSION } from './main.js';
+export type { CliCommand, CliContext, RunCliOptions } from './main.js';
+export { processIO, recordingIO, UsageError, EXIT } from './io.js';
+export type { CliIO } from './io.js';
+export { loadPackages, commandsFrom, handlersFrom, PACKAGE_LOADERS } from './packages.js';
+export type { LoadedPackage, HandlerEntry } from './packages.js';
+export { conformanceCommand, runConformanceCommand, toJsonEntry, formatRatio } from './commands/conformance.js';
+export type { ConformanceJsonEntry, ConformanceRunOptions } from './commands/conformance.js';
+export { inspectCommand, runInspectCommand, tensorRows } from './commands/inspect.js';
+export type { InspectRow } from './commands/inspect.js';
+export { convertCommand, runConvertCommand } from './commands/convert.js';

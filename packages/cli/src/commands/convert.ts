@@ -1,0 +1,72 @@
+/** `vrepa convert IN OUT`: a .pth / safetensors / sharded checkpoint to one safetensors file. */
+import fs from 'node:fs';
+import type { VrepaCommand } from '@vrepa/core';
+import { expectPositionals, parseCommandArgs } from '../args.js';
+import { convertForCli, openCheckpointForCli, type OutDtype } from '../checkpoint-api.js';
+import { EXIT, formatBytes, processIO, UsageError, type CliIO } from '../io.js';
+
+export const convertUsage = `Usage: vrepa convert <in> <out.safetensors> [--key PATH] [--strip-prefix P] [--dtype f32|f16|bf16]
+
+Convert a checkpoint to one safetensors file. <in> is a PyTorch .pth/.pt/.bin (zip format, read with
+a restricted unpickler that executes nothing), a .safetensors file, or a sharded *.safetensors.index.json.
+Floating tensors are written as float32 unless --dtype says otherwise. A refused input exits non-zero
+and writes nothing: <out> is written to a temporary file and renamed only when complete.
+
+Options:
+  --key PATH          where the state dict sits in a .pth (dotted for nesting: module, model, state_dict)
+  --strip-prefix P    remove P from every tensor name (e.g. 'module.' or 'encoder.')
+  --dtype D           f32 (default), f16 or bf16 for the floating tensors
+  -h, --help          this help
+
+Examples:
+  vrepa convert vit_b_k710_dl_from_giant.pth videomaev2-b.safetensors --key module --strip-prefix module.
+  vrepa convert pretrain.pth encoder.safetensors --key model --strip-prefix encoder.
+  vrepa convert transformer/diffusion_pytorch_model.safetensors.index.json transformer.safetensors --dtype bf16
+`;
+
+interface ConvertFlags {
+  key?: string;
+  'strip-prefix'?: string;
+  dtype?: string;
+}
+
+const DTYPES: readonly OutDtype[] = ['f32', 'f16', 'bf16'];
+
+export async function runConvertCommand(argv: readonly string[], ctx: { io?: CliIO } = {}): Promise<number> {
+  const io = ctx.io ?? processIO;
+  const { values, positionals, help } = parseCommandArgs<ConvertFlags>('convert', argv, {
+    key: { type: 'string' },
+    'strip-prefix': { type: 'string' },
+    dtype: { type: 'string' },
+  });
+  if (help) {
+    io.out(convertUsage);
+    return EXIT.ok;
+  }
+  const [input, output] = expectPositionals('convert', positionals, ['in', 'out']);
+  const dtype = values.dtype?.toLowerCase();
+  if (dtype !== undefined && !(DTYPES as readonly string[]).includes(dtype)) {
+    throw new UsageError(`vrepa convert: --dtype ${values.dtype} is not supported; expected one of ${DTYPES.join(', ')}`);
+  }
+  if (!output!.endsWith('.safetensors')) {
+    throw new UsageError(`vrepa convert: <out> must be a .safetensors file, got '${output}'`);
+  }
+  if (!fs.existsSync(input!)) throw new Error(`${input}: no such file`);
+  convertForCli(input!, output!, { key: values.key, stripPrefix: values['strip-prefix'], dtype: dtype as OutDtype | undefined });
+  // Report what was written by reading the result back.
+  const out = openCheckpointForCli(output!);
+  try {
+    const n = out.tensors.size;
+    io.out(`wrote ${output}: ${n} tensor${n === 1 ? '' : 's'}, ${formatBytes(fs.statSync(output!).size)}\n`);
+  } finally {
+    out.close();
+  }
+  return EXIT.ok;
+}
+
+export const convertCommand: VrepaCommand = {
+  name: 'convert',
+  summary: 'convert a .pth / safetensors / sharded checkpoint to one safetensors file (--key, --strip-prefix, --dtype)',
+  usage: convertUsage,
+  run: (argv) => runConvertCommand(argv),
+};
