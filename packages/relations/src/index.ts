@@ -1,1 +1,7 @@
-export {};
+export { relationMatrix, trdLoss, trdLossNaive, trdFormWeights, autoChunkSize, trdInstrumentation } from './trd.js';
+export type { TrdOptions, TrdFormWeights } from './trd.js';
+export { repaLoss } from './repa.js';
+export { l2Normalize, stopGradient, NORMALIZE_EPS } from './normalize.js';
+export { TRD_FORMS, DEFAULT_MARGIN } from './validate.js';
+export type { TokenGrid, TrdForm } from './validate.js';
+export { conformanceHandlers, trdLossConformance } from './conformance.js';
