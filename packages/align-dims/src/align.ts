@@ -52,14 +52,18 @@ export function alignmentForward(hidden: tf.Tensor, teacher: tf.Tensor, opts: Al
   const out = tf.tidy(() => {
     const projected = opts.projector.apply(hidden) as tf.Tensor3D;
     const m = matchGrids(projected, teacher, opts);
+    // When the teacher is already on the loss grid, hand the caller's tensor itself to the loss (it
+    // outlives the forward scope of tf.grad; a reshaped copy made here would not).
+    const tg = opts.teacherGrid;
+    const teacherForLoss = tg.frames === m.grid.frames && tg.height === m.grid.height && tg.width === m.grid.width ? (teacher as tf.Tensor3D) : m.teacher;
     let loss: tf.Scalar;
     if (kind === 'repa') {
       if (m.student.shape[2] !== m.teacher.shape[2]) {
         throw new Error(`alignmentLoss: REPA needs equal feature dims, student (projector output) has ${m.student.shape[2]}, teacher ${m.teacher.shape[2]}`);
       }
-      loss = repaLoss(m.student, m.teacher);
+      loss = repaLoss(m.student, teacherForLoss);
     } else {
-      loss = trdLoss(m.student, m.teacher, { grid: m.grid, margin: opts.margin ?? 0.1, form: TRD_FORM[kind], chunkSize: opts.chunkSize });
+      loss = trdLoss(m.student, teacherForLoss, { grid: m.grid, margin: opts.margin ?? 0.1, form: TRD_FORM[kind], chunkSize: opts.chunkSize });
     }
     grid = m.grid;
     return { loss, projected, interpolated: m.interpolated, studentGridTensor: m.studentGridTensor, student: m.student, teacher: m.teacher };
