@@ -6,3 +6,6 @@ export * from './bench.js';
 export * from './shapes.js';
 export * from './leaks.js';
 export * from './command.js';
+export * from './module.js';
+export * from './rng.js';
+export * from './nn/index.js';
