@@ -72,8 +72,8 @@ export function parseSafetensorsHeader(
       continue;
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof e !== 'object' || e === null) throw new SafetensorsError(file, `tensor '${name}': entry is not an object`);
-    if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) {
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new SafetensorsError(file, `tensor '${name}': entry is not an object`);
+    if (typeof e.dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, e.dtype)) {
       throw new SafetensorsError(
         file,
         `tensor '${name}': unknown dtype ${JSON.stringify(e.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`,
@@ -91,10 +91,10 @@ export function parseSafetensorsHeader(
     const [begin, end] = off as [number, number];
     if (end < begin) throw new SafetensorsError(file, `tensor '${name}': data_offsets [${begin}, ${end}] end before begin`);
     if (end > dataBytes) {
-      throw new SafetensorsError(file, `tensor '${name}': data_offsets [${begin}, ${end}] beyond the data section (${dataBytes} bytes)`);
+      throw new SafetensorsError(file, `tensor '${name}': data_offsets [${begin}, ${end}] run past the ${dataBytes}-byte data section (out of range, or the file is truncated)`);
     }
     const count = shape.reduce((a, b) => a * b, 1);
-    const expected = count * DTYPE_BYTES[dtype];
+    const expected = count * DTYPE_BYTES[dtype]; // may be inexact when huge, but then it cannot equal end - begin
     if (expected !== end - begin) {
       throw new SafetensorsError(
         file,
@@ -112,7 +112,7 @@ export function parseSafetensorsHeader(
     cursor = t.end;
   }
   if (cursor !== dataBytes) {
-    throw new SafetensorsError(file, `data section has ${dataBytes} bytes but the tensors cover ${cursor}`);
+    throw new SafetensorsError(file, `data section has ${dataBytes} bytes but the tensors cover ${cursor} (trailing bytes after the last tensor)`);
   }
   return { tensors, metadata };
 }
@@ -136,7 +136,8 @@ export function decodeBytes(dtype: SafetensorsDtype, bytes: Uint8Array): TensorA
     case 'F16': {
       const u16 = new Uint16Array(buf);
       const out = new Float32Array(u16.length);
-      for (let i = 0; i < u16.length; i++) out[i] = halfToFloat(u16[i]!);
+      const table = f16ToF32Table();
+      for (let i = 0; i < u16.length; i++) out[i] = table[u16[i]!]!;
       return out;
     }
     case 'I64':
@@ -152,6 +153,50 @@ export function decodeBytes(dtype: SafetensorsDtype, bytes: Uint8Array): TensorA
     case 'BOOL':
       return new Uint8Array(buf);
   }
+}
+
+/**
+ * Like `decodeBytes`, but views the buffer without copying when `bytes` covers a whole ArrayBuffer
+ * (as `readBytes` returns): F32, F64, I32, I64, U8, BOOL.
+ */
+export function decodeOwnedBytes(dtype: SafetensorsDtype, bytes: Uint8Array): TensorArray {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !(bytes.buffer instanceof SharedArrayBuffer)) {
+    const buf = bytes.buffer as ArrayBuffer;
+    switch (dtype) {
+      case 'F32':
+        return new Float32Array(buf);
+      case 'F64':
+        return new Float64Array(buf);
+      case 'I32':
+        return new Int32Array(buf);
+      case 'I64':
+        return new BigInt64Array(buf);
+      case 'U8':
+      case 'BOOL':
+        return bytes;
+      default:
+        break;
+    }
+  }
+  return decodeBytes(dtype, bytes);
+}
+
+function readFully(fd: number, file: string, buf: Uint8Array, position: number, what: string): void {
+  let done = 0;
+  while (done < buf.length) {
+    const got = fs.readSync(fd, buf, done, buf.length - done, position + done);
+    if (got === 0) throw new SafetensorsError(file, `file ended while reading ${what} (truncated?)`);
+    done += got;
+  }
+}
+
+let f16Table: Float32Array | undefined;
+function f16ToF32Table(): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Table[h] = halfToFloat(h);
+  }
+  return f16Table;
 }
 
 export function halfToFloat(h: number): number {
@@ -184,13 +229,13 @@ export class SafetensorsFile {
       const size = fs.fstatSync(fd).size;
       if (size < 8) throw new SafetensorsError(path, `file is ${size} bytes, shorter than the 8-byte header length (truncated?)`);
       const lenBuf = Buffer.alloc(8);
-      fs.readSync(fd, lenBuf, 0, 8, 0);
+      readFully(fd, path, lenBuf, 0, 'the header length');
       const n = lenBuf.readBigUInt64LE(0);
       if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(path, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
       if (n > BigInt(size - 8)) throw new SafetensorsError(path, `header length ${n} runs past the end of the ${size}-byte file (truncated?)`);
       const headerLen = Number(n);
       const header = Buffer.alloc(headerLen);
-      fs.readSync(fd, header, 0, headerLen, 8);
+      readFully(fd, path, header, 8, 'the header');
       const { tensors, metadata } = parseSafetensorsHeader(path, header, size - 8 - headerLen);
       return new SafetensorsFile(path, fd, 8 + headerLen, tensors, metadata);
     } catch (e) {
@@ -213,24 +258,23 @@ export class SafetensorsFile {
     return t;
   }
 
-  /** The raw bytes of one tensor. */
-  readBytes(name: string): Uint8Array {
+  /**
+   * The raw bytes of one tensor, in a fresh ArrayBuffer of their own (offset 0), so typed views need no
+   * copy. `into` (at least the tensor's byte length) is filled instead when given.
+   */
+  readBytes(name: string, into?: Uint8Array): Uint8Array {
     const t = this.info(name);
     if (this.fd === undefined) throw new SafetensorsError(this.path, 'file is closed');
     const len = t.end - t.begin;
-    const out = Buffer.alloc(len);
-    let done = 0;
-    while (done < len) {
-      const got = fs.readSync(this.fd, out, done, len - done, this.dataStart + t.begin + done);
-      if (got === 0) throw new SafetensorsError(this.path, `tensor '${name}': file ended while reading (truncated?)`);
-      done += got;
-    }
+    if (into && into.length < len) throw new SafetensorsError(this.path, `tensor '${name}': target buffer has ${into.length} bytes, needs ${len}`);
+    const out = into ? into.subarray(0, len) : new Uint8Array(new ArrayBuffer(len));
+    readFully(this.fd, this.path, out, this.dataStart + t.begin, `tensor '${name}'`);
     return out;
   }
 
   read(name: string): HostTensor {
     const t = this.info(name);
-    return { dtype: t.dtype, shape: [...t.shape], data: decodeBytes(t.dtype, this.readBytes(name)) };
+    return { dtype: t.dtype, shape: [...t.shape], data: decodeOwnedBytes(t.dtype, this.readBytes(name)) };
   }
 
   /** A tf tensor: floats as float32 (F64 narrowed), integers as int32 (I64 checked to fit), BOOL as bool. */
@@ -273,35 +317,57 @@ export function withSafetensors<T>(path: string, fn: (f: SafetensorsFile) => T):
 /** One entry to write: a tf tensor or host data with an explicit dtype. */
 export type WritableTensor = tf.Tensor | HostTensor;
 
-function encodeEntry(name: string, t: WritableTensor, dtype?: 'F32' | 'F16' | 'BF16'): { dtype: SafetensorsDtype; shape: number[]; bytes: Uint8Array } {
+/** A tensor to stream into a file: the header is written from dtype/shape, `bytes()` is called once, in order. */
+export interface SafetensorsStreamEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** exactly shape × dtype-size little-endian C-order bytes */
+  bytes(): Uint8Array;
+}
+
+const FLOAT_DTYPES = new Set<SafetensorsDtype>(['F32', 'F64', 'F16', 'BF16']);
+
+function toStreamEntry(name: string, t: WritableTensor, dtype?: 'F32' | 'F16' | 'BF16'): SafetensorsStreamEntry {
   if (t instanceof tf.Tensor) {
     const shape = t.shape.slice();
-    if (t.dtype === 'float32') {
-      return { dtype: dtype ?? 'F32', shape, bytes: encodeFloat(t.dataSync() as Float32Array, dtype ?? 'F32') };
-    }
-    if (t.dtype === 'int32') return { dtype: 'I32', shape, bytes: new Uint8Array((t.dataSync() as Int32Array).slice().buffer) };
-    if (t.dtype === 'bool') return { dtype: 'BOOL', shape, bytes: Uint8Array.from(t.dataSync() as Uint8Array) };
+    if (t.dtype === 'float32') return { name, dtype: dtype ?? 'F32', shape, bytes: () => encodeFloat(t.dataSync() as Float32Array, dtype ?? 'F32') };
+    if (t.dtype === 'int32') return { name, dtype: 'I32', shape, bytes: () => new Uint8Array(Int32Array.from(t.dataSync() as Int32Array).buffer) };
+    if (t.dtype === 'bool') return { name, dtype: 'BOOL', shape, bytes: () => Uint8Array.from(t.dataSync() as Uint8Array) };
     throw new Error(`writeSafetensors: tensor '${name}' has dtype ${t.dtype}, which safetensors cannot hold`);
   }
-  const d = h(t);
-  return { dtype: d.dtype, shape: d.shape, bytes: d.bytes };
-  function h(x: HostTensor) {
-    const count = x.shape.reduce((a, b) => a * b, 1);
-    if (count !== x.data.length) throw new Error(`writeSafetensors: tensor '${name}' has shape [${x.shape.join(', ')}] (${count} values) but ${x.data.length} values`);
-    if (x.dtype === 'F32' || x.dtype === 'F16' || x.dtype === 'BF16') {
-      return { dtype: x.dtype, shape: x.shape, bytes: encodeFloat(Float32Array.from(x.data as Float32Array), x.dtype) };
-    }
-    let arr: ArrayBufferView;
-    switch (x.dtype) {
-      case 'F64': arr = Float64Array.from(x.data as Float64Array); break;
-      case 'I64': arr = x.data instanceof BigInt64Array ? x.data.slice() : BigInt64Array.from(Array.from(x.data as Int32Array, (v) => BigInt(v))); break;
-      case 'I32': arr = Int32Array.from(x.data as Int32Array); break;
-      case 'I16': arr = Int16Array.from(x.data as Int32Array); break;
-      case 'I8': arr = Int8Array.from(x.data as Int32Array); break;
-      case 'U8': case 'BOOL': arr = Uint8Array.from(x.data as Uint8Array); break;
-    }
-    return { dtype: x.dtype, shape: x.shape, bytes: new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength) };
+  if (!Object.hasOwn(DTYPE_BYTES, t.dtype)) throw new Error(`writeSafetensors: tensor '${name}' has unknown dtype ${JSON.stringify(t.dtype)}`);
+  return hostToStreamEntry(name, t, dtype);
+}
+
+/**
+ * A host tensor as a stream entry. Float tensors (F32/F64/F16/BF16) become `dtype` when given (else keep
+ * theirs); integer and bool tensors keep their dtype.
+ */
+export function hostToStreamEntry(name: string, x: HostTensor, dtype?: 'F32' | 'F16' | 'BF16'): SafetensorsStreamEntry {
+  const count = x.shape.reduce((a, b) => a * b, 1);
+  if (count !== x.data.length) {
+    throw new Error(`writeSafetensors: tensor '${name}' has shape [${x.shape.join(', ')}] (${count} values) but ${x.data.length} values`);
   }
+  const out: SafetensorsDtype = dtype && FLOAT_DTYPES.has(x.dtype) ? dtype : x.dtype;
+  return { name, dtype: out, shape: [...x.shape], bytes: () => encodeHost(x, out) };
+}
+
+function encodeHost(x: HostTensor, dtype: SafetensorsDtype): Uint8Array {
+  if (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16') {
+    const f = x.data instanceof Float32Array ? x.data : Float32Array.from(x.data as ArrayLike<number>);
+    return encodeFloat(f, dtype);
+  }
+  let arr: ArrayBufferView;
+  switch (dtype) {
+    case 'F64': arr = Float64Array.from(x.data as ArrayLike<number>); break;
+    case 'I64': arr = x.data instanceof BigInt64Array ? x.data.slice() : BigInt64Array.from(Array.from(x.data as ArrayLike<number>, (v) => BigInt(v))); break;
+    case 'I32': arr = Int32Array.from(x.data as ArrayLike<number>); break;
+    case 'I16': arr = Int16Array.from(x.data as ArrayLike<number>); break;
+    case 'I8': arr = Int8Array.from(x.data as ArrayLike<number>); break;
+    case 'U8': case 'BOOL': arr = Uint8Array.from(x.data as ArrayLike<number>); break;
+  }
+  return new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
 }
 
 export function floatToHalf(v: number): number {
@@ -311,7 +377,7 @@ export function floatToHalf(v: number): number {
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -335,8 +401,8 @@ function encodeFloat(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Ar
     return new Uint8Array(c.buffer);
   }
   const out = new Uint16Array(data.length);
+  const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
   if (dtype === 'BF16') {
-    const u32 = new Uint32Array(Float32Array.from(data).buffer);
     for (let i = 0; i < u32.length; i++) {
       const x = u32[i]!;
       if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) out[i] = (x >>> 16) | 0x40; // NaN stays NaN
@@ -349,8 +415,9 @@ function encodeFloat(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Ar
 }
 
 /**
- * Write a safetensors file atomically (temp file + fsync + rename): a failed write leaves any
- * existing file at `path` untouched. `dtype` converts float32 tensors (F16/BF16 round to nearest even).
+ * Write a safetensors file atomically (temp file in the same folder + fsync + rename): a failed write
+ * leaves no partial file and any existing file at `path` untouched. `dtype` converts float tensors
+ * (F16/BF16 round to nearest even); integer and bool tensors keep their dtype.
  */
 export function writeSafetensors(
   path: string,
@@ -358,31 +425,70 @@ export function writeSafetensors(
   opts: { metadata?: Record<string, string>; dtype?: 'F32' | 'F16' | 'BF16' } = {},
 ): void {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
-  const encoded = entries.map(([name, t]) => ({ name, ...encodeEntry(name, t, opts.dtype) }));
+  writeSafetensorsStream(path, entries.map(([name, t]) => toStreamEntry(name, t, opts.dtype)), opts);
+}
+
+/**
+ * Stream tensors into one safetensors file, one tensor in memory at a time (for converting checkpoints
+ * larger than memory). Atomic like `writeSafetensors`.
+ */
+export function writeSafetensorsStream(path: string, entries: SafetensorsStreamEntry[], opts: { metadata?: Record<string, string> } = {}): void {
   const header: Record<string, unknown> = {};
-  if (opts.metadata && Object.keys(opts.metadata).length) header.__metadata__ = opts.metadata;
+  if (opts.metadata && Object.keys(opts.metadata).length) {
+    for (const [k, v] of Object.entries(opts.metadata)) {
+      if (typeof v !== 'string') throw new Error(`writeSafetensors: metadata '${k}' is ${typeof v}, safetensors metadata values must be strings`);
+    }
+    header.__metadata__ = opts.metadata;
+  }
+  const seen = new Set<string>();
   let offset = 0;
-  for (const e of encoded) {
-    header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + e.bytes.byteLength] };
-    offset += e.bytes.byteLength;
+  for (const e of entries) {
+    if (e.name === '__metadata__') throw new Error(`writeSafetensors: '__metadata__' is reserved and cannot name a tensor`);
+    if (seen.has(e.name)) throw new Error(`writeSafetensors: tensor name '${e.name}' appears twice`);
+    seen.add(e.name);
+    if (!Object.hasOwn(DTYPE_BYTES, e.dtype)) throw new Error(`writeSafetensors: tensor '${e.name}' has unknown dtype ${JSON.stringify(e.dtype)}`);
+    if (!e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`writeSafetensors: tensor '${e.name}' has an invalid shape [${e.shape.join(', ')}]`);
+    const len = e.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[e.dtype];
+    header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + len] };
+    offset += len;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8); // align the data section to 8 bytes
   const headerBuf = Buffer.from(json, 'utf8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBuf.length));
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fd = fs.openSync(tmp, 'w');
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+  const fd = fs.openSync(tmp, 'wx');
+  let closed = false;
   try {
-    fs.writeSync(fd, len);
-    fs.writeSync(fd, headerBuf);
-    for (const e of encoded) fs.writeSync(fd, e.bytes);
+    writeAll(fd, len);
+    writeAll(fd, headerBuf);
+    for (const e of entries) {
+      const bytes = e.bytes();
+      const want = (header[e.name] as { data_offsets: [number, number] }).data_offsets;
+      if (bytes.byteLength !== want[1] - want[0]) {
+        throw new Error(`writeSafetensors: tensor '${e.name}' produced ${bytes.byteLength} bytes, its shape [${e.shape.join(', ')}] of ${e.dtype} needs ${want[1] - want[0]}`);
+      }
+      writeAll(fd, bytes);
+    }
     fs.fsyncSync(fd);
     fs.closeSync(fd);
+    closed = true;
     fs.renameSync(tmp, path);
   } catch (err) {
-    try { fs.closeSync(fd); } catch { /* already closed */ }
+    if (!closed) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already closed */
+      }
+    }
     fs.rmSync(tmp, { force: true });
     throw err;
   }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done);
 }
