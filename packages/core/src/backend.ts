@@ -2,7 +2,13 @@
  * Backend selection. Order for 'auto': tfjs-node-gpu → tfjs-node → wasm → cpu; `VREPA_BACKEND` overrides.
  * The native packages are optional peers, imported at run time only (never a hard dependency).
  */
+import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
+import { installWasmHeapGuard } from './backends/heap-guard.js';
+import { findPackageDir, nativeBindingPath } from './backends/native.js';
+import { installWasmKernels } from './backends/wasm-kernels.js';
+import { prepareWasm, requestedWasmThreads } from './backends/wasm-setup.js';
+import type { WasmBackend } from './backends/wasm-util.js';
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -28,6 +34,8 @@ export function onBackendInit(hook: (info: BackendInfo) => void | Promise<void>)
 }
 
 async function tryNative(spec: string): Promise<string | undefined> {
+  // TensorFlow's C++ logging (oneDNN and CPU-feature notices) reads this once, when the library loads.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
   try {
     // A variable specifier keeps bundlers from resolving the optional peer at build time.
     await import(/* @vite-ignore */ spec);
@@ -44,13 +52,45 @@ async function tryNative(spec: string): Promise<string | undefined> {
 }
 
 async function tryWasm(): Promise<string | undefined> {
+  let threads: number;
   try {
-    await import(/* @vite-ignore */ '@tensorflow/tfjs-backend-wasm');
-    if (!(await tf.setBackend('wasm'))) return 'setBackend(wasm) failed';
+    threads = requestedWasmThreads();
+  } catch (e) {
+    return firstLine(e);
+  }
+  let after: () => void = () => {};
+  try {
+    // Locates the .wasm binaries from the installed package (built dist/, ESM or CJS, and vitest alike).
+    after = await prepareWasm(threads);
+    if (!(await tf.setBackend('wasm'))) return `setBackend(wasm) failed${threads > 1 ? ` with VREPA_WASM_THREADS=${threads} (unset it to run single-threaded)` : ''}`;
     return undefined;
   } catch (e) {
     return `@tensorflow/tfjs-backend-wasm: ${firstLine(e)}`;
+  } finally {
+    after();
   }
+}
+
+// Core's wasm fixes: fast matmul forms, missing training kernels, fast conv3d, and the heap guard.
+onBackendInit((info) => {
+  if (info.name !== 'wasm') return;
+  installWasmKernels();
+  installWasmHeapGuard(tf.backend() as unknown as WasmBackend);
+});
+
+/** Which backends could load here, judged without loading them (for error messages). */
+function loadableHint(except: string): string {
+  const can: string[] = [];
+  for (const [name, spec] of [
+    ['tensorflow-gpu', '@tensorflow/tfjs-node-gpu'],
+    ['tensorflow', '@tensorflow/tfjs-node'],
+  ] as const) {
+    const dir = findPackageDir(spec);
+    if (name !== except && dir && fs.existsSync(nativeBindingPath(dir))) can.push(name);
+  }
+  if (except !== 'wasm' && findPackageDir('@tensorflow/tfjs-backend-wasm')) can.push('wasm');
+  if (except !== 'cpu') can.push('cpu');
+  return can.join(', ');
 }
 
 function firstLine(e: unknown): string {
@@ -104,7 +144,7 @@ export async function initBackend(opts: { backend?: BackendChoice; quiet?: boole
     throw new Error(
       requested === 'auto'
         ? `initBackend: no backend could be loaded (${reasons})`
-        : `initBackend: backend '${requested}' cannot load (${reasons}); run \`vrepa backend\` to list what can`,
+        : `initBackend: backend '${requested}' cannot load (${reasons}); backends that can load here: ${loadableHint(requested)} (set VREPA_BACKEND to one of them, or run \`vrepa backend\`)`,
     );
   })();
   try {
@@ -117,4 +157,29 @@ export async function initBackend(opts: { backend?: BackendChoice; quiet?: boole
 /** The backend chosen by initBackend, if any. */
 export function backendInfo(): BackendInfo | undefined {
   return current;
+}
+
+/**
+ * Switch the active backend of this process to `name` ('wasm', 'cpu' or 'tensorflow'), initialising it the
+ * way initBackend does (core's wasm fixes included). Tensors made on another backend move on first use.
+ * For tests and benchmarks that compare backends; applications call initBackend once.
+ */
+export async function switchBackend(name: 'wasm' | 'cpu' | 'tensorflow'): Promise<void> {
+  if (tf.getBackend() === name) return;
+  const why =
+    name === 'wasm'
+      ? tf.findBackend('wasm')
+        ? ((await tf.setBackend('wasm')) ? undefined : 'setBackend(wasm) failed')
+        : await tryWasm()
+      : name === 'tensorflow'
+        ? tf.findBackend('tensorflow')
+          ? ((await tf.setBackend('tensorflow')) ? undefined : 'setBackend(tensorflow) failed')
+          : await tryNative('@tensorflow/tfjs-node')
+        : (await tf.setBackend('cpu'))
+          ? undefined
+          : 'setBackend(cpu) failed';
+  if (why) throw new Error(`switchBackend: backend '${name}' cannot load (${why}); backends that can load here: ${loadableHint(name)}`);
+  await tf.ready();
+  const info: BackendInfo = { name: tf.getBackend(), requested: name, skipped: {} };
+  for (const hook of afterInit) await hook(info);
 }

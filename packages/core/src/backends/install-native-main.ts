@@ -4,7 +4,7 @@
  * `pnpm backend:install-native` and CI use it). Exit code 0 when the native backend works, 1 otherwise;
  * a failure is not fatal for the workspace: the wasm backend keeps working.
  */
-import { installNative } from './native.ts';
+import { installNative } from './native.js';
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
