@@ -1,7 +1,9 @@
 /** The conformance handlers of @vrepa/cogvideox, one entry per fixture case this package owns. */
 import type { ConformanceHandler } from '@vrepa/core';
 import { schedulersHandler } from './schedulers/conformance.js';
+import { cogvideoxTransformerHandler } from './transformer/conformance.js';
 
 export const conformanceHandlers: Record<string, ConformanceHandler> = {
   schedulers: schedulersHandler,
+  cogvideox_transformer: cogvideoxTransformerHandler,
 };

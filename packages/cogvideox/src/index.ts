@@ -1,2 +1,3 @@
 export * from './schedulers/index.js';
+export * from './transformer/index.js';
 export { conformanceHandlers } from './conformance.js';

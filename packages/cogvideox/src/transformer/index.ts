@@ -1,0 +1,6 @@
+export * from './config.js';
+export * from './positions.js';
+export { CogVideoXBlock, CogVideoXAttention, CogVideoXLayerNormZero, FeedForward, type RotaryTensors } from './block.js';
+export * from './model.js';
+export * from './load.js';
+export { cogvideoxTransformerHandler } from './conformance.js';
