@@ -45,7 +45,7 @@ export interface AlignmentForward {
 /** The alignment path returning every intermediate (dispose them, or use `alignmentLoss`). */
 export function alignmentForward(hidden: tf.Tensor, teacher: tf.Tensor, opts: AlignmentLossOptions): AlignmentForward {
   assertTokensOnGrid(hidden, opts.studentGrid, 'alignmentLoss: hidden');
-  assertTokensOnGrid(teacher, opts.teacherGrid, 'alignmentLoss: teacher');
+  if (!opts.teacherPrepared) assertTokensOnGrid(teacher, opts.teacherGrid, 'alignmentLoss: teacher');
   const kind = opts.loss ?? 'trd';
   if (!(kind in TRD_FORM) && kind !== 'repa') throw new Error(`alignmentLoss: loss must be trd, trd-spatial, trd-temporal, trd-paper or repa, got '${String(kind)}'`);
   let grid: TokenGrid | undefined;
@@ -55,7 +55,7 @@ export function alignmentForward(hidden: tf.Tensor, teacher: tf.Tensor, opts: Al
     // When the teacher is already on the loss grid, hand the caller's tensor itself to the loss (it
     // outlives the forward scope of tf.grad; a reshaped copy made here would not).
     const tg = opts.teacherGrid;
-    const teacherForLoss = tg.frames === m.grid.frames && tg.height === m.grid.height && tg.width === m.grid.width ? (teacher as tf.Tensor3D) : m.teacher;
+    const teacherForLoss = opts.teacherPrepared || (tg.frames === m.grid.frames && tg.height === m.grid.height && tg.width === m.grid.width) ? (teacher as tf.Tensor3D) : m.teacher;
     let loss: tf.Scalar;
     if (kind === 'repa') {
       if (m.student.shape[2] !== m.teacher.shape[2]) {

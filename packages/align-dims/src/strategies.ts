@@ -51,6 +51,11 @@ export interface MatchGridsOptions {
   /** 'trilinear' (default) or 'nearest'. */
   interpolationMode?: Extract<InterpolationMode, 'trilinear' | 'nearest' | 'nearest-exact'>;
   alignCorners?: boolean;
+  /**
+   * The teacher tokens are already on the loss grid (from `teacherOnLossGrid`, e.g. cached per clip with
+   * the teacher features) instead of on `teacherGrid`.
+   */
+  teacherPrepared?: boolean;
 }
 
 export interface MatchedGrids {
@@ -92,7 +97,8 @@ export function targetGrid(opts: Pick<MatchGridsOptions, 'studentGrid' | 'teache
 export function matchGrids(student: tf.Tensor, teacher: tf.Tensor, opts: MatchGridsOptions): MatchedGrids {
   const s = resolveStrategy(opts.strategy);
   assertTokensOnGrid(student, opts.studentGrid, 'matchGrids: student');
-  assertTokensOnGrid(teacher, opts.teacherGrid, 'matchGrids: teacher');
+  if (opts.teacherPrepared) assertTokensOnGrid(teacher, targetGrid(opts), 'matchGrids: prepared teacher (on the loss grid)');
+  else assertTokensOnGrid(teacher, opts.teacherGrid, 'matchGrids: teacher');
   if (student.shape[0] !== teacher.shape[0]) throw new Error(`matchGrids: student batch ${student.shape[0]} does not match teacher batch ${teacher.shape[0]}`);
   const drop = opts.dropFirstFrame ?? true;
   if (drop && opts.studentGrid.frames < 2) {
@@ -142,18 +148,32 @@ export function matchGrids(student: tf.Tensor, teacher: tf.Tensor, opts: MatchGr
     }
     const studentGridTensor = x as tf.Tensor5D;
     // teacher onto the target grid (no gradient needed; the teacher is frozen)
-    const tg = opts.teacherGrid;
-    let t = tokensToGrid(teacher, tg, 'matchGrids: teacher') as tf.Tensor;
-    if (tg.frames !== target.frames || tg.height !== target.height || tg.width !== target.width) {
-      t = interpolate(t, { size: [target.frames, target.height, target.width], mode, alignCorners: ac });
-    }
     const n = gridSize(target);
     return {
       student: tf.reshape(studentGridTensor, [b, n, studentGridTensor.shape[4]]) as tf.Tensor3D,
-      teacher: tf.reshape(t, [b, n, t.shape[4]!]) as tf.Tensor3D,
+      teacher: opts.teacherPrepared ? (tf.clone(teacher) as tf.Tensor3D) : teacherOnLossGrid(teacher, opts).tokens,
       interpolated,
       studentGridTensor,
     };
   });
   return { ...out, grid: target };
+}
+
+/**
+ * The teacher tokens moved onto the loss grid of `opts` (trilinear / nearest, no-op when already there).
+ * The teacher is frozen, so this can run once per clip, outside the training step's gradient; pass the
+ * result with `teacherPrepared: true`.
+ */
+export function teacherOnLossGrid(teacher: tf.Tensor, opts: Omit<MatchGridsOptions, 'teacherPrepared'>): { tokens: tf.Tensor3D; grid: TokenGrid } {
+  assertTokensOnGrid(teacher, opts.teacherGrid, 'teacherOnLossGrid: teacher');
+  const target = targetGrid(opts);
+  const tg = opts.teacherGrid;
+  const mode = opts.interpolationMode ?? 'trilinear';
+  const ac = mode === 'trilinear' ? !!opts.alignCorners : undefined;
+  const tokens = tf.tidy(() => {
+    if (tg.frames === target.frames && tg.height === target.height && tg.width === target.width) return tf.clone(teacher) as tf.Tensor3D;
+    const t = interpolate(tokensToGrid(teacher, tg, 'teacherOnLossGrid: teacher'), { size: [target.frames, target.height, target.width], mode, alignCorners: ac });
+    return tf.reshape(t, [teacher.shape[0]!, gridSize(target), teacher.shape[2]!]) as tf.Tensor3D;
+  });
+  return { tokens, grid: target };
 }
