@@ -3,7 +3,7 @@
  * Every shape, mode, scale, grid, margin and weight comes from the manifest entry and the sub-case files.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ConformanceContext, ConformanceHandler } from '@vrepa/core';
+import { toTorchLayout, type ConformanceContext, type ConformanceHandler } from '@vrepa/core';
 import { interpolate, type InterpolateOptions, type InterpolationMode } from './interpolate.js';
 import { normalizeFrames, teacherInputReduced } from './teacher-input.js';
 import { alignmentForward, alignmentLoss, type AlignLossKind } from './align.js';
@@ -117,16 +117,19 @@ export const alignPathHandler: ConformanceHandler = (ctx) => {
   const interp = p.interpolation ?? {};
   const ds = p.downsampler ?? {};
   const pair = (v: unknown, dflt: number): [number, number] => (Array.isArray(v) ? [Number(v[0]), Number(v[1])] : typeof v === 'number' ? [v, v] : [dflt, dflt]);
-  const projector = Projector.fromStateDict(
-    (name) => (weights.has(name) ? weights.tensor(name) : undefined),
-    { inDim: inner, hiddenDim: Number(p.projector_dim), outDim: Number(p.align_dim) },
-  );
-  const downsampler = Downsampler.fromStateDict((name) => (weights.has(name) ? weights.tensor(name) : undefined), {
-    channels: Number(p.align_dim),
-    kernel: pair(ds.kernel, 3),
-    stride: pair(ds.stride, 3),
-    padding: typeof ds.padding === 'number' ? ds.padding : 0,
-  });
+  const projector = Projector.fromStateDict(weights, { inDim: inner, hiddenDim: Number(p.projector_dim), outDim: Number(p.align_dim) });
+  let downsampler: Downsampler;
+  try {
+    downsampler = Downsampler.fromStateDict(weights, {
+      channels: Number(p.align_dim),
+      kernel: pair(ds.kernel, 3),
+      stride: pair(ds.stride, 3),
+      padding: typeof ds.padding === 'number' ? ds.padding : 0,
+    });
+  } catch (e) {
+    projector.dispose();
+    throw e;
+  }
   const scale = interp.scale_factor;
   const timeScaleFactor = Array.isArray(scale) ? Number(scale[0]) : typeof scale === 'number' ? scale : undefined;
   const interpMode = (interp.mode ?? 'trilinear') as InterpolationMode;
@@ -149,14 +152,15 @@ export const alignPathHandler: ConformanceHandler = (ctx) => {
       tf.tidy(() => {
         const h = tf.variable(hidden, true, `align_path_hidden_${kind}_${++hiddenCounter}`);
         try {
-          const params = { ...projector.parameters(), ...downsampler.parameters() };
-          const vars = [h, ...Object.values(params)];
+          const params = [...projector.namedParameters(), ...downsampler.namedParameters()];
+          const vars = [h, ...params.map(([, q]) => q.value)];
           const { value, grads } = tf.variableGrads(() => alignmentLoss(h, teacher, opts), vars);
           ctx.compare(`${prefix}_loss`, value, tol(ctx, 'loss'));
           ctx.compare(`${prefix}_grad_hidden_states`, grads[h.name]!, tol(ctx, 'grad_hidden_states'));
-          for (const [name, v] of Object.entries(params)) {
+          for (const [name, q] of params) {
             const ref = `${prefix}_grad.${name}`;
-            if (ctx.file.has(ref)) ctx.compare(ref, grads[v.name]!, tol(ctx, 'param_grads'));
+            // gradients come in the stored layout; the reference is in PyTorch's
+            if (ctx.file.has(ref)) ctx.compare(ref, toTorchLayout(grads[q.value.name]!, q.layout), tol(ctx, 'param_grads'));
           }
           if (kind === 'trd') {
             const it = alignmentForward(hidden, teacher, opts);

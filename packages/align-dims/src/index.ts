@@ -1,7 +1,5 @@
 export * from './grid.js';
 export * from './interpolate.js';
-export { linear, linear2d, silu } from './linear.js';
-export { type StateDictSource } from './params.js';
 export * from './projector.js';
 export * from './downsampler.js';
 export * from './strategies.js';

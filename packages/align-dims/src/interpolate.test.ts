@@ -43,7 +43,8 @@ describe('interpolationMatrix', () => {
         for (let i = 0; i < a.outSize; i++) {
           let s = 0;
           for (let j = 0; j < a.inSize; j++) s += m[i * a.inSize + j]!;
-          expect(Math.abs(s - 1)).toBeLessThan(1e-6);
+          // weights are PyTorch's float32 values (cubic: ~10 float32 ops each), so the sum is 1 to float32 rounding
+          expect(Math.abs(s - 1)).toBeLessThan(4e-6);
         }
       }),
       { numRuns: 300 },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as tf from '@tensorflow/tfjs';
-import { tensorLeakAcross } from '@vrepa/core';
+import { Rng, tensorLeakAcross, toTorchLayout } from '@vrepa/core';
 import { gridToTokens, tokensToGrid } from './grid.js';
 import { Projector } from './projector.js';
 import { Downsampler } from './downsampler.js';
@@ -41,23 +41,24 @@ function mlpJs(x: number[][], ws: Array<{ w: number[][]; b: number[] }>): number
 }
 
 describe('Projector', () => {
-  it('official names and shapes; matches a plain-JS MLP', () => {
-    const p = Projector.create({ inDim: 5, hiddenDim: 7, outDim: 3 }, { seed: 3 });
+  it('official names and PyTorch shapes; matches a plain-JS MLP', () => {
+    const p = new Projector({ inDim: 5, hiddenDim: 7, outDim: 3 }, { rng: Rng.fromSeed(3) });
     try {
-      expect(Object.keys(Projector.shapes({ inDim: 5, hiddenDim: 7, outDim: 3 }))).toEqual([
+      const shapes = p.stateDictShapes();
+      expect([...shapes.keys()]).toEqual([
         'projectors.0.0.weight', 'projectors.0.0.bias', 'projectors.0.2.weight', 'projectors.0.2.bias', 'projectors.0.4.weight', 'projectors.0.4.bias',
       ]);
-      const ps = p.parameters();
-      expect(ps['projectors.0.0.weight']!.shape).toEqual([7, 5]);
-      expect(ps['projectors.0.4.weight']!.shape).toEqual([3, 7]);
+      expect(shapes.get('projectors.0.0.weight')).toEqual([7, 5]);
+      expect(shapes.get('projectors.0.4.weight')).toEqual([3, 7]);
+      const sd = p.stateDict();
       const x = tf.randomNormal([2, 4, 5], 0, 1, 'float32', 9);
-      const y = p.apply(x);
+      const y = p.forward(x);
       expect(y.shape).toEqual([2, 4, 3]);
-      const arr = (n: string) => ps[n]!.arraySync() as any;
-      const ref = mlpJs((x.reshape([8, 5]).arraySync() as number[][]), [0, 2, 4].map((i) => ({ w: arr(`projectors.0.${i}.weight`), b: arr(`projectors.0.${i}.bias`) })));
+      const arr = (n: string) => sd.get(n)!.arraySync() as any;
+      const ref = mlpJs(x.reshape([8, 5]).arraySync() as number[][], [0, 2, 4].map((i) => ({ w: arr(`projectors.0.${i}.weight`), b: arr(`projectors.0.${i}.bias`) })));
       const got = y.reshape([8, 3]).arraySync() as number[][];
       got.forEach((r, i) => r.forEach((v, j) => expect(Math.abs(v - ref[i]![j]!)).toBeLessThan(1e-5)));
-      tf.dispose([x, y]);
+      tf.dispose([x, y, ...sd.values()]);
     } finally {
       p.dispose();
     }
@@ -65,26 +66,26 @@ describe('Projector', () => {
 
   it('loads a state dict with the official names, refuses a missing key or a wrong shape', () => {
     const cfg = { inDim: 4, hiddenDim: 6, outDim: 2 };
-    const src = Projector.create(cfg, { seed: 1 });
-    const dict = src.parameters();
+    const src = new Projector(cfg, { rng: Rng.fromSeed(1) });
+    const dict = src.stateDict();
     const p = Projector.fromStateDict(dict, cfg);
-    expect(p.parameters()['projectors.0.2.bias']!.arraySync()).toEqual(dict['projectors.0.2.bias']!.arraySync());
-    const partial = { ...dict } as Record<string, tf.Tensor>;
-    delete partial['projectors.0.4.bias'];
+    expect(p.getParameter('projectors.0.2.bias').value.arraySync()).toEqual(dict.get('projectors.0.2.bias')!.arraySync());
+    const partial = new Map(dict);
+    partial.delete('projectors.0.4.bias');
     expect(() => Projector.fromStateDict(partial, cfg)).toThrow(/missing projectors\.0\.4\.bias/);
-    expect(() => Projector.fromStateDict(dict, { ...cfg, hiddenDim: 5 })).toThrow(/projectors\.0\.0\.weight has shape \[6, 4\], expected \[5, 4\]/);
+    expect(() => Projector.fromStateDict(dict, { ...cfg, hiddenDim: 5 })).toThrow(/projectors\.0\.0\.weight: checkpoint \[6, 4\] vs model \[5, 4\]/);
     const x = tf.zeros([1, 3, 5]);
-    expect(() => p.apply(x)).toThrow(/input has 5 features.*expected inDim 4/);
-    x.dispose();
+    expect(() => p.forward(x)).toThrow(/input has 5 features.*expected inDim 4/);
+    tf.dispose([x, ...dict.values()]);
     p.dispose();
     src.dispose();
   });
 
   it('leaks no tensors (forward and gradient)', async () => {
-    const p = Projector.create({ inDim: 6, hiddenDim: 8, outDim: 4 });
+    const p = new Projector({ inDim: 6, hiddenDim: 8, outDim: 4 });
     const x = tf.randomNormal([2, 5, 6]);
-    expect(await tensorLeakAcross(() => p.apply(x))).toBe(0);
-    expect(await tensorLeakAcross(() => tf.variableGrads(() => tf.sum(p.apply(x)) as tf.Scalar))).toBe(0);
+    expect(await tensorLeakAcross(() => p.forward(x))).toBe(0);
+    expect(await tensorLeakAcross(() => tf.variableGrads(() => tf.sum(p.forward(x)) as tf.Scalar, p.parameters()))).toBe(0);
     x.dispose();
     p.dispose();
   });
@@ -116,13 +117,13 @@ describe('Downsampler', () => {
       fc.property(
         fc.record({ n: fc.integer({ min: 1, max: 2 }), h: fc.integer({ min: 3, max: 8 }), w: fc.integer({ min: 3, max: 8 }), c: fc.integer({ min: 1, max: 3 }), o: fc.integer({ min: 1, max: 3 }), k: fc.integer({ min: 1, max: 3 }), s: fc.integer({ min: 1, max: 3 }), seed: fc.integer({ min: 0, max: 1000 }) }),
         (r) => {
-          const d = Downsampler.create({ channels: r.c, outChannels: r.o, kernel: r.k, stride: r.s }, { seed: r.seed });
+          const d = new Downsampler({ channels: r.c, outChannels: r.o, kernel: r.k, stride: r.s }, { rng: Rng.fromSeed(r.seed) });
           try {
             tf.tidy(() => {
               const x = tf.randomNormal([r.n, r.h, r.w, r.c], 0, 1, 'float32', r.seed);
               const y = d.apply(x);
-              const ps = d.parameters();
-              const ref = convJs(x.arraySync() as any, ps['downsampler_cogvideo_output.weight']!.arraySync() as any, ps['downsampler_cogvideo_output.bias']!.arraySync() as any, [r.s, r.s]);
+              const ps = d.stateDict();
+              const ref = convJs(x.arraySync() as any, ps.get('downsampler_cogvideo_output.weight')!.arraySync() as any, ps.get('downsampler_cogvideo_output.bias')!.arraySync() as any, [r.s, r.s]);
               expect(y.shape).toEqual([r.n, ref[0]!.length, ref[0]![0]!.length, r.o]);
               const got = y.arraySync() as number[][][][];
               got.flat(3).forEach((v, i) => expect(Math.abs(v - (ref.flat(3) as number[])[i]!)).toBeLessThan(1e-4));
@@ -137,13 +138,14 @@ describe('Downsampler', () => {
   });
 
   it('patchify weight gradient equals the plain-JS adjoint Σ dy·patch', () => {
-    const d = Downsampler.create({ channels: 2, outChannels: 3, kernel: 2, stride: 2 }, { seed: 4 });
+    const d = new Downsampler({ channels: 2, outChannels: 3, kernel: 2, stride: 2 }, { rng: Rng.fromSeed(4) });
     try {
       tf.tidy(() => {
         const x = tf.randomNormal([2, 4, 6, 2], 0, 1, 'float32', 5);
         const gy = tf.randomNormal([2, 2, 3, 3], 0, 1, 'float32', 6);
-        const wv = d.parameters()['downsampler_cogvideo_output.weight']!;
-        const { grads } = tf.variableGrads(() => tf.sum(tf.mul(d.apply(x), gy)) as tf.Scalar, [wv]);
+        const wp = d.getParameter('downsampler_cogvideo_output.weight');
+        const wv = wp.value;
+        const { grads } = tf.variableGrads(() => tf.sum(tf.mul(d.forward(x), gy)) as tf.Scalar, [wv]);
         const xs = x.arraySync() as number[][][][];
         const g = gy.arraySync() as number[][][][];
         const want = Array.from({ length: 3 }, (_, o) => Array.from({ length: 2 }, (_, ci) => Array.from({ length: 2 }, (_, i) => Array.from({ length: 2 }, (_, j) => {
@@ -151,7 +153,7 @@ describe('Downsampler', () => {
           for (let n = 0; n < 2; n++) for (let r = 0; r < 2; r++) for (let c = 0; c < 3; c++) s += g[n]![r]![c]![o]! * xs[n]![2 * r + i]![2 * c + j]![ci]!;
           return s;
         }))));
-        const got = grads[wv.name]!.arraySync() as number[][][][];
+        const got = toTorchLayout(grads[wv.name]!, wp.layout).arraySync() as number[][][][];
         got.flat(3).forEach((v, i) => expect(Math.abs(v - (want.flat(3) as number[])[i]!)).toBeLessThan(1e-4));
       });
     } finally {
@@ -160,21 +162,21 @@ describe('Downsampler', () => {
   });
 
   it('rejects a kernel larger than the map and mismatched channels', () => {
-    const d = Downsampler.create({ channels: 4, kernel: 3, stride: 3 });
+    const d = new Downsampler({ channels: 4, kernel: 3, stride: 3 });
     const small = tf.zeros([1, 2, 5, 4]);
     const wrongC = tf.zeros([1, 6, 6, 3]);
     expect(() => d.apply(small)).toThrow(/kernel 3×3 is larger than the map 2×5/);
     expect(() => d.apply(wrongC)).toThrow(/input has 3 channels.*expected 4/);
-    expect(() => Downsampler.create({ channels: 4, kernel: 0 })).toThrow(/kernel must be positive/);
+    expect(() => new Downsampler({ channels: 4, kernel: 0 })).toThrow(/kernel must be positive/);
     tf.dispose([small, wrongC]);
     d.dispose();
   });
 
   it('leaks no tensors (forward and gradient)', async () => {
-    const d = Downsampler.create({ channels: 3 });
+    const d = new Downsampler({ channels: 3 });
     const x = tf.randomNormal([2, 6, 9, 3]);
     expect(await tensorLeakAcross(() => d.apply(x))).toBe(0);
-    expect(await tensorLeakAcross(() => tf.variableGrads(() => tf.sum(d.apply(x)) as tf.Scalar))).toBe(0);
+    expect(await tensorLeakAcross(() => tf.variableGrads(() => tf.sum(d.forward(x)) as tf.Scalar, d.parameters()))).toBe(0);
     x.dispose();
     d.dispose();
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { tensorLeakAcross } from '@vrepa/core';
+import { Rng, tensorLeakAcross } from '@vrepa/core';
 import { Downsampler } from './downsampler.js';
 import { Projector } from './projector.js';
 import { GRID_MATCH_STRATEGIES, matchGrids, OFFICIAL_GRID_MATCH, targetGrid, teacherOnLossGrid } from './strategies.js';
@@ -14,7 +14,7 @@ const D = 5;
 
 describe('grid matching strategies (Table 5)', () => {
   it('official: drop frame 0, ×2 in time, learned conv in space → teacher grid; teacher untouched', () => {
-    const ds = Downsampler.create({ channels: D }, { seed: 1 });
+    const ds = new Downsampler({ channels: D }, { rng: Rng.fromSeed(1) });
     try {
       tf.tidy(() => {
         const s = tf.randomNormal([2, 4 * 6 * 9, D], 0, 1, 'float32', 1);
@@ -49,7 +49,7 @@ describe('grid matching strategies (Table 5)', () => {
   });
 
   it('teacher space (conv) + student time, and pure interpolation to the teacher grid', () => {
-    const ds = Downsampler.create({ channels: D });
+    const ds = new Downsampler({ channels: D });
     try {
       tf.tidy(() => {
         const s = tf.randomNormal([1, 4 * 6 * 9, D]);
@@ -73,7 +73,7 @@ describe('grid matching strategies (Table 5)', () => {
   });
 
   it('bad input: grid/token mismatch, one latent frame, downsampler not reaching the teacher grid, missing downsampler, scale factor mismatch', () => {
-    const ds = Downsampler.create({ channels: D, kernel: 2, stride: 2 });
+    const ds = new Downsampler({ channels: D, kernel: 2, stride: 2 });
     const s = tf.zeros([1, 4 * 6 * 9, D]);
     const t = tf.zeros([1, 36, D]);
     const one = tf.zeros([1, 54, D]);
@@ -82,7 +82,7 @@ describe('grid matching strategies (Table 5)', () => {
       expect(() => matchGrids(one, t, { studentGrid: { frames: 1, height: 6, width: 9 }, teacherGrid, downsampler: ds })).toThrow(/1 latent frame\(s\); dropping latent frame 0 needs at least 2/);
       expect(() => matchGrids(s, t, { studentGrid, teacherGrid, downsampler: ds })).toThrow(/downsampler maps 6×9 to 3×4, but the teacher grid 6×2×3 is 2×3/);
       expect(() => matchGrids(s, t, { studentGrid, teacherGrid })).toThrow(/needs a downsampler/);
-      const ds3 = Downsampler.create({ channels: D });
+      const ds3 = new Downsampler({ channels: D });
       expect(() => matchGrids(s, t, { studentGrid, teacherGrid, downsampler: ds3, timeScaleFactor: 3 })).toThrow(/timeScaleFactor 3 maps 3 student frames to 9/);
       ds3.dispose();
       expect(() => matchGrids(s, t, { studentGrid, teacherGrid, strategy: { space: 'both' as 'teacher', time: 'teacher' } })).toThrow(/strategy.space/);
@@ -95,13 +95,13 @@ describe('grid matching strategies (Table 5)', () => {
 
 describe('alignmentLoss', () => {
   it('is differentiable in the hidden state and every parameter; REPA needs equal dims; no leaks', async () => {
-    const projector = Projector.create({ inDim: 8, hiddenDim: 12, outDim: D }, { seed: 2 });
-    const downsampler = Downsampler.create({ channels: D }, { seed: 3 });
+    const projector = new Projector({ inDim: 8, hiddenDim: 12, outDim: D }, { rng: Rng.fromSeed(2) });
+    const downsampler = new Downsampler({ channels: D }, { rng: Rng.fromSeed(3) });
     const hidden = tf.variable(tf.randomNormal([2, 4 * 6 * 9, 8], 0, 1, 'float32', 7));
     const teacher = tf.randomNormal([2, 36, D], 0, 1, 'float32', 8);
     const opts = { projector, downsampler, studentGrid, teacherGrid };
     try {
-      const vars = [hidden, ...Object.values(projector.parameters()), ...Object.values(downsampler.parameters())];
+      const vars = [hidden, ...projector.parameters(), ...downsampler.parameters()];
       for (const loss of ['trd', 'trd-paper', 'repa'] as const) {
         const { value, grads } = tf.variableGrads(() => alignmentLoss(hidden, teacher, { ...opts, loss }), vars);
         expect(Number.isFinite(value.dataSync()[0])).toBe(true);
@@ -132,7 +132,7 @@ describe('alignmentLoss', () => {
 
 describe('alignmentLoss with the teacher moved to the student grid (VFM → VDM)', () => {
   it('a prepared teacher gives the same loss as in-step interpolation, and TRD gradients flow', () => {
-    const projector = Projector.create({ inDim: 8, hiddenDim: 12, outDim: D }, { seed: 5 });
+    const projector = new Projector({ inDim: 8, hiddenDim: 12, outDim: D }, { rng: Rng.fromSeed(5) });
     const hidden = tf.variable(tf.randomNormal([1, 4 * 6 * 9, 8], 0, 1, 'float32', 9));
     const teacher = tf.randomNormal([1, 36, D], 0, 1, 'float32', 10);
     const base = { projector, studentGrid, teacherGrid, strategy: GRID_MATCH_STRATEGIES['student-space-student-time']! };
