@@ -6,6 +6,7 @@
 import type { VrepaCommand } from '@vrepa/core';
 import pkg from '../package.json';
 import { wantsHelp } from './args.js';
+import { backendCommands } from './commands/backend.js';
 import { conformanceCommand, runConformanceCommand } from './commands/conformance.js';
 import { convertCommand, runConvertCommand } from './commands/convert.js';
 import { inspectCommand, runInspectCommand } from './commands/inspect.js';
@@ -30,6 +31,7 @@ export const builtinCommands: CliCommand[] = [
   { ...inspectCommand, runWith: (argv, ctx) => runInspectCommand(argv, ctx) },
   { ...convertCommand, runWith: (argv, ctx) => runConvertCommand(argv, ctx) },
   { ...conformanceCommand, runWith: (argv, ctx) => runConformanceCommand(argv, ctx) },
+  ...backendCommands,
 ];
 
 export interface RunCliOptions {

@@ -1,8 +1,8 @@
 /** `vrepa convert IN OUT`: a .pth / safetensors / sharded checkpoint to one safetensors file. */
 import fs from 'node:fs';
-import type { VrepaCommand } from '@vrepa/core';
+import path from 'node:path';
+import { convertCheckpoint, type VrepaCommand } from '@vrepa/core';
 import { expectPositionals, parseCommandArgs } from '../args.js';
-import { convertForCli, openCheckpointForCli, type OutDtype } from '../checkpoint-api.js';
 import { EXIT, formatBytes, processIO, UsageError, type CliIO } from '../io.js';
 
 export const convertUsage = `Usage: vrepa convert <in> <out.safetensors> [--key PATH] [--strip-prefix P] [--dtype f32|f16|bf16]
@@ -30,6 +30,7 @@ interface ConvertFlags {
   dtype?: string;
 }
 
+type OutDtype = 'f32' | 'f16' | 'bf16';
 const DTYPES: readonly OutDtype[] = ['f32', 'f16', 'bf16'];
 
 export async function runConvertCommand(argv: readonly string[], ctx: { io?: CliIO } = {}): Promise<number> {
@@ -51,16 +52,12 @@ export async function runConvertCommand(argv: readonly string[], ctx: { io?: Cli
   if (!output!.endsWith('.safetensors')) {
     throw new UsageError(`vrepa convert: <out> must be a .safetensors file, got '${output}'`);
   }
-  if (!fs.existsSync(input!)) throw new Error(`${input}: no such file`);
-  convertForCli(input!, output!, { key: values.key, stripPrefix: values['strip-prefix'], dtype: dtype as OutDtype | undefined });
-  // Report what was written by reading the result back.
-  const out = openCheckpointForCli(output!);
-  try {
-    const n = out.tensors.size;
-    io.out(`wrote ${output}: ${n} tensor${n === 1 ? '' : 's'}, ${formatBytes(fs.statSync(output!).size)}\n`);
-  } finally {
-    out.close();
-  }
+  const outDir = path.dirname(path.resolve(output!));
+  if (!fs.existsSync(outDir)) throw new Error(`output folder ${outDir} does not exist`);
+  // convertCheckpoint validates the whole input before writing, then writes a temp file and renames it:
+  // a refused input leaves no (partial) output.
+  const r = convertCheckpoint(input!, output!, { key: values.key, stripPrefix: values['strip-prefix'], dtype: dtype as OutDtype | undefined });
+  io.out(`wrote ${output}: ${r.tensors} tensor${r.tensors === 1 ? '' : 's'} from ${r.format} ${input}, ${formatBytes(r.bytes)} of ${dtype ?? 'f32'} data\n`);
   return EXIT.ok;
 }
 

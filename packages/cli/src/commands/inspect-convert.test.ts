@@ -93,7 +93,7 @@ describe('vrepa convert', () => {
   it('strips a prefix and narrows floats to --dtype bf16 (round to nearest even), integers unchanged', async () => {
     const dir = tempDir();
     const file = sampleFile(dir);
-    const out = path.join(dir, 'out', 'converted.safetensors');
+    const out = path.join(dir, 'converted.safetensors');
     const r = await cli(['convert', file, out, '--strip-prefix', 'module.', '--dtype', 'bf16']);
     expect(r.code).toBe(0);
     expect(r.out).toContain('wrote');
@@ -140,6 +140,10 @@ describe('vrepa convert', () => {
     expect(wrongPrefix.err).toContain('encoder.');
     expect(fs.existsSync(out)).toBe(false);
     expect(fs.readdirSync(dir).filter((n) => n.includes('never'))).toEqual([]);
+    const noFolder = await cli(['convert', sampleFile(dir), path.join(dir, 'missing', 'x.safetensors')]);
+    expect(noFolder.code).toBe(1);
+    expect(noFolder.err).toContain('does not exist');
+    expect(fs.existsSync(path.join(dir, 'missing'))).toBe(false);
   });
 
   it('usage errors exit 2: bad --dtype, output not .safetensors, missing arguments', async () => {

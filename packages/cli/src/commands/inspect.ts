@@ -1,7 +1,6 @@
 /** `vrepa inspect <file>`: tensors, dtypes, shapes, bytes and metadata of a checkpoint. */
-import { DTYPE_BYTES, type VrepaCommand } from '@vrepa/core';
+import { inspectCheckpoint, type InspectResult, type VrepaCommand } from '@vrepa/core';
 import { expectPositionals, parseCommandArgs } from '../args.js';
-import { openCheckpointForCli, type CliCheckpoint } from '../checkpoint-api.js';
 import { EXIT, formatBytes, padEnd, padStart, processIO, type CliIO } from '../io.js';
 
 export const inspectUsage = `Usage: vrepa inspect <file> [--key PATH] [--strip-prefix P] [--filter TEXT] [--json]
@@ -38,31 +37,37 @@ export interface InspectRow {
   bytes: number;
 }
 
-export function tensorRows(ck: CliCheckpoint, filter?: string): InspectRow[] {
-  const rows: InspectRow[] = [];
-  for (const [name, t] of ck.tensors) {
-    if (filter && !name.includes(filter)) continue;
-    const count = t.shape.reduce((a, b) => a * b, 1);
-    rows.push({ name, dtype: t.dtype, shape: [...t.shape], bytes: count * (DTYPE_BYTES[t.dtype] ?? 0) });
-  }
-  return rows;
+/** The rows of an inspection, optionally only names containing `filter`. */
+export function tensorRows(result: InspectResult, filter?: string): InspectRow[] {
+  return result.rows.filter((r) => !filter || r.name.includes(filter)).map((r) => ({ ...r, shape: [...r.shape] }));
 }
 
-/** A nested structure summary, one key per line. */
-function printTree(tree: unknown, io: CliIO, indent = '  ', depth = 0): void {
-  if (depth > 6) return;
-  if (tree && typeof tree === 'object' && !Array.isArray(tree)) {
-    const entries = Object.entries(tree as Record<string, unknown>);
-    const shown = entries.slice(0, 40);
+const isTensorLeaf = (v: unknown) => typeof v === 'string' && v.startsWith('tensor ');
+
+/**
+ * A nested structure summary, one key per line; a dict's tensors are folded into one line (they are
+ * listed in the table below), so the layout (where the state dict sits, what else the file holds) shows.
+ */
+export function printTree(tree: unknown, io: CliIO, indent = '  ', depth = 0): void {
+  if (depth > 8) {
+    io.out(`${indent}…\n`);
+    return;
+  }
+  if (tree && typeof tree === 'object') {
+    const entries = Array.isArray(tree) ? tree.map((v, i) => [String(i), v] as const) : Object.entries(tree as Record<string, unknown>);
+    const tensors = entries.filter(([, v]) => isTensorLeaf(v));
+    const others = entries.filter(([, v]) => !isTensorLeaf(v));
+    if (tensors.length > 3) {
+      io.out(`${indent}${tensors.length} tensors: ${tensors[0]![0]}, ${tensors[1]![0]}, …, ${tensors[tensors.length - 1]![0]}\n`);
+    } else for (const [k, v] of tensors) io.out(`${indent}${k}: ${String(v)}\n`);
+    const shown = others.slice(0, 40);
     for (const [k, v] of shown) {
       if (v && typeof v === 'object') {
         io.out(`${indent}${k}:\n`);
         printTree(v, io, `${indent}  `, depth + 1);
       } else io.out(`${indent}${k}: ${String(v)}\n`);
     }
-    if (entries.length > shown.length) io.out(`${indent}… ${entries.length - shown.length} more\n`);
-  } else if (Array.isArray(tree)) {
-    tree.slice(0, 20).forEach((v, i) => printTree({ [i]: v }, io, indent, depth));
+    if (others.length > shown.length) io.out(`${indent}… ${others.length - shown.length} more entries\n`);
   } else io.out(`${indent}${String(tree)}\n`);
 }
 
@@ -79,49 +84,53 @@ export async function runInspectCommand(argv: readonly string[], ctx: { io?: Cli
     return EXIT.ok;
   }
   const [file] = expectPositionals('inspect', positionals, ['file']);
-  const ck = openCheckpointForCli(file!, { key: values.key, stripPrefix: values['strip-prefix'] });
-  try {
-    const rows = tensorRows(ck, values.filter);
-    const totalBytes = rows.reduce((a, r) => a + r.bytes, 0);
-    const totalParams = rows.reduce((a, r) => a + r.shape.reduce((x, y) => x * y, 1), 0);
-    if (values.json) {
-      const out: Record<string, unknown> = {
-        path: ck.path,
-        format: ck.format,
-        metadata: ck.metadata,
-        tensors: rows,
-        total_tensors: rows.length,
-        total_params: totalParams,
-        total_bytes: totalBytes,
-      };
-      if (ck.tree !== undefined) out.tree = ck.tree;
-      io.out(`${JSON.stringify(out, null, 2)}\n`);
-      return EXIT.ok;
-    }
-    io.out(`${ck.path}\n`);
-    io.out(`format: ${ck.format} · ${rows.length} tensor${rows.length === 1 ? '' : 's'}${values.filter ? ` matching '${values.filter}'` : ''} · ${totalParams.toLocaleString('en-US')} values · ${formatBytes(totalBytes)}\n`);
-    const meta = Object.entries(ck.metadata ?? {});
-    if (meta.length) {
-      io.out('metadata:\n');
-      for (const [k, v] of meta) io.out(`  ${k} = ${v.length > 200 ? `${v.slice(0, 200)}…` : v}\n`);
-    }
-    if (ck.tree !== undefined) {
-      io.out('structure:\n');
-      printTree(ck.tree, io);
-    }
-    if (rows.length) {
-      const nameW = Math.max(4, ...rows.map((r) => r.name.length));
-      const shapes = rows.map((r) => `[${r.shape.join(', ')}]`);
-      const shapeW = Math.max(5, ...shapes.map((s) => s.length));
-      const bytes = rows.map((r) => String(r.bytes));
-      const bytesW = Math.max(5, ...bytes.map((s) => s.length));
-      io.out(`${padEnd('name', nameW)}  dtype  ${padEnd('shape', shapeW)}  ${padStart('bytes', bytesW)}\n`);
-      rows.forEach((r, i) => io.out(`${padEnd(r.name, nameW)}  ${padEnd(r.dtype, 5)}  ${padEnd(shapes[i]!, shapeW)}  ${padStart(bytes[i]!, bytesW)}\n`));
-    }
+  const ck = inspectCheckpoint(file!, { key: values.key, stripPrefix: values['strip-prefix'] });
+  const rows = tensorRows(ck, values.filter);
+  const totalBytes = rows.reduce((a, r) => a + r.bytes, 0);
+  const totalParams = rows.reduce((a, r) => a + r.shape.reduce((x, y) => x * y, 1), 0);
+  if (values.json) {
+    const out: Record<string, unknown> = {
+      path: ck.path,
+      format: ck.format,
+      metadata: ck.metadata,
+      tensors: rows,
+      total_tensors: rows.length,
+      total_params: totalParams,
+      total_bytes: totalBytes,
+    };
+    if (ck.tree !== undefined) out.tree = ck.tree;
+    if (ck.stateDicts !== undefined) out.state_dicts = ck.stateDicts;
+    if (ck.suggestedKey !== undefined) out.suggested_key = ck.suggestedKey;
+    io.out(`${JSON.stringify(out, null, 2)}\n`);
     return EXIT.ok;
-  } finally {
-    ck.close();
   }
+  io.out(`${ck.path}\n`);
+  io.out(`format: ${ck.format} · ${rows.length} tensor${rows.length === 1 ? '' : 's'}${values.filter ? ` matching '${values.filter}'` : ''} · ${totalParams.toLocaleString('en-US')} values · ${formatBytes(totalBytes)}\n`);
+  const meta = Object.entries(ck.metadata ?? {});
+  if (meta.length) {
+    io.out('metadata:\n');
+    for (const [k, v] of meta) io.out(`  ${k} = ${v.length > 200 ? `${v.slice(0, 200)}…` : v}\n`);
+  }
+  if (ck.tree !== undefined) {
+    io.out('structure:\n');
+    printTree(ck.tree, io);
+  }
+  if (ck.stateDicts?.length) {
+    io.out(`state dicts: ${ck.stateDicts.map((d) => `${d.key || '(top level)'} (${d.tensors} tensors)`).join(', ')}\n`);
+    if (ck.suggestedKey !== undefined) {
+      io.out(`to load one: --key ${ck.suggestedKey || "''"} (names below are full dotted paths; add --strip-prefix to drop a prefix)\n`);
+    }
+  }
+  if (rows.length) {
+    const nameW = Math.max(4, ...rows.map((r) => r.name.length));
+    const shapes = rows.map((r) => `[${r.shape.join(', ')}]`);
+    const shapeW = Math.max(5, ...shapes.map((s) => s.length));
+    const bytes = rows.map((r) => String(r.bytes));
+    const bytesW = Math.max(5, ...bytes.map((s) => s.length));
+    io.out(`${padEnd('name', nameW)}  dtype  ${padEnd('shape', shapeW)}  ${padStart('bytes', bytesW)}\n`);
+    rows.forEach((r, i) => io.out(`${padEnd(r.name, nameW)}  ${padEnd(r.dtype, 5)}  ${padEnd(shapes[i]!, shapeW)}  ${padStart(bytes[i]!, bytesW)}\n`));
+  }
+  return EXIT.ok;
 }
 
 export const inspectCommand: VrepaCommand = {
