@@ -1,3 +1,4 @@
 export * from './schedulers/index.js';
 export * from './transformer/index.js';
+export * from './lora/index.js';
 export { conformanceHandlers } from './conformance.js';

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ConformanceContext } from '@vrepa/core';
 import { sincos3d } from '@vrepa/core';
 import { CogVideoXTransformer3DModel } from './model.js';
-import { loadTransformerWeights } from './load.js';
+import { alignConfigFromWeights, loadTransformerWeights } from './load.js';
 
 /** The manifest tolerance for a tensor: exact key, a '/'-joined key naming it, or a shorter prefix of its name. */
 export function toleranceFor(tolerances: Record<string, string>, name: string): string {
@@ -31,13 +31,12 @@ export async function cogvideoxTransformerHandler(ctx: ConformanceContext): Prom
   const tol = (n: string) => toleranceFor(ctx.subcase.tolerances ?? {}, n);
   if (!ctx.weights) throw new Error('cogvideox_transformer: the sub-case names no weights file');
   const weights = ctx.weights;
+  const src = { keys: () => weights.keys(), shape: (k: string) => weights.info(k).shape, read: (k: string) => weights.read(k) };
   const model = new CogVideoXTransformer3DModel(p.config, { init: 'zeros', align: false });
   try {
-    loadTransformerWeights(
-      model,
-      { keys: () => weights.keys(), shape: (k) => weights.info(k).shape, read: (k) => weights.read(k) },
-      { strict: true, alignLayer: p.align_layer, source: weights.path },
-    );
+    const align = alignConfigFromWeights(model.config, src, { alignLayer: p.align_layer, source: weights.path });
+    if (align) model.createAlignParts(align, { init: 'zeros' });
+    loadTransformerWeights(model, src, { strict: true, source: weights.path });
     const alignLayer: number = p.align_layer;
     // inputs: diffusers layout [B, F, C, H, W] → channels-last
     const latents = tf.transpose(ctx.ref('hidden_states'), [0, 1, 3, 4, 2]);

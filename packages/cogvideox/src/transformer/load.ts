@@ -10,9 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { hostToTensor, openCheckpoint, type HostTensor, type LoadStateDictReport, StateDictError } from '@vrepa/core';
-import { Downsampler, Projector } from '@vrepa/align-dims';
-import { type AlignConfig, resolveAlignConfig, resolveTransformerConfig, innerDim } from './config.js';
+import { openCheckpoint, type HostTensor, type LoadStateDictReport } from '@vrepa/core';
+import { ALIGN_DEFAULTS, type AlignConfig, type CogVideoXTransformerConfig, resolveAlignConfig, resolveTransformerConfig, innerDim } from './config.js';
 import { CogVideoXTransformer3DModel } from './model.js';
 
 /** A lazy state-dict source: names, shapes, and one tensor read at a time (PyTorch layout). */
@@ -29,103 +28,51 @@ export interface LoadWeightsOptions {
   strict?: boolean;
   /** Where the weights come from, for messages. */
   source?: string;
-  /** align_layer to use when the checkpoint has a projector but the model has no align config. */
+  /** align_layer (1-based) when the checkpoint has a projector (default: config.json's, else min(18, num_layers)). */
   alignLayer?: number;
 }
 
-export interface LoadWeightsReport extends LoadStateDictReport {
-  /** the align parts found in the checkpoint (null when none) */
-  align: AlignConfig | null;
+/**
+ * The VideoREPA align parts a checkpoint holds (`projectors.0.*`, `downsampler_cogvideo_output.*`),
+ * with sizes read from the tensor shapes; null when it has none.
+ */
+export function alignConfigFromWeights(
+  config: CogVideoXTransformerConfig,
+  src: Pick<WeightSource, 'keys' | 'shape'>,
+  opts: { alignLayer?: number; source?: string } = {},
+): AlignConfig | null {
+  const what = opts.source ?? 'weights';
+  const keys = [...src.keys()].filter((k) => ALIGN_PREFIXES.some((p) => k.startsWith(p)));
+  if (!keys.length) return null;
+  for (const k of ['projectors.0.0.weight', 'projectors.0.4.weight']) {
+    if (!keys.includes(k)) throw new Error(`${what}: has VideoREPA keys (${keys.slice(0, 3).join(', ')}, …) but no '${k}'`);
+  }
+  const extra = keys.filter((k) => k.startsWith('projectors.') && !k.startsWith('projectors.0.'));
+  if (extra.length) throw new Error(`${what}: only one projector is supported (as the official trainer), found ${extra.slice(0, 4).join(', ')}`);
+  const p0 = src.shape('projectors.0.0.weight');
+  const p4 = src.shape('projectors.0.4.weight');
+  if (p0[1] !== innerDim(config)) {
+    throw new Error(`${what}: projectors.0.0.weight is [${p0.join(', ')}], expected [projector_dim, ${innerDim(config)}] for this transformer's inner dim`);
+  }
+  return resolveAlignConfig(
+    config,
+    { align_layer: opts.alignLayer ?? Math.min(ALIGN_DEFAULTS.align_layer, config.num_layers), align_dims: [p4[0]!], projector_dim: p0[0]! },
+    `${what} align parts`,
+  );
 }
 
 /**
- * Load diffusers-named weights into `model`: transformer keys into its parameters, VideoREPA keys into
- * a (new) projector and downsampler whose sizes are read from the checkpoint.
+ * Load diffusers-named weights (PyTorch layouts, any float dtype) into `model`, tensor by tensor.
+ * A checkpoint with VideoREPA keys needs a model with align parts (`fromPretrained` builds them from
+ * the checkpoint); all problems are reported at once.
  */
-export function loadTransformerWeights(model: CogVideoXTransformer3DModel, src: WeightSource, opts: LoadWeightsOptions = {}): LoadWeightsReport {
-  const strict = opts.strict ?? true;
+export function loadTransformerWeights(model: CogVideoXTransformer3DModel, src: WeightSource, opts: LoadWeightsOptions = {}): LoadStateDictReport {
   const keys = [...src.keys()];
-  const alignKeys = keys.filter((k) => ALIGN_PREFIXES.some((p) => k.startsWith(p)));
-  const modelKeys = keys.filter((k) => !ALIGN_PREFIXES.some((p) => k.startsWith(p)));
   const what = opts.source ?? 'weights';
-
-  // Align parts: sizes from the checkpoint, checked before anything is changed.
-  let align: AlignConfig | null = null;
-  const extraAlign: string[] = [];
-  if (alignKeys.length) {
-    const has = (k: string) => alignKeys.includes(k);
-    const need = ['projectors.0.0.weight', 'projectors.0.4.weight'];
-    for (const k of need) if (!has(k)) throw new Error(`${what}: has VideoREPA keys (${alignKeys.slice(0, 3).join(', ')}, …) but no '${k}'`);
-    const p0 = src.shape('projectors.0.0.weight');
-    const p4 = src.shape('projectors.0.4.weight');
-    if (p0[1] !== innerDim(model.config)) {
-      throw new Error(`${what}: projectors.0.0.weight is [${p0.join(', ')}], the model's inner dim is ${innerDim(model.config)} (expected [projector_dim, ${innerDim(model.config)}])`);
-    }
-    for (const k of alignKeys) if (k.startsWith('projectors.') && !k.startsWith('projectors.0.')) extraAlign.push(k);
-    if (extraAlign.length && strict) throw new Error(`${what}: only one projector is supported (official trainer), found ${extraAlign.join(', ')}`);
-    align = resolveAlignConfig(
-      model.config,
-      {
-        align_layer: opts.alignLayer ?? model.alignConfig?.align_layer ?? Math.min(18, model.config.num_layers),
-        align_dims: [p4[0]!],
-        projector_dim: p0[0]!,
-      },
-      `${what} align parts`,
-    );
+  if (!model.projector && keys.some((k) => ALIGN_PREFIXES.some((p) => k.startsWith(p))) && (opts.strict ?? true)) {
+    throw new Error(`${what}: holds VideoREPA projector/downsampler weights but the model has no align parts (build it with alignConfigFromWeights, or use fromPretrained)`);
   }
-
-  // Transformer parameters: the Module's loader checks every key first and reports all problems.
-  const modelSource = {
-    keys: () => modelKeys,
-    info: (k: string) => ({ shape: src.shape(k) }),
-    read: (k: string) => src.read(k),
-  };
-  let report: LoadStateDictReport;
-  try {
-    report = model.loadStateDict(modelSource, { strict, source: what });
-  } catch (e) {
-    if (e instanceof StateDictError) {
-      throw new StateDictError(`${e.message}${alignKeys.length ? '' : ''}`, e.report);
-    }
-    throw e;
-  }
-
-  if (align) {
-    const read = (k: string) => {
-      const t = src.read(k);
-      return t instanceof tf.Tensor ? t : hostToTensor(t, k);
-    };
-    const take = (names: string[]) => {
-      const m = new Map<string, tf.Tensor>();
-      for (const n of names) if (alignKeys.includes(n)) m.set(n, read(n));
-      return m;
-    };
-    const projNames = Object.keys(Projector.shapes({ inDim: innerDim(model.config), hiddenDim: align.projector_dim, outDim: align.align_dims[0]! }));
-    const pm = take(projNames);
-    let projector: Projector;
-    try {
-      projector = Projector.fromStateDict(pm, { inDim: innerDim(model.config), hiddenDim: align.projector_dim, outDim: align.align_dims[0]! });
-    } finally {
-      tf.dispose([...pm.values()]);
-    }
-    let downsampler: Downsampler | null = null;
-    if (alignKeys.includes('downsampler_cogvideo_output.weight')) {
-      const ds = src.shape('downsampler_cogvideo_output.weight');
-      const dm = take(['downsampler_cogvideo_output.weight', 'downsampler_cogvideo_output.bias']);
-      try {
-        downsampler = Downsampler.fromStateDict(dm, { channels: ds[1]!, outChannels: ds[0]!, kernel: [ds[2]!, ds[3]!], stride: [ds[2]!, ds[3]!] });
-      } finally {
-        tf.dispose([...dm.values()]);
-      }
-    } else if (strict) {
-      projector.dispose();
-      throw new Error(`${what}: has a projector but no 'downsampler_cogvideo_output.weight' (a VideoREPA checkpoint has both)`);
-    }
-    model.setAlignParts(align, projector, downsampler);
-    const used = new Set([...projNames, 'downsampler_cogvideo_output.weight', 'downsampler_cogvideo_output.bias']);
-    for (const k of alignKeys) (used.has(k) ? report.loaded : report.unexpected).push(k);
-  }
-  return { ...report, align };
+  return model.loadStateDict({ keys: () => keys, info: (k: string) => ({ shape: src.shape(k) }), read: (k: string) => src.read(k) }, { strict: opts.strict ?? true, source: what });
 }
 
 export interface FromPretrainedOptions extends LoadWeightsOptions {
@@ -158,7 +105,7 @@ export function findDiffusersWeights(dir: string, variant?: string): string {
  * Build a CogVideoXTransformer3DModel from a diffusers folder (config.json + safetensors, single or
  * sharded), streaming the weights. Returns the model and the key report.
  */
-export function fromPretrained(dir: string, opts: FromPretrainedOptions = {}): { model: CogVideoXTransformer3DModel; report: LoadWeightsReport } {
+export function fromPretrained(dir: string, opts: FromPretrainedOptions = {}): { model: CogVideoXTransformer3DModel; report: LoadStateDictReport & { align: AlignConfig | null } } {
   const root = opts.subfolder ? path.join(dir, opts.subfolder) : dir;
   const cfgPath = path.join(root, 'config.json');
   let raw: unknown;
@@ -170,18 +117,22 @@ export function fromPretrained(dir: string, opts: FromPretrainedOptions = {}): {
   const { config, align } = resolveTransformerConfig(raw as Record<string, unknown>, cfgPath);
   const weights = findDiffusersWeights(root, opts.variant);
   const ckpt = openCheckpoint(weights);
-  const model = new CogVideoXTransformer3DModel(config, { init: 'zeros', align: false });
+  const src: WeightSource = {
+    keys: () => ckpt.tensors.keys(),
+    shape: (k) => ckpt.tensors.get(k)!.shape,
+    read: (k) => ckpt.tensors.get(k)!.read(),
+  };
+  let model: CogVideoXTransformer3DModel | null = null;
   try {
-    const src: WeightSource = {
-      keys: () => ckpt.tensors.keys(),
-      shape: (k) => ckpt.tensors.get(k)!.shape,
-      read: (k) => ckpt.tensors.get(k)!.read(),
-    };
-    const report = loadTransformerWeights(model, src, { ...opts, alignLayer: opts.alignLayer ?? align?.align_layer, source: weights });
-    if (!report.align && opts.align) model.createAlignParts(opts.align);
-    return { model, report };
+    const found = alignConfigFromWeights(config, src, { alignLayer: opts.alignLayer ?? align?.align_layer, source: weights });
+    const alignCfg = found ?? (opts.align ? { ...align, ...opts.align } : undefined);
+    model = new CogVideoXTransformer3DModel(config, { init: 'zeros', align: false });
+    // the transformer weights all come from the file; fresh align parts (no checkpoint ones) get the official init
+    if (alignCfg) model.createAlignParts(alignCfg, { init: found ? 'zeros' : 'torch' });
+    const report = loadTransformerWeights(model, src, { ...opts, source: weights });
+    return { model, report: { ...report, align: found } };
   } catch (e) {
-    model.dispose();
+    model?.dispose();
     throw e;
   } finally {
     ckpt.close();

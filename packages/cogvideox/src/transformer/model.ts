@@ -161,7 +161,7 @@ export class CogVideoXTransformer3DModel extends Module {
   readonly norm_final: LayerNorm;
   readonly norm_out: AdaLayerNorm;
   readonly proj_out: Linear;
-  /** VideoREPA parts (state-dict names `projectors.0.*`, `downsampler_cogvideo_output.*`). */
+  /** VideoREPA parts (state-dict names `projectors.0.*`, `downsampler_cogvideo_output.*`); see createAlignParts. */
   projector: Projector | null = null;
   downsampler: Downsampler | null = null;
   alignConfig: AlignConfig | null = null;
@@ -185,39 +185,41 @@ export class CogVideoXTransformer3DModel extends Module {
       this.norm_out = this.module('norm_out', new AdaLayerNorm(c.time_embed_dim, D, c.norm_elementwise_affine, c.norm_eps, init));
       this.proj_out = this.module('proj_out', new Linear(D, c.patch_size * c.patch_size * c.out_channels, { init }));
       const alignOpt = opts.align === true ? {} : opts.align === false ? undefined : (opts.align ?? align);
-      if (alignOpt) this.createAlignParts(alignOpt, { seed: opts.rng ? Math.floor(opts.rng.uniform() * 2 ** 31) : 0 });
+      if (alignOpt) this.createAlignParts(alignOpt, { init, rng: opts.rng });
     } finally {
       setInitRng(prevRng);
     }
   }
 
-  /** Build fresh projector + downsampler (official init) for `align`. */
-  createAlignParts(align: Partial<AlignConfig>, opts: { seed?: number } = {}): void {
+  /**
+   * Build the VideoREPA parts (official init, seeded through `rng`): the projector registered as
+   * `projectors.0.{0,2,4}` and the downsampler as `downsampler_cogvideo_output`, so they are part of
+   * the state dict, the key report and `trainableParameters()`. Once per model.
+   */
+  createAlignParts(align: Partial<AlignConfig>, opts: { init?: Init; rng?: Rng } = {}): void {
+    if (this.projector) throw new Error('createAlignParts: the model already has its align parts');
     const a = resolveAlignConfig(this.config, align);
-    this.disposeAlignParts();
-    this.alignConfig = a;
-    this.projector = Projector.create({ inDim: innerDim(this.config), hiddenDim: a.projector_dim, outDim: a.align_dims[0]! }, opts);
-    this.downsampler = Downsampler.create({ channels: a.align_dims[0]! }, opts);
-  }
-
-  /** Install loaded align parts (replacing and disposing any present). */
-  setAlignParts(align: AlignConfig, projector: Projector, downsampler: Downsampler | null): void {
-    this.disposeAlignParts();
-    this.alignConfig = resolveAlignConfig(this.config, align);
+    const init = { init: opts.init ?? 'torch', rng: opts.rng };
+    const projector = new Projector({ inDim: innerDim(this.config), hiddenDim: a.projector_dim, outDim: a.align_dims[0]! }, init);
+    const downsampler = new Downsampler({ channels: a.align_dims[0]! }, init);
+    this.module('projectors', projector.projectors);
+    this.module('downsampler_cogvideo_output', downsampler.conv);
     this.projector = projector;
     this.downsampler = downsampler;
+    this.alignConfig = a;
   }
 
-  private disposeAlignParts(): void {
-    this.projector?.dispose();
-    this.downsampler?.dispose();
-    this.projector = null;
-    this.downsampler = null;
+  /** Use another block for the alignment output (1-based). */
+  setAlignLayer(layer: number): void {
+    if (!this.alignConfig) throw new Error('setAlignLayer: the model has no align parts');
+    this.alignConfig = resolveAlignConfig(this.config, { ...this.alignConfig, align_layer: layer });
   }
 
   /** The align parts' variables by state-dict name (projector + downsampler). */
   alignParameters(): Record<string, tf.Variable> {
-    return { ...(this.projector?.parameters() ?? {}), ...(this.downsampler?.parameters() ?? {}) };
+    const out: Record<string, tf.Variable> = {};
+    for (const [n, p] of this.namedParameters()) if (n.startsWith('projectors.') || n.startsWith('downsampler_cogvideo_output.')) out[n] = p.value;
+    return out;
   }
 
   get innerDim(): number {
@@ -378,7 +380,7 @@ export class CogVideoXTransformer3DModel extends Module {
         }
         if (i + 1 === alignLayer) {
           const hidden = tf.slice(x, [0, L, 0], [-1, -1, -1]);
-          const aligned = this.projector!.apply(hidden);
+          const aligned = this.projector!.forward(hidden);
           out.alignHidden = hidden;
           out.aligned = aligned;
           keep.push(hidden, aligned);
@@ -407,10 +409,9 @@ export class CogVideoXTransformer3DModel extends Module {
     });
   }
 
-  /** Dispose parameters, the align parts and the cached position tables. */
+  /** Dispose parameters (align parts included) and the cached position tables. */
   override dispose(): void {
     super.dispose();
-    this.disposeAlignParts();
     for (const t of this.tables.values()) tf.dispose(t);
     this.tables.clear();
   }
@@ -434,7 +435,16 @@ function checkpointedBlock(block: CogVideoXBlock, x: tf.Tensor, temb: tf.Tensor,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [xs, tsv] = saved as [tf.Tensor, tf.Tensor];
         const g = tf.grads((a: tf.Tensor, b: tf.Tensor, ..._v: tf.Tensor[]) => block.forward(a, b, textLen, rot));
-        return g([xs, tsv, ...vars], dy as tf.Tensor);
+        // A nested gradients() call starts its own tape and, when done, frees it and clears the
+        // engine's active tape, which the outer backward pass still needs for its cleanup: keep the
+        // outer tape aside and put it back. (The recomputed activations are freed per block.)
+        const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+        const outerTape = state.activeTape;
+        try {
+          return g([xs, tsv, ...vars], dy as tf.Tensor);
+        } finally {
+          state.activeTape = outerTape;
+        }
       },
     };
   });

@@ -1,0 +1,2 @@
+export { LoraLinear } from './lora-linear.js';
+export * from './lora.js';

@@ -1,0 +1,211 @@
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { Rng, SafetensorsFile, fixturesDir, tensorLeakAcross } from '@vrepa/core';
+import { CogVideoXTransformer3DModel, fromPretrained, loadTransformerWeights, resolveTransformerConfig } from '../index.js';
+
+/** A tiny config in the diffusers format (any field not given takes diffusers' default). */
+export function tinyConfig(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    num_attention_heads: 2,
+    attention_head_dim: 16,
+    in_channels: 4,
+    out_channels: 4,
+    time_embed_dim: 16,
+    text_embed_dim: 12,
+    num_layers: 2,
+    sample_width: 6,
+    sample_height: 4,
+    sample_frames: 5,
+    max_text_seq_length: 5,
+    ...over,
+  };
+}
+
+function inputs(model: CogVideoXTransformer3DModel, B: number, seed: number, F = 2, H = 4, W = 6, L = 5) {
+  const rng = Rng.fromSeed(seed);
+  return {
+    latents: rng.randomTensor([B, F, H, W, model.config.in_channels], 'normal'),
+    text: rng.randomTensor([B, L, model.config.text_embed_dim], 'normal'),
+    ts: Array.from({ length: B }, (_, i) => (seed * 37 + i * 211) % 1000),
+  };
+}
+
+describe('CogVideoXTransformer3DModel', () => {
+  it('the sharded diffusers checkpoint loads and reproduces the fixture outputs', async () => {
+    const fx = fixturesDir()!;
+    const { model, report } = fromPretrained(path.join(fx, 'checkpoints', 'transformer_sharded'), { alignLayer: 2 });
+    try {
+      expect(report.missing).toEqual([]);
+      expect(report.unexpected).toEqual([]);
+      expect(report.align?.align_layer).toBe(2);
+      const f = SafetensorsFile.open(path.join(fx, 'cogvideox_transformer', 'cogvideox2b_style_sincos.safetensors'));
+      const w = SafetensorsFile.open(path.join(fx, 'cogvideox_transformer', 'cogvideox2b_style_sincos.weights.safetensors'));
+      try {
+        // the same weights as the fixture's weights file
+        const sd = model.stateDict();
+        for (const [k, t] of sd) expect(Array.from(t.dataSync())).toEqual(Array.from(w.read(k).data as Float32Array));
+        tf.dispose([...sd.values()]);
+        const latents = tf.transpose(f.tensor('hidden_states'), [0, 1, 3, 4, 2]);
+        const text = f.tensor('encoder_hidden_states');
+        const out = model.forward(latents, text, Array.from(f.tensor('timestep').dataSync()));
+        const want = f.read('output').data as Float32Array;
+        const got = tf.transpose(out.sample, [0, 1, 4, 2, 3]).dataSync();
+        let err = 0;
+        for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(got[i]! - want[i]!));
+        expect(err).toBeLessThan(1e-4 * 4);
+        const wantA = f.read('aligns0').data as Float32Array;
+        const gotA = out.aligned!.dataSync();
+        let errA = 0;
+        for (let i = 0; i < wantA.length; i++) errA = Math.max(errA, Math.abs(gotA[i]! - wantA[i]!));
+        expect(errA).toBeLessThan(1e-4);
+        tf.dispose([latents, text, out.sample, out.aligned!, out.alignHidden!]);
+      } finally {
+        f.close();
+        w.close();
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('reports every missing and unexpected key at once (strict), loads with strict: false', () => {
+    const fx = fixturesDir()!;
+    const w = SafetensorsFile.open(path.join(fx, 'cogvideox_transformer', 'cogvideox2b_style_sincos.weights.safetensors'));
+    const model = new CogVideoXTransformer3DModel(tinyConfig({ num_layers: 3, attention_head_dim: 16, text_embed_dim: 32, time_embed_dim: 32, max_text_seq_length: 7 }), { init: 'zeros' });
+    try {
+      const keys = w.keys().filter((k) => k !== 'proj_out.bias' && k !== 'norm_final.weight');
+      const src = { keys: () => [...keys, 'transformer_blocks.9.ff.net.2.weight'], shape: (k: string) => (k.includes('.9.') ? [32, 128] : w.info(k).shape), read: (k: string) => w.read(k) };
+      expect(() => loadTransformerWeights(model, src)).toThrow(/no align parts/);
+      model.createAlignParts({ align_layer: 1, align_dims: [16], projector_dim: 24 }, { init: 'zeros' });
+      expect(() => loadTransformerWeights(model, src)).toThrow(/2 missing key\(s\): (norm_final\.weight, proj_out\.bias|proj_out\.bias, norm_final\.weight).*1 unexpected key\(s\): transformer_blocks\.9\.ff\.net\.2\.weight/s);
+      const rep = loadTransformerWeights(model, src, { strict: false });
+      expect(rep.missing.sort()).toEqual(['norm_final.weight', 'proj_out.bias']);
+      expect(rep.unexpected.filter((k) => !k.startsWith('projectors.') && !k.startsWith('downsampler'))).toEqual(['transformer_blocks.9.ff.net.2.weight']);
+    } finally {
+      model.dispose();
+      w.close();
+    }
+  });
+
+  it('refuses bad configs, naming the field', () => {
+    expect(() => resolveTransformerConfig({ ...tinyConfig(), num_layers: undefined } as never)).toThrow(/num_layers/);
+    const noHeads = tinyConfig();
+    delete noHeads.num_attention_heads;
+    expect(() => resolveTransformerConfig(noHeads)).toThrow(/required field 'num_attention_heads' is missing/);
+    expect(() => resolveTransformerConfig(tinyConfig({ patch_size_t: 2 }))).toThrow(/'patch_size_t'.*not supported/);
+    expect(() => resolveTransformerConfig(tinyConfig({ ofs_embed_dim: 512 }))).toThrow(/'ofs_embed_dim'/);
+    expect(() => resolveTransformerConfig(tinyConfig({ activation_fn: 'relu' }))).toThrow(/'activation_fn'/);
+    expect(() => resolveTransformerConfig(tinyConfig({ wibble: 1 }))).toThrow(/unknown field 'wibble'/);
+    expect(() => resolveTransformerConfig(tinyConfig({ use_learned_positional_embeddings: true }))).toThrow(/use_learned_positional_embeddings/);
+    expect(resolveTransformerConfig({ ...tinyConfig(), _class_name: 'CogVideoXTransformer3DModel', _diffusers_version: '0.30' }).config.num_layers).toBe(2);
+  });
+
+  it('refuses bad inputs with one clear sentence', () => {
+    const model = new CogVideoXTransformer3DModel(tinyConfig(), { rng: Rng.fromSeed(1), align: { align_layer: 1, align_dims: [8], projector_dim: 16 } });
+    try {
+      const { latents, text, ts } = inputs(model, 1, 3);
+      const run = (l: tf.Tensor, t: tf.Tensor, s: number[], o = {}) => () => model.forward(l, t, s, o);
+      tf.tidy(() => {
+        expect(run(tf.zeros([1, 2, 5, 6, 4]), text, ts)).toThrow(/height 5 and width 6 must be multiples of patch_size 2/);
+        expect(run(tf.zeros([1, 2, 4, 6, 3]), text, ts)).toThrow(/channel axis \(last\) is 3, config in_channels is 4/);
+        expect(run(tf.zeros([2, 4, 6, 4]), text, ts)).toThrow(/expected \[batch, frames, height, width, 4\]/);
+        expect(run(latents, tf.zeros([1, 6, 12]), ts)).toThrow(/text length 6 is over max_text_seq_length 5/);
+        expect(run(latents, tf.zeros([1, 5, 7]), ts)).toThrow(/textEmbeddings: expected \[1, text_len, 12\]/);
+        expect(run(latents, text, [1, 2])).toThrow(/timesteps: expected 1 values/);
+        expect(run(latents, text, ts, { alignLayer: 3 })).toThrow(/alignLayer 3 is out of range \(1-based block index 1\.\.2/);
+      });
+      tf.dispose([latents, text]);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('batch items are independent (2B sincos and 5B rotary)', () => {
+    for (const rotary of [false, true]) {
+      const model = new CogVideoXTransformer3DModel(tinyConfig({ use_rotary_positional_embeddings: rotary }), { rng: Rng.fromSeed(7), align: { align_layer: 2, align_dims: [8], projector_dim: 16 } });
+      try {
+        fc.assert(
+          fc.property(fc.integer({ min: 0, max: 1000 }), (seed) => {
+            const { latents, text, ts } = inputs(model, 2, seed);
+            const both = model.forward(latents, text, ts);
+            const one = tf.tidy(() => model.forward(tf.slice(latents, [1], [1]), tf.slice(text, [1], [1]), [ts[1]!]));
+            const a = tf.slice(both.sample, [1], [1]).dataSync();
+            const b = one.sample.dataSync();
+            const a2 = tf.slice(both.aligned!, [1], [1]).dataSync();
+            const b2 = one.aligned!.dataSync();
+            let e = 0;
+            for (let i = 0; i < a.length; i++) e = Math.max(e, Math.abs(a[i]! - b[i]!));
+            for (let i = 0; i < a2.length; i++) e = Math.max(e, Math.abs(a2[i]! - b2[i]!));
+            tf.dispose([latents, text, both.sample, both.aligned!, both.alignHidden!, one.sample, one.aligned!, one.alignHidden!]);
+            return e < 1e-5;
+          }),
+          { numRuns: 4 },
+        );
+      } finally {
+        model.dispose();
+      }
+    }
+  });
+
+  it('gradient checkpointing gives the same gradients, and only trainable parameters get them', () => {
+    const model = new CogVideoXTransformer3DModel(tinyConfig({ use_rotary_positional_embeddings: true }), { rng: Rng.fromSeed(11), align: { align_layer: 1, align_dims: [8], projector_dim: 16 } });
+    try {
+      const { latents, text, ts } = inputs(model, 2, 5);
+      model.requiresGrad(false);
+      model.setTrainable((n) => n.startsWith('transformer_blocks.0.attn1.') || n.startsWith('proj_out.') || n.startsWith('projectors.'), true);
+      // trainable: block 0's attention, proj_out, and the align parts (the downsampler is not on this path)
+      const down = new Set(model.namedParameters().filter(([n]) => n.startsWith('downsampler')).map(([, p]) => p.value));
+      const vars = model.trainableParameters().filter((v) => !down.has(v));
+      expect(vars.length).toBe(12 + 2 + 6);
+      const lossFn = () =>
+        tf.tidy(() => {
+          const o = model.forward(latents, text, ts);
+          return tf.add(tf.mean(tf.square(o.sample)), tf.mean(tf.square(o.aligned!))) as tf.Scalar;
+        });
+      const g1 = tf.variableGrads(lossFn);
+      model.gradientCheckpointing = true;
+      const g2 = tf.variableGrads(lossFn);
+      model.gradientCheckpointing = false;
+      const names1 = Object.keys(g1.grads).sort();
+      expect(names1).toEqual(vars.map((v) => v.name).sort());
+      expect(Object.keys(g2.grads).sort()).toEqual(names1);
+      expect(Math.abs(g1.value.dataSync()[0]! - g2.value.dataSync()[0]!)).toBeLessThan(1e-6);
+      for (const n of names1) {
+        const a = g1.grads[n]!.dataSync();
+        const b = g2.grads[n]!.dataSync();
+        let scale = 0;
+        let e = 0;
+        for (let i = 0; i < a.length; i++) {
+          scale = Math.max(scale, Math.abs(a[i]!));
+          e = Math.max(e, Math.abs(a[i]! - b[i]!));
+        }
+        expect(e, n).toBeLessThanOrEqual(1e-5 * Math.max(scale, 1e-3));
+      }
+      // frozen parameters are not in the gradient map
+      expect(names1.some((n) => n.includes('transformer_blocks.1'))).toBe(false);
+      tf.dispose([latents, text, g1.value, g2.value, ...Object.values(g1.grads), ...Object.values(g2.grads)]);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('leaks no tensors (forward, checkpointed gradients)', async () => {
+    const model = new CogVideoXTransformer3DModel(tinyConfig({ use_rotary_positional_embeddings: true }), { rng: Rng.fromSeed(2), align: { align_layer: 2, align_dims: [8], projector_dim: 16 } });
+    try {
+      const { latents, text, ts } = inputs(model, 1, 9);
+      expect(await tensorLeakAcross(() => model.forward(latents, text, ts, { returnBlocks: true, returnEmbeddings: true }))).toBe(0);
+      model.gradientCheckpointing = true;
+      expect(
+        await tensorLeakAcross(() => {
+          const g = tf.variableGrads(() => tf.tidy(() => tf.mean(model.forward(latents, text, ts).sample) as tf.Scalar));
+          return [g.value, ...Object.values(g.grads)];
+        }),
+      ).toBe(0);
+      tf.dispose([latents, text]);
+    } finally {
+      model.dispose();
+    }
+  });
+});
