@@ -32,15 +32,15 @@ describe('vrepa dispatcher', () => {
     const io = recordingIO();
     expect(await runCli(['frobnicate', 'x'], { io, packages: [] })).toBe(2);
     expect(io.stderr()).toContain("unknown command 'frobnicate x'");
-    expect(io.stderr()).toContain('Commands: conformance, convert, inspect');
+    expect(io.stderr()).toContain('Commands: backend, backend install-native, conformance, convert, inspect');
     const none = recordingIO();
     expect(await runCli([], { io: none, packages: [] })).toBe(2);
     expect(none.stderr()).toContain('Usage: vrepa <command>');
   });
 
   it('every command answers --help (and -h, and `vrepa help <cmd>`) with its usage, without running', async () => {
-    const backend = cmd('backend');
-    const install = cmd('backend install-native');
+    const backend = cmd('model');
+    const install = cmd('model download');
     const packages = [fakePackage('@vrepa/core', { commands: [backend, install] })];
     const { commands } = await collectCommands({ packages });
     for (const c of commands) {
@@ -51,20 +51,20 @@ describe('vrepa dispatcher', () => {
       }
     }
     const io = recordingIO();
-    expect(await runCli(['help', 'backend', 'install-native'], { io, packages })).toBe(0);
+    expect(await runCli(['help', 'model', 'download'], { io, packages })).toBe(0);
     expect(io.stdout()).toBe(install.usage);
     expect(backend.calls.length + install.calls.length).toBe(0);
   });
 
   it('multi-word commands match the longest name and get the remaining arguments', async () => {
-    const backend = cmd('backend', () => 0);
-    const install = cmd('backend install-native', () => 3);
+    const backend = cmd('model', () => 0);
+    const install = cmd('model download', () => 3);
     const packages = [fakePackage('@vrepa/core', { commands: [backend, install] })];
-    expect(await runCli(['backend', 'install-native', '--gpu'], { io: recordingIO(), packages })).toBe(3);
+    expect(await runCli(['model', 'download', '--gpu'], { io: recordingIO(), packages })).toBe(3);
     expect(install.calls).toEqual([['--gpu']]);
-    expect(await runCli(['backend', '--check-only'], { io: recordingIO(), packages })).toBe(0);
+    expect(await runCli(['model', '--check-only'], { io: recordingIO(), packages })).toBe(0);
     expect(backend.calls).toEqual([['--check-only']]);
-    expect(matchCommand([backend, install], ['backend', 'x'])?.command.name).toBe('backend');
+    expect(matchCommand([backend, install], ['model', 'x'])?.command.name).toBe('model');
   });
 
   it('a group without a command of its own lists its subcommands', async () => {
@@ -98,7 +98,7 @@ describe('vrepa dispatcher', () => {
       ],
       builtinCommands,
     );
-    expect(commands.map((c) => c.name).sort()).toEqual(['a', 'conformance', 'convert', 'inspect']);
+    expect(commands.map((c) => c.name).sort()).toEqual(['a', 'backend', 'backend install-native', 'conformance', 'convert', 'inspect']);
     expect(commands.find((c) => c.name === 'inspect')).toBe(builtinCommands[0]);
     expect(warnings.join('\n')).toMatch(/@vrepa\/notarray: export 'commands' is not an array/);
     expect(warnings.join('\n')).toMatch(/@vrepa\/mixed: commands\[1\] is not a command/);
