@@ -6,8 +6,8 @@
  * carry diffusers' `lora_adapter_metadata` (the LoraConfig, keys prefixed `transformer.`) so that
  * diffusers' `load_lora_weights` restores α (without it diffusers assumes α = r, i.e. scale 1).
  *
- * In LoRA mode only the adapters (and the VideoREPA projector/downsampler, which live outside the
- * transformer's parameter tree) are trainable; full finetune is `model.requiresGrad(true)`.
+ * In LoRA mode only the adapters and the VideoREPA projector/downsampler are trainable; full finetune
+ * is `model.requiresGrad(true)` (the "sft" mode of the official trainer).
  */
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
@@ -42,8 +42,8 @@ export function loraTargets(model: CogVideoXTransformer3DModel, targetModules: s
 }
 
 /**
- * Add LoRA adapters (A random, B zero: the output is unchanged) to the target modules and make only
- * them trainable in the transformer (the align parts keep their own trainable variables).
+ * Add LoRA adapters (A random, B zero: the output is unchanged) to the target modules and (unless
+ * `freezeBase: false`) make only them and the VideoREPA align parts trainable, as the official trainer.
  * Returns the adapted module paths.
  */
 export function addLora(model: CogVideoXTransformer3DModel, config: Partial<LoraConfig> = {}, opts: { rng?: Rng; freezeBase?: boolean } = {}): string[] {
@@ -56,8 +56,9 @@ export function addLora(model: CogVideoXTransformer3DModel, config: Partial<Lora
   }
   for (const lin of targets.values()) lin.addLora(c.rank, c.alpha, { rng: opts.rng });
   if (opts.freezeBase ?? true) {
+    // official LoRA mode: only the adapters, the projector and the downsampler train
     model.requiresGrad(false);
-    model.setTrainable((n) => n.includes('.lora_A.') || n.includes('.lora_B.'), true);
+    model.setTrainable((n) => n.includes('.lora_A.') || n.includes('.lora_B.') || n.startsWith('projectors.') || n.startsWith('downsampler_cogvideo_output.'), true);
   }
   return [...targets.keys()];
 }
