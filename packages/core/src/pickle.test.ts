@@ -110,3 +110,12 @@ describe('restricted unpickler', () => {
     );
   });
 });
+
+describe('no code path to execution', () => {
+  it('the checkpoint readers import nothing that can run code (no child_process, vm, eval, Function)', () => {
+    for (const f of ['pickle.ts', 'pth.ts', 'zip.ts', 'checkpoint.ts', 'convert.ts', 'sharded.ts', 'safetensors.ts']) {
+      const src = fs.readFileSync(path.join(import.meta.dirname, f), 'utf8');
+      expect(src, f).not.toMatch(/child_process|node:vm|\beval\s*\(|new Function\b|\brequire\s*\(|import\s*\(/);
+    }
+  });
+});
