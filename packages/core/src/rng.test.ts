@@ -130,7 +130,7 @@ describe('randomTensor', () => {
     const t = Rng.fromSeed(1).randomTensor([200, 300], 'normal', { mean: 2, std: 3 });
     expect(t.shape).toEqual([200, 300]);
     expect(t.dtype).toBe('float32');
-    const d = await t.data();
+    const d = (await t.data()) as Float32Array;
     const r = Rng.fromSeed(1);
     expect(d[0]).toBeCloseTo(2 + 3 * r.normal(), 5);
     expect(d[1]).toBeCloseTo(2 + 3 * r.normal(), 5);

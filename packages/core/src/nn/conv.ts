@@ -48,10 +48,15 @@ export function conv2d(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null,
     throw new Error(`conv2d: weight must be [kH, kW, ${x.shape[3]}, out] for input [${x.shape.join(', ')}], got [${weight.shape.join(', ')}]`);
   const [sh, sw] = strides(opts.stride, 2, 'conv2d');
   const [ph, pw] = pairs(opts.padding as AxisPad | AxisPad[] | undefined, 2, 'conv2d');
+  const [kh, kw] = [weight.shape[0]!, weight.shape[1]!];
   return tf.tidy(() => {
+    // 'valid' / 'same' where they are exactly PyTorch's padding (tfjs-node rejects explicit padding in
+    // the backward), else an explicit zero pad first
     const zero = ph![0] === 0 && ph![1] === 0 && pw![0] === 0 && pw![1] === 0;
-    const pad = zero ? 'valid' : ([[0, 0], ph!, pw!, [0, 0]] as [[number, number], [number, number], [number, number], [number, number]]);
-    let y = tf.conv2d(x as tf.Tensor4D, weight as tf.Tensor4D, [sh!, sw!], pad);
+    const same =
+      sh === 1 && sw === 1 && kh % 2 === 1 && kw % 2 === 1 && ph![0] === (kh - 1) / 2 && ph![1] === ph![0] && pw![0] === (kw - 1) / 2 && pw![1] === pw![0];
+    const xp = zero || same ? x : tf.pad(x, [[0, 0], ph!, pw!, [0, 0]]);
+    let y = tf.conv2d(xp as tf.Tensor4D, weight as tf.Tensor4D, [sh!, sw!], same && !zero ? 'same' : 'valid');
     if (bias) y = tf.add(y, bias);
     return y;
   });
