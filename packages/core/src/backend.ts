@@ -98,7 +98,8 @@ function firstLine(e: unknown): string {
   return msg.split('\n')[0]!;
 }
 
-function parseChoice(v: string | undefined): BackendChoice | undefined {
+/** Parse a VREPA_BACKEND value (undefined when unset or empty); throws naming the valid choices. */
+export function parseBackendChoice(v: string | undefined): BackendChoice | undefined {
   if (v === undefined || v === '') return undefined;
   if ((BACKEND_CHOICES as readonly string[]).includes(v)) return v as BackendChoice;
   throw new Error(`VREPA_BACKEND=${v} is not a backend; expected one of ${BACKEND_CHOICES.join(', ')}`);
@@ -112,7 +113,7 @@ export async function initBackend(opts: { backend?: BackendChoice; quiet?: boole
   if (current) return current;
   if (pending) return pending;
   pending = (async () => {
-    const requested = opts.backend ?? parseChoice(process.env.VREPA_BACKEND) ?? 'auto';
+    const requested = opts.backend ?? parseBackendChoice(process.env.VREPA_BACKEND) ?? 'auto';
     const skipped: Record<string, string> = {};
     const candidates: Array<[BackendChoice, () => Promise<string | undefined>, string?]> = [
       ['tensorflow-gpu', () => tryNative('@tensorflow/tfjs-node-gpu'), '@tensorflow/tfjs-node-gpu'],

@@ -15,3 +15,4 @@ export * from './command.js';
 export * from './module.js';
 export * from './rng.js';
 export * from './nn/index.js';
+export * from './backends/index.js';

@@ -29,10 +29,12 @@ export interface InstallNativeOptions {
   cacheDir?: string;
   /** TensorFlow wheel version (default 2.21.0). */
   tfVersion?: string;
-  /** Python interpreter that runs pip and zipfile (default: $VREPA_PYTHON, python3, python). */
+  /** Python interpreter that runs pip and zipfile (default: the first of $VREPA_PYTHON, python3, python with pip). */
   python?: string;
   /** Rebuild even when a working binding is already there. */
   force?: boolean;
+  /** `${platform}-${arch}` to act as (tests of the unsupported-platform message); default this machine's. */
+  platform?: string;
 }
 
 export interface NativeSmokeResult {
@@ -117,7 +119,7 @@ function tail(s: string | null | undefined, lines = 6): string {
 }
 
 function findPython(preferred?: string): string | undefined {
-  const candidates = [preferred, process.env.VREPA_PYTHON, 'python3', 'python'].filter(Boolean) as string[];
+  const candidates = preferred ? [preferred] : ([process.env.VREPA_PYTHON, 'python3', 'python'].filter(Boolean) as string[]);
   for (const py of candidates) {
     const r = run(py, ['-m', 'pip', '--version'], { timeoutMs: 30_000 });
     if (r.status === 0) return py;
@@ -231,10 +233,11 @@ export async function installNative(opts: InstallNativeOptions = {}): Promise<In
   });
   const fallback = 'The wasm backend stays in use.';
 
-  if (process.platform !== 'linux' || process.arch !== 'x64') {
+  const platform = opts.platform ?? `${process.platform}-${process.arch}`;
+  if (platform !== 'linux-x64') {
     return done(
       false,
-      `install-native supports linux-x64 only (this machine is ${process.platform}-${process.arch}): the TensorFlow wheels it builds from are manylinux x86_64. ${fallback} On other platforms install ${spec} with its own install script where it can download, e.g. \`npm i ${spec}@4.22.0\`.`,
+      `install-native supports linux-x64 only (this machine is ${platform}): the TensorFlow wheels it builds from are manylinux x86_64. ${fallback} On other platforms install ${spec} with its own install script where it can download, e.g. \`npm i ${spec}@4.22.0\`.`,
     );
   }
   const pkgDir = findPackageDir(spec, opts.cwd);
@@ -264,7 +267,7 @@ export async function installNative(opts: InstallNativeOptions = {}): Promise<In
 
   const python = findPython(opts.python);
   if (!python) {
-    return done(false, `no Python with pip found (tried $VREPA_PYTHON, python3, python): install-native needs \`python3 -m pip\` to download the ${wheelProject} wheel and read it. Install Python 3 with pip, or set VREPA_PYTHON. ${fallback}`, { packageDir: pkgDir });
+    return done(false, `no Python with pip found (tried ${opts.python ?? '$VREPA_PYTHON, python3, python'}): install-native needs \`python3 -m pip\` to download the ${wheelProject} wheel and read it. Install Python 3 with pip, or set VREPA_PYTHON. ${fallback}`, { packageDir: pkgDir });
   }
   const cxx = hasCompiler();
   if (!cxx) {

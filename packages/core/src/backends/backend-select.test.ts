@@ -1,0 +1,86 @@
+// Backend selection across processes: VREPA_BACKEND errors, both backends selectable, the native smoke
+// test, and install-native's messages for bad input.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { findPackageDir, installNative, nativeBindingPath, nativeSmokeTest } from './native.js';
+import { backendInfo, parseBackendChoice } from '../backend.js';
+import { runBackendProbe, runInChild, type BackendProbe } from './probe.js';
+
+const nativeDir = findPackageDir('@tensorflow/tfjs-node');
+const nativeBuilt = !!nativeDir && fs.existsSync(nativeBindingPath(nativeDir));
+if (!nativeBuilt) {
+  console.log(`[vrepa] native tests skipped: @tensorflow/tfjs-node ${nativeDir ? `has no built binding at ${nativeBindingPath(nativeDir)}` : 'is not installed'} (run \`pnpm backend:install-native\`)`);
+}
+
+type Probe = Awaited<ReturnType<typeof runBackendProbe>>;
+
+describe('backend selection', () => {
+  it('VREPA_BACKEND naming a backend that cannot load fails with a list of what can; wasm is selectable', async () => {
+    const [gpu, wasm] = await Promise.all([
+      runInChild<string>(`await core.initBackend({ quiet: true }); emit('loaded');`, { VREPA_BACKEND: 'tensorflow-gpu' }, 60_000),
+      runInChild<Probe>(`emit(await core.runBackendProbe(0));`, { VREPA_BACKEND: 'wasm' }, 60_000),
+    ]);
+    // tfjs-node-gpu is not installed in this workspace.
+    expect(gpu.value).toBeUndefined();
+    expect(gpu.error).toMatch(/backend 'tensorflow-gpu' cannot load \(.*tfjs-node-gpu.*\); backends that can load here: (tensorflow, )?wasm, cpu/);
+    expect(wasm.value).toMatchObject({ tfjsBackend: 'wasm', correct: true, threads: 1 } satisfies Partial<BackendProbe>);
+  });
+
+  it('a VREPA_BACKEND value that is no backend is rejected with the valid names', () => {
+    expect(() => parseBackendChoice('metal')).toThrow(/VREPA_BACKEND=metal is not a backend; expected one of auto, tensorflow-gpu, tensorflow, wasm, cpu/);
+    expect(parseBackendChoice('')).toBeUndefined();
+    expect(parseBackendChoice('wasm')).toBe('wasm');
+  });
+
+  it('the default is the native backend wherever its binding is built', () => {
+    const info = backendInfo();
+    expect(info).toBeDefined();
+    if (!process.env.VREPA_BACKEND || process.env.VREPA_BACKEND === 'auto') {
+      expect(info!.name).toBe(nativeBuilt ? 'tensorflow' : 'wasm');
+    } else {
+      expect(info!.requested).toBe(process.env.VREPA_BACKEND);
+    }
+  });
+
+  it.skipIf(!nativeBuilt)('the native binding passes the smoke test (matMul, transposes, batched matMul, conv2d, gradient)', () => {
+    const r = nativeSmokeTest(nativeDir!);
+    expect(r.failures).toEqual([]);
+    expect(r.ok).toBe(true);
+    expect(r.tfVersion).toMatch(/^2\.\d+/);
+  });
+});
+
+describe('install-native on bad input: one clear message, nothing thrown', () => {
+  it('an unsupported platform', async () => {
+    const r = await installNative({ platform: 'darwin-arm64', log: () => {} });
+    expect(r.ok).toBe(false);
+    expect(r.message).toMatch(/supports linux-x64 only \(this machine is darwin-arm64\).*wasm backend stays in use/);
+  });
+
+  it('the package is not installed', async () => {
+    const r = await installNative({ gpu: true, cwd: os.tmpdir(), log: () => {} });
+    expect(r.ok).toBe(false);
+    expect(r.message).toMatch(/@tensorflow\/tfjs-node-gpu is not installed.*--ignore-scripts.*wasm backend stays in use/);
+  });
+
+  it('no Python with pip', async () => {
+    const r = await installNative({ python: '/nonexistent/python3', force: true, log: () => {} });
+    expect(r.ok).toBe(false);
+    expect(r.message).toMatch(/no Python with pip found \(tried \/nonexistent\/python3\).*wasm backend stays in use/);
+  });
+
+  it.skipIf(!nativeDir)('a failed download leaves the working build alone', async () => {
+    // A python whose pip answers --version but fails every download, as an offline pip does.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-pip-'));
+    const py = path.join(dir, 'python3');
+    fs.writeFileSync(py, '#!/bin/sh\n[ "$3" = "--version" ] && { echo "pip 23.2"; exit 0; }\necho "ERROR: No matching distribution found for $3" >&2\nexit 1\n', { mode: 0o755 });
+    const before = nativeBuilt ? fs.statSync(nativeBindingPath(nativeDir!)).mtimeMs : 0;
+    const r = await installNative({ python: py, force: true, cacheDir: dir, log: () => {} });
+    expect(r.ok).toBe(false);
+    expect(r.message).toMatch(/pip could not download tensorflow-cpu==2\.21\.0 \(exit 1\): ERROR: No matching distribution.*put the \.whl file into .*wasm backend stays in use/);
+    if (nativeBuilt) expect(fs.statSync(nativeBindingPath(nativeDir!)).mtimeMs).toBe(before);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});

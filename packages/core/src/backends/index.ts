@@ -1,0 +1,33 @@
+export {
+  installNative,
+  nativeSmokeTest,
+  findPackageDir,
+  nativeBindingPath,
+  installScriptHint,
+  vrepaCacheDir,
+  DEFAULT_TF_VERSION,
+  type InstallNativeOptions,
+  type InstallNativeResult,
+  type NativeSmokeResult,
+} from './native.js';
+export {
+  WasmHeapError,
+  setWasmHeapLimit,
+  wasmHeapLimit,
+  wasmHeapBytes,
+  parseByteSize,
+  WASM_HEAP_MAX_BYTES,
+  DEFAULT_WASM_HEAP_LIMIT,
+} from './heap-guard.js';
+export { WASM_KERNEL_FIXES, installWasmKernels, wasmKernelsInstalled, withStockWasmKernels, type WasmKernelFix } from './wasm-kernels.js';
+export { wasmThreadsCount, requestedWasmThreads, wasmBinaryDir } from './wasm-setup.js';
+export {
+  probeBackends,
+  runBackendProbe,
+  runInChild,
+  nativeBindingBuilt,
+  machineSummary,
+  PROBED_BACKENDS,
+  type BackendProbe,
+  type ProbedBackend,
+} from './probe.js';
