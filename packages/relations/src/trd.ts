@@ -232,6 +232,30 @@ function mixedWeights(a0: number, a1: number, b0: number, b1: number, P: number,
   });
 }
 
+/**
+ * Cut the rows of `x` into pieces of `sizes` by a balanced tree of two-way splits: the wasm Slice kernel
+ * copies its whole input to JS on every call, so a flat k-way split costs k full copies and the tree
+ * 2·log₂k. Returns `[x]` itself when there is one piece.
+ */
+function splitRows(x: tf.Tensor2D, sizes: number[]): tf.Tensor2D[] {
+  if (sizes.length === 1) return [x];
+  const half = sizes.length >> 1;
+  const left = sizes.slice(0, half);
+  const right = sizes.slice(half);
+  const sum = (a: number[]) => a.reduce((p, q) => p + q, 0);
+  const [a, b] = tf.split(x, [sum(left), sum(right)], 0) as [tf.Tensor2D, tf.Tensor2D];
+  const out: tf.Tensor2D[] = [];
+  for (const [part, sz] of [
+    [a, left],
+    [b, right],
+  ] as const) {
+    const pieces = splitRows(part, sz);
+    if (pieces.length > 1) part.dispose();
+    out.push(...pieces);
+  }
+  return out;
+}
+
 /** Hooks for measurements (benchmarks): called after every block pair with no arguments. */
 export const trdInstrumentation: { afterBlock?: () => void } = {};
 
@@ -270,21 +294,19 @@ function trdBlocks(student: tf.Tensor3D, teacher: tf.Tensor3D, cfg: ResolvedTrd,
     }
   };
   try {
-    // Normalised rows; z = [n(H), −n(Y)] so that z_I·[n(H)_J, n(Y)_J]ᵀ = S_s − S_t in one matmul.
+    // Normalised rows; z = [n(H), −n(Y)] and u = [n(H), n(Y)], so z_I·u_Jᵀ = S_s − S_t on block (I, J), one matmul.
     const hs = normalizeRowsParts(tf.reshape(student, [B * N, Ds]));
     track(hs.n);
     track(hs.r);
     track(hs.live);
-    const ys = tf.tidy(() => normalizeRowsParts(tf.reshape(teacher, [B * N, Dt])).n);
-    track(ys);
-    const z = track(tf.tidy(() => tf.concat([hs.n, tf.neg(ys)], 1)));
-    const u = track(tf.concat([hs.n, ys], 1));
-    // One split each (the wasm Slice kernel copies its whole input per call: never slice in the loop).
+    const z = tf.tidy(() => tf.concat([hs.n, tf.neg(normalizeRowsParts(tf.reshape(teacher, [B * N, Dt])).n)], 1)) as tf.Tensor2D;
     const allSizes = Array.from({ length: B }, () => sizes).flat();
-    const split = (x: tf.Tensor2D): tf.Tensor2D[] => (allSizes.length === 1 ? [x] : (tf.split(x, allSizes, 0) as tf.Tensor2D[]).map(track));
-    const zB = split(z as tf.Tensor2D);
-    const uT = split(u as tf.Tensor2D).map((x) => track(tf.transpose(x)));
-    const hB = wantGrad ? split(hs.n as tf.Tensor2D) : [];
+    const zB = splitRows(z, allSizes);
+    if (zB.length > 1) z.dispose();
+    zB.forEach((x) => track(x));
+    const flip = track(tf.concat([tf.ones([Ds, 1]), tf.fill([Dt, 1], -1)], 0));
+    const uT = zB.map((x) => track(tf.tidy(() => tf.mul(tf.transpose(x), flip)) as tf.Tensor2D));
+    const hB = wantGrad ? zB.map((x) => track(tf.slice(x, [0, 0], [x.shape[0], Ds]))) : [];
 
     for (let I = 0; I < nb; I++) {
       for (let J = I; J < nb; J++) {
@@ -306,7 +328,9 @@ function trdBlocks(student: tf.Tensor3D, teacher: tf.Tensor3D, cfg: ResolvedTrd,
             const part = sumRows(W ? tf.mul(at, W) : at);
             const scaled = tf.mul(part, mult * (kind.kind === 'uniform' ? kind.r : 1)) as tf.Scalar;
             if (!wantGrad) return { scaled };
-            let g = tf.sign(t) as tf.Tensor2D;
+            // sign(t) as clip(t·1e30, −1, 1): exact for |t| ≥ 1e-30 (t ≠ 0 means |t| ≥ ulp(m)), and two
+            // fast native ops where the wasm Sign kernel is slow.
+            let g = tf.clipByValue(tf.mul(t, 1e30), -1, 1) as tf.Tensor2D;
             if (W) g = tf.mul(g, W) as tf.Tensor2D;
             else if (kind.kind === 'uniform' && kind.r !== 1) g = tf.mul(g, kind.r) as tf.Tensor2D;
             if (I === J) {
