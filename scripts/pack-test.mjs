@@ -244,6 +244,25 @@ for (const p of packedPkgs.filter(selected)) {
   }
 }
 
+// ---- 3b. the conformance suite through the installed `vrepa` (handlers as published, npm layout) ------
+const fixtures = process.env.VREPA_FIXTURES ?? path.join(root, '..', 'shared', 'fixtures');
+const cliPkg = packedPkgs.find((p) => p.json.bin && Object.keys(typeof p.json.bin === 'string' ? { x: 1 } : p.json.bin).includes('vrepa'));
+if (cliPkg && selected(cliPkg) && fs.existsSync(path.join(fixtures, 'index.json'))) {
+  const report = path.join(work, 'conformance.json');
+  const started = performance.now();
+  const r = run(path.join(project, 'node_modules', '.bin', 'vrepa'), ['conformance', fixtures, '--json', report], { cwd: project, timeout: 300_000 });
+  let summary = '';
+  try {
+    const j = JSON.parse(fs.readFileSync(report, 'utf8'));
+    const ran = j.results.filter((x) => x.handled);
+    summary = `${ran.filter((x) => x.pass).length}/${ran.length} handled sub-cases pass on ${j.backend}, ${j.unhandled_cases.length} cases without a handler`;
+  } catch {
+    summary = 'no JSON report';
+  }
+  log(`vrepa conformance (installed): exit ${r.code}, ${summary}, ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  mark(cliPkg.json.name, 'conformance', r.code === 0, `\`vrepa conformance ${fixtures}\` from the installed packages exited ${r.code} (${summary})\n${tail(r.output, 25)}`);
+} else if (cliPkg && selected(cliPkg)) log(`no fixture set at ${fixtures} (set VREPA_FIXTURES): conformance step skipped`);
+
 // ---- 4. README examples ----------------------------------------------------------------------------
 const EXAMPLE = /<!--\s*example\s*-->\s*\n\s*```([A-Za-z]*)[^\n]*\n([\s\S]*?)\n\s*```/g;
 for (const p of packedPkgs.filter(selected)) {
