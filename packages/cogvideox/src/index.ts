@@ -1,4 +1,5 @@
 export * from './schedulers/index.js';
 export * from './transformer/index.js';
 export * from './lora/index.js';
+export * from './losses.js';
 export { conformanceHandlers } from './conformance.js';

@@ -120,6 +120,11 @@ export interface TransformerForwardOptions {
    * or explicit tables `cos`/`sin` `[N, head_dim]`.
    */
   rotary?: RotaryMode | RotaryTensors;
+  /**
+   * Apply the projector to the aligned hidden state (default true). The training loss passes false and
+   * hands `alignHidden` to @vrepa/align-dims' alignmentLoss, which applies the projector itself.
+   */
+  projectAligned?: boolean;
   /** Also return every block's joint output `[B, L+N, D]` (for conformance / debugging). */
   returnBlocks?: boolean;
   /** Also return the time embedding `[B, time_embed_dim]` and the patch embedding `[B, L+N, D]`. */
@@ -348,7 +353,7 @@ export class CogVideoXTransformer3DModel extends Module {
     if (!Number.isInteger(alignLayer) || alignLayer < 0 || alignLayer > c.num_layers) {
       throw new Error(`forward: alignLayer ${alignLayer} is out of range (1-based block index 1..${c.num_layers}, or 0 for none)`);
     }
-    if (alignLayer > 0 && !this.projector) {
+    if (alignLayer > 0 && !this.projector && (opts.projectAligned ?? true)) {
       throw new Error(`forward: alignLayer ${alignLayer} asked, but the model has no projector (load a VideoREPA checkpoint or call createAlignParts)`);
     }
     const grid = this.latentGrid(latents.shape);
@@ -380,10 +385,13 @@ export class CogVideoXTransformer3DModel extends Module {
         }
         if (i + 1 === alignLayer) {
           const hidden = tf.slice(x, [0, L, 0], [-1, -1, -1]);
-          const aligned = this.projector!.forward(hidden);
           out.alignHidden = hidden;
-          out.aligned = aligned;
-          keep.push(hidden, aligned);
+          keep.push(hidden);
+          if (opts.projectAligned ?? true) {
+            const aligned = this.projector!.forward(hidden);
+            out.aligned = aligned;
+            keep.push(aligned);
+          }
         }
       }
       let h = tf.slice(x, [0, L, 0], [-1, -1, -1]);

@@ -130,7 +130,10 @@ describe('CogVideoXTransformer3DModel', () => {
           fc.property(fc.integer({ min: 0, max: 1000 }), (seed) => {
             const { latents, text, ts } = inputs(model, 2, seed);
             const both = model.forward(latents, text, ts);
-            const one = tf.tidy(() => model.forward(tf.slice(latents, [1], [1]), tf.slice(text, [1], [1]), [ts[1]!]));
+            const l1 = tf.slice(latents, [1], [1]);
+            const t1 = tf.slice(text, [1], [1]);
+            const one = model.forward(l1, t1, [ts[1]!]);
+            tf.dispose([l1, t1]);
             const a = tf.slice(both.sample, [1], [1]).dataSync();
             const b = one.sample.dataSync();
             const a2 = tf.slice(both.aligned!, [1], [1]).dataSync();
