@@ -1,4 +1,5 @@
 import type { VrepaCommand } from '@vrepa/core';
+import { physicsGenerateCommand } from './physics-command.js';
 import { probeCommand } from './probe-command.js';
 import { videophyScoreCommand } from './videophy-command.js';
 
@@ -10,7 +11,13 @@ export * from './linalg.js';
 export * from './probe.js';
 export * from './physion.js';
 export { probeCommand } from './probe-command.js';
+export * from './geometry.js';
+export * from './scenes.js';
+export * from './ffmpeg.js';
+export * from './png.js';
+export * from './dataset.js';
+export { physicsGenerateCommand } from './physics-command.js';
 export { videophyScoreCommand } from './videophy-command.js';
 
 /** The `vrepa` commands this package provides. */
-export const commands: VrepaCommand[] = [videophyScoreCommand, probeCommand];
+export const commands: VrepaCommand[] = [videophyScoreCommand, probeCommand, physicsGenerateCommand];

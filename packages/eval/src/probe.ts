@@ -152,7 +152,7 @@ export function fitKernelLogistic(
 ): KernelLogisticFit {
   if (!(lambda > 0)) throw new ProbeInputError(`fitKernelLogistic: lambda must be > 0, got ${lambda}.`);
   const maxIt = opts.maxIterations ?? 100;
-  const tol = opts.tolerance ?? 1e-10;
+  const tol = opts.tolerance ?? 1e-9;
   let alpha = init ? Float64Array.from(init.alpha) : new Float64Array(m);
   let ybar = 0;
   for (let i = 0; i < m; i++) ybar += y[i]!;
@@ -233,7 +233,7 @@ export function fitKernelLogistic(
     ka = kaTry;
     bias = bTry;
     obj = objTry;
-    if (dObj <= tol * Math.max(1, Math.abs(obj)) || maxDf < 1e-9) {
+    if (dObj <= tol * Math.max(1, Math.abs(obj)) || maxDf < 1e-7) {
       it++;
       break;
     }

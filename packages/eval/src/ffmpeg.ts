@@ -1,0 +1,97 @@
+/**
+ * Finding and driving ffmpeg: the `FFMPEG` environment variable, else `ffmpeg` on PATH, else the npm package
+ * `@ffmpeg-installer/ffmpeg` if it is installed (optional; a static build inside the registry tarball). With none
+ * of them, a clear error says how to get one.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+export class FfmpegMissingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FfmpegMissingError';
+  }
+}
+
+/** Where ffmpeg comes from, in order: FFMPEG env, PATH, @ffmpeg-installer/ffmpeg. Throws FfmpegMissingError. */
+export function findFfmpeg(env: NodeJS.ProcessEnv = process.env): { path: string; source: 'FFMPEG' | 'PATH' | '@ffmpeg-installer/ffmpeg' } {
+  if (env.FFMPEG !== undefined && env.FFMPEG !== '') {
+    if (!isExecutable(env.FFMPEG)) throw new FfmpegMissingError(`ffmpeg: FFMPEG is set to '${env.FFMPEG}', which is not an executable file.`);
+    return { path: env.FFMPEG, source: 'FFMPEG' };
+  }
+  for (const dir of (env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    const p = path.join(dir, 'ffmpeg');
+    if (isExecutable(p)) return { path: p, source: 'PATH' };
+  }
+  try {
+    const req = createRequire(import.meta.url);
+    const spec = '@ffmpeg-installer/ffmpeg';
+    const p = (req(spec) as { path: string }).path;
+    if (isExecutable(p)) return { path: p, source: '@ffmpeg-installer/ffmpeg' };
+  } catch {
+    /* not installed */
+  }
+  throw new FfmpegMissingError(
+    'ffmpeg not found: set FFMPEG=/path/to/ffmpeg, put ffmpeg on PATH (apt-get install ffmpeg), or add the npm package @ffmpeg-installer/ffmpeg.',
+  );
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    fs.accessSync(p, fs.constants.X_OK);
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Whether some ffmpeg can be found. */
+export function hasFfmpeg(env: NodeJS.ProcessEnv = process.env): boolean {
+  try {
+    findFfmpeg(env);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Encode RGB frames `[frames, H, W, 3]` as H.264 mp4 (yuv420p, crf 18) by piping raw frames to ffmpeg's stdin.
+ * Width and height must be even (yuv420p).
+ */
+export async function encodeMp4(file: string, frames: Uint8Array, width: number, height: number, fps: number, opts: { ffmpeg?: string; crf?: number } = {}): Promise<void> {
+  const frameBytes = width * height * 3;
+  if (frames.length % frameBytes !== 0 || frames.length === 0)
+    throw new RangeError(`encodeMp4: ${frames.length} bytes is not a whole number of ${width}×${height} RGB frames.`);
+  if (width % 2 || height % 2) throw new RangeError(`encodeMp4: width and height must be even for yuv420p, got ${width}×${height}.`);
+  const bin = opts.ffmpeg ?? findFfmpeg().path;
+  const args = ['-v', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${width}x${height}`, '-r', String(fps), '-i', 'pipe:0',
+    '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-crf', String(opts.crf ?? 18), '-preset', 'veryfast', '-movflags', '+faststart', file];
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn(bin, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += String(d)));
+    p.on('error', (e) => reject(new FfmpegMissingError(`ffmpeg: cannot run '${bin}' (${e.message}).`)));
+    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited with code ${code} writing '${file}': ${err.trim().split('\n').slice(-3).join(' ')}`))));
+    p.stdin.on('error', () => {
+      /* reported through 'close' */
+    });
+    p.stdin.end(Buffer.from(frames.buffer, frames.byteOffset, frames.byteLength));
+  });
+}
+
+/** Decode a video to RGB frames `[frames, H, W, 3]` (size parsed from ffmpeg's stream info). */
+export function decodeVideo(file: string, opts: { ffmpeg?: string } = {}): { frames: Uint8Array; count: number; width: number; height: number } {
+  const bin = opts.ffmpeg ?? findFfmpeg().path;
+  const info = spawnSync(bin, ['-hide_banner', '-i', file], { encoding: 'utf8' });
+  const m = /Video:.*?(\d{2,5})x(\d{2,5})/.exec(info.stderr ?? '');
+  if (!m) throw new Error(`decodeVideo: cannot read the frame size of '${file}' (${(info.stderr ?? '').trim().split('\n').at(-1)}).`);
+  const width = Number(m[1]);
+  const height = Number(m[2]);
+  const r = spawnSync(bin, ['-v', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { maxBuffer: 1 << 30 });
+  if (r.status !== 0) throw new Error(`decodeVideo: ffmpeg failed on '${file}': ${String(r.stderr).trim()}`);
+  const frames = new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.byteLength);
+  return { frames, count: frames.length / (width * height * 3), width, height };
+}
