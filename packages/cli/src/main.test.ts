@@ -115,10 +115,17 @@ describe('vrepa dispatcher', () => {
     expect(h.problems).toEqual(["@vrepa/odd: conformanceHandlers['x'] is not a function"]);
   });
 
-  it('collects from the real workspace packages without throwing (load failures become warnings)', async () => {
+  it('collects from the real workspace packages; every real command answers --help with its usage', async () => {
     const { commands, warnings } = await collectCommands();
-    expect(commands.map((c) => c.name)).toEqual(expect.arrayContaining(['inspect', 'convert', 'conformance']));
-    for (const w of warnings) expect(typeof w).toBe('string');
+    expect(commands.map((c) => c.name)).toEqual(expect.arrayContaining(['inspect', 'convert', 'conformance', 'backend']));
+    expect(warnings.filter((w) => w.includes('is not a command') || w.includes('already provides'))).toEqual([]);
+    for (const c of commands) {
+      expect(c.usage.trim().length, `${c.name} has a usage text`).toBeGreaterThan(0);
+      expect(c.summary.trim().length, `${c.name} has a summary`).toBeGreaterThan(0);
+      const io = recordingIO();
+      expect(await runCli([...c.name.split(' '), '--help'], { io }), `vrepa ${c.name} --help`).toBe(0);
+      expect(io.stdout()).toContain(c.usage.trim().split('\n')[0]);
+    }
   });
 
   it('--version prints the package version', async () => {
