@@ -4,7 +4,7 @@
  * e.g. `backend install-native`), handles `--help` for every command, and maps errors to exit codes.
  */
 import type { VrepaCommand } from '@vrepa/core';
-import pkg from '../package.json';
+import { version } from '../package.json';
 import { wantsHelp } from './args.js';
 import { backendCommands } from './commands/backend.js';
 import { conformanceCommand, runConformanceCommand } from './commands/conformance.js';
@@ -13,7 +13,7 @@ import { inspectCommand, runInspectCommand } from './commands/inspect.js';
 import { EXIT, padEnd, processIO, UsageError, type CliIO } from './io.js';
 import { commandsFrom, loadPackages, type LoadedPackage } from './packages.js';
 
-export const VERSION: string = pkg.version;
+export const VERSION: string = version;
 
 /** What the CLI's own commands get besides their arguments. */
 export interface CliContext {

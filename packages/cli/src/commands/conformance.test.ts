@@ -149,6 +149,14 @@ describe('vrepa conformance', () => {
     expect(bad.err).toContain('--backend quantum is not a backend');
   });
 
+  it('runs a single case directory and --verbose prints every comparison', async () => {
+    const dir = fixtureDir({ failing: false, unhandled: false });
+    const { code, out } = await conformance([path.join(dir, 'synth_scale'), '--verbose']);
+    expect(code).toBe(0);
+    expect(out).toContain('1 case ·');
+    expect(out.match(/^ {4}ok {3}y: max error/gm)?.length).toBe(2);
+  });
+
   it('formats ratios compactly', () => {
     expect(formatRatio(null)).toBe('-');
     expect(formatRatio(Infinity)).toBe('inf');
