@@ -138,7 +138,7 @@ describe('every file in fixtures/checkpoints yields what checkpoints/index.json 
         const want = readAll(expectedWeightsFile(entry.expected as string));
         const extra = (entry.extra_keys as string[] | undefined) ?? [];
         const strip = (entry.strip_prefix as string | undefined) || undefined;
-        const keys = typeof entry.state_dict_at === 'string' ? [firstWord(entry.state_dict_at)] : [undefined];
+        const keys: (string | undefined)[] = typeof entry.state_dict_at === 'string' ? [firstWord(entry.state_dict_at)] : [undefined];
         const also = typeof entry.state_dict_at === 'string' ? /\(also ([\w.]+)\)/.exec(entry.state_dict_at)?.[1] : undefined;
         if (also) keys.push(also);
         for (const key of keys) {

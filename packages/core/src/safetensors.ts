@@ -119,6 +119,38 @@ export function parseSafetensorsHeader(
 
 /** Decode raw little-endian bytes of one dtype; F16/BF16 are widened to float32. */
 export function decodeBytes(dtype: SafetensorsDtype, bytes: Uint8Array): TensorArray {
+  if (dtype === 'BF16' || dtype === 'F16' || dtype === 'I16' || dtype === 'I8') {
+    // Widening types: read through a view (copy first only when the view would be misaligned).
+    const src = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+    const n = src.byteLength >> 1;
+    switch (dtype) {
+      case 'BF16': {
+        const u16 = new Uint16Array(src.buffer, src.byteOffset, n);
+        const out = new Int32Array(n); // bf16 bits in the top half of an int32 = the float32 bits
+        for (let i = 0; i < n; i++) out[i] = u16[i]! << 16;
+        return new Float32Array(out.buffer);
+      }
+      case 'F16': {
+        const u16 = new Uint16Array(src.buffer, src.byteOffset, n);
+        const out = new Float32Array(n);
+        const table = f16ToF32Table();
+        for (let i = 0; i < n; i++) out[i] = table[u16[i]!]!;
+        return out;
+      }
+      case 'I16': {
+        const i16 = new Int16Array(src.buffer, src.byteOffset, n);
+        const out = new Int32Array(n);
+        for (let i = 0; i < n; i++) out[i] = i16[i]!;
+        return out;
+      }
+      case 'I8': {
+        const i8 = new Int8Array(src.buffer, src.byteOffset, src.byteLength);
+        const out = new Int32Array(i8.length);
+        for (let i = 0; i < i8.length; i++) out[i] = i8[i]!;
+        return out;
+      }
+    }
+  }
   // Copy into a fresh aligned buffer so typed views are valid whatever the source offset.
   const buf = new ArrayBuffer(bytes.byteLength);
   new Uint8Array(buf).set(bytes);
@@ -127,30 +159,11 @@ export function decodeBytes(dtype: SafetensorsDtype, bytes: Uint8Array): TensorA
       return new Float32Array(buf);
     case 'F64':
       return new Float64Array(buf);
-    case 'BF16': {
-      const u16 = new Uint16Array(buf);
-      const u32 = new Uint32Array(u16.length);
-      for (let i = 0; i < u16.length; i++) u32[i] = u16[i]! << 16;
-      return new Float32Array(u32.buffer);
-    }
-    case 'F16': {
-      const u16 = new Uint16Array(buf);
-      const out = new Float32Array(u16.length);
-      const table = f16ToF32Table();
-      for (let i = 0; i < u16.length; i++) out[i] = table[u16[i]!]!;
-      return out;
-    }
     case 'I64':
       return new BigInt64Array(buf);
     case 'I32':
       return new Int32Array(buf);
-    case 'I16':
-      return Int32Array.from(new Int16Array(buf));
-    case 'I8':
-      return Int32Array.from(new Int8Array(buf));
-    case 'U8':
-      return new Uint8Array(buf);
-    case 'BOOL':
+    default: // U8, BOOL
       return new Uint8Array(buf);
   }
 }
@@ -300,8 +313,8 @@ export function hostToTensor(h: HostTensor, what = 'tensor'): tf.Tensor {
     return tf.tensor(out, h.shape, 'int32');
   }
   if (h.dtype === 'BOOL') return tf.tensor(d as Uint8Array, h.shape, 'bool');
-  if (d instanceof Float64Array) return tf.tensor(Float32Array.from(d), h.shape, 'float32');
-  if (d instanceof Uint8Array) return tf.tensor(Int32Array.from(d), h.shape, 'int32');
+  if (d instanceof Float64Array) return tf.tensor(new Float32Array(d), h.shape, 'float32');
+  if (d instanceof Uint8Array) return tf.tensor(new Int32Array(d), h.shape, 'int32');
   return tf.tensor(d, h.shape, d instanceof Int32Array ? 'int32' : 'float32');
 }
 
@@ -355,17 +368,17 @@ export function hostToStreamEntry(name: string, x: HostTensor, dtype?: 'F32' | '
 
 function encodeHost(x: HostTensor, dtype: SafetensorsDtype): Uint8Array {
   if (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16') {
-    const f = x.data instanceof Float32Array ? x.data : Float32Array.from(x.data as ArrayLike<number>);
+    const f = x.data instanceof Float32Array ? x.data : new Float32Array(x.data as ArrayLike<number>);
     return encodeFloat(f, dtype);
   }
   let arr: ArrayBufferView;
   switch (dtype) {
-    case 'F64': arr = Float64Array.from(x.data as ArrayLike<number>); break;
+    case 'F64': arr = new Float64Array(x.data as ArrayLike<number>); break;
     case 'I64': arr = x.data instanceof BigInt64Array ? x.data.slice() : BigInt64Array.from(Array.from(x.data as ArrayLike<number>, (v) => BigInt(v))); break;
-    case 'I32': arr = Int32Array.from(x.data as ArrayLike<number>); break;
-    case 'I16': arr = Int16Array.from(x.data as ArrayLike<number>); break;
-    case 'I8': arr = Int8Array.from(x.data as ArrayLike<number>); break;
-    case 'U8': case 'BOOL': arr = Uint8Array.from(x.data as ArrayLike<number>); break;
+    case 'I32': arr = new Int32Array(x.data as ArrayLike<number>); break;
+    case 'I16': arr = new Int16Array(x.data as ArrayLike<number>); break;
+    case 'I8': arr = new Int8Array(x.data as ArrayLike<number>); break;
+    case 'U8': case 'BOOL': arr = new Uint8Array(x.data as ArrayLike<number>); break;
   }
   return new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
 }
@@ -396,10 +409,7 @@ export function floatToHalf(v: number): number {
 }
 
 function encodeFloat(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Uint8Array {
-  if (dtype === 'F32') {
-    const c = Float32Array.from(data);
-    return new Uint8Array(c.buffer);
-  }
+  if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint16Array(data.length);
   const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
   if (dtype === 'BF16') {
