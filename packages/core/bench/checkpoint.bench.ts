@@ -2,9 +2,8 @@
  * Checkpoint read throughput: safetensors (single file and a diffusers-style sharded index) against
  * `fs.readFile` of the same bytes, on a generated file of VREPA_BENCH_GB GiB (default 1) under
  * os.tmpdir(), deleted afterwards. The file sits in the page cache after it is written, so these are
- * memory-bandwidth numbers (what repeated loads see), not disk numbers. `peak buffers MB` is the largest
- * growth of live ArrayBuffer memory during one pass: the lazy readers hold about one tensor at a time
- * (16 MiB, plus garbage not yet collected), readFile the whole file.
+ * memory-bandwidth numbers (what repeated loads see), not disk numbers. The lazy readers hold one
+ * 16 MiB tensor at a time; readFile holds the whole file.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -80,65 +79,39 @@ export async function run(): Promise<void> {
     writeSafetensorsStream(f16, entries(half, tensorBytes, 'F16'));
     const halfMB = fs.statSync(bf16).size / 1e6;
 
-    /** Largest growth of live ArrayBuffer memory during one pass (sampled after each tensor). */
-    const bufferPeak = async (pass: (sample: () => void) => unknown) => {
-      const now = () => process.memoryUsage().arrayBuffers;
-      const before = now();
-      let peak = before;
-      const sample = () => {
-        peak = Math.max(peak, now());
-      };
-      await pass(sample);
-      sample();
-      return (peak - before) / MiB;
-    };
-
-    const lazyPass = (file: string, sample: () => void = () => {}) => {
+    // Each pass holds one tensor at a time (the lazy readers never buffer the whole file).
+    const lazyPass = (file: string) => {
       const f = SafetensorsFile.open(file);
       let sum = 0;
-      for (const k of f.keys()) {
-        sum += f.read(k).data.length;
-        sample();
-      }
+      for (const k of f.keys()) sum += f.read(k).data.length;
       f.close();
       return sum;
     };
-    const rawPass = (file: string, sample: () => void = () => {}) => {
+    const rawPass = (file: string) => {
       const f = SafetensorsFile.open(file);
-      for (const k of f.keys()) {
-        f.readBytes(k);
-        sample();
-      }
+      for (const k of f.keys()) f.readBytes(k);
       f.close();
     };
-    const ckptPass = (file: string, sample: () => void = () => {}) => {
+    const ckptPass = (file: string) => {
       const c = openCheckpoint(file);
-      for (const t of c.tensors.values()) {
-        t.read();
-        sample();
-      }
+      for (const t of c.tensors.values()) t.read();
       c.close();
     };
 
     const opts = { warmup: 1, runs: 3, maxMs: 20_000 };
     const rows: BenchRow[] = [];
-    const add = async (name: string, mb: number, fn: () => unknown, pass: (sample: () => void) => unknown) => {
+    const add = async (name: string, mb: number, fn: () => unknown) => {
       const t = await timeIt(fn, opts);
-      const held = await bufferPeak(pass);
-      rows.push({ name, MB: mb, 'median ms': t.medianMs, 'MB/s': mb / (t.medianMs / 1000), 'peak buffers MB': held });
+      rows.push({ name, MB: mb, 'median ms': t.medianMs, 'MB/s': mb / (t.medianMs / 1000) });
     };
 
-    await add('fs.readFile (baseline)', MB, () => fs.promises.readFile(single).then(() => undefined), async (sample) => {
-      const b = await fs.promises.readFile(single);
-      sample();
-      return b.length;
-    });
-    await add('safetensors readBytes, all tensors', MB, () => rawPass(single), (s) => rawPass(single, s));
-    await add('safetensors read → F32 arrays', MB, () => lazyPass(single), (s) => lazyPass(single, s));
-    await add('openCheckpoint(single).read each', MB, () => ckptPass(single), (s) => ckptPass(single, s));
-    await add(`openCheckpoint(index.json, ${shards} shards)`, MB, () => ckptPass(index), (s) => ckptPass(index, s));
-    await add('BF16 file read → widened F32', halfMB, () => lazyPass(bf16), (s) => lazyPass(bf16, s));
-    await add('F16 file read → widened F32', halfMB, () => lazyPass(f16), (s) => lazyPass(f16, s));
+    await add('fs.readFile (baseline)', MB, () => fs.promises.readFile(single).then(() => undefined));
+    await add('safetensors readBytes, all tensors', MB, () => rawPass(single));
+    await add('safetensors read → F32 arrays', MB, () => lazyPass(single));
+    await add('openCheckpoint(single).read each', MB, () => ckptPass(single));
+    await add(`openCheckpoint(index.json, ${shards} shards)`, MB, () => ckptPass(index));
+    await add('BF16 file read → widened F32', halfMB, () => lazyPass(bf16));
+    await add('F16 file read → widened F32', halfMB, () => lazyPass(f16));
 
     const base = rows[0]!['MB/s'] as number;
     for (const r of rows) r['× readFile'] = (r['MB/s'] as number) / base;
