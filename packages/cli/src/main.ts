@@ -100,6 +100,11 @@ export async function runCli(argv: readonly string[], opts: RunCliOptions = {}):
     io.out(`${VERSION}\n`);
     return EXIT.ok;
   }
+  // The CLI's own commands run without importing every package (start-up); their names are reserved.
+  const builtin = opts.builtin ?? builtinCommands;
+  const direct = first !== undefined && !first.startsWith('-') && first !== 'help' ? matchCommand(builtin, argv) : undefined;
+  if (direct) return runMatched(direct.command, direct.rest, io, opts);
+
   const { commands, warnings } = await collectCommands(opts);
   for (const w of warnings) io.err(`vrepa: warning: ${w}\n`);
 
@@ -139,7 +144,10 @@ export async function runCli(argv: readonly string[], opts: RunCliOptions = {}):
     return EXIT.usage;
   }
 
-  const { command, rest } = match;
+  return runMatched(match.command, match.rest, io, opts);
+}
+
+async function runMatched(command: CliCommand, rest: string[], io: CliIO, opts: RunCliOptions): Promise<number> {
   if (wantsHelp(rest)) {
     io.out(command.usage.endsWith('\n') ? command.usage : `${command.usage}\n`);
     return EXIT.ok;
