@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installWasmHeapGuard } from './backends/heap-guard.js';
 import { findPackageDir, nativeBindingPath } from './backends/native.js';
 import { installWasmKernels } from './backends/wasm-kernels.js';
-import { prepareWasm, requestedWasmThreads } from './backends/wasm-setup.js';
+import { prepareWasm, requestedWasmThreads, unrefWasmWorkers } from './backends/wasm-setup.js';
 import type { WasmBackend } from './backends/wasm-util.js';
 
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -76,6 +76,7 @@ onBackendInit((info) => {
   if (info.name !== 'wasm') return;
   installWasmKernels();
   installWasmHeapGuard(tf.backend() as unknown as WasmBackend);
+  unrefWasmWorkers();
 });
 
 /** Which backends could load here, judged without loading them (for error messages). */

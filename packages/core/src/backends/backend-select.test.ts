@@ -17,11 +17,17 @@ if (!nativeBuilt) {
 type Probe = Awaited<ReturnType<typeof runBackendProbe>>;
 
 describe('backend selection', () => {
-  it('VREPA_BACKEND naming a backend that cannot load fails with a list of what can; wasm is selectable', async () => {
-    const [gpu, wasm] = await Promise.all([
+  it('VREPA_BACKEND naming a backend that cannot load fails with a list of what can; wasm is selectable, also with VREPA_WASM_THREADS=2', async () => {
+    // Child processes in parallel: a backend registry is per process.
+    const [gpu, wasm, threaded] = await Promise.all([
       runInChild<string>(`await core.initBackend({ quiet: true }); emit('loaded');`, { VREPA_BACKEND: 'tensorflow-gpu' }, 60_000),
       runInChild<Probe>(`emit(await core.runBackendProbe(0));`, { VREPA_BACKEND: 'wasm' }, 60_000),
+      // Without process.exit: the threaded child must end on its own (pthread workers unref'd).
+      runInChild<Probe>(`emit(await core.runBackendProbe(0));`, { VREPA_BACKEND: 'wasm', VREPA_WASM_THREADS: '2' }, 60_000, { exit: false }),
     ]);
+    expect(threaded.error).toBeUndefined();
+    expect(threaded.value).toMatchObject({ tfjsBackend: 'wasm', threads: 2, correct: true });
+    expect(threaded.exitCode).toBe(0);
     // tfjs-node-gpu is not installed in this workspace.
     expect(gpu.value).toBeUndefined();
     expect(gpu.error).toMatch(/backend 'tensorflow-gpu' cannot load \(.*tfjs-node-gpu.*\); backends that can load here: (tensorflow, )?wasm, cpu/);

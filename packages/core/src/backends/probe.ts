@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import fs from 'node:fs';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendChoice } from '../backend.js';
@@ -50,15 +51,24 @@ function coreEntry(): { url: string; nodeArgs: string[] } {
  * Run `script` (an ES module body with `core` bound to @vrepa/core) in a child process with `env`; returns
  * the JSON value the script passes to `emit(...)`.
  */
-export function runInChild<T>(body: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ value?: T; error?: string; wallSeconds: number }> {
+export function runInChild<T>(
+  body: string,
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+  opts: { exit?: boolean } = {},
+): Promise<{ value?: T; error?: string; wallSeconds: number; exitCode?: number | null }> {
   const { url, nodeArgs } = coreEntry();
+  // exit: false lets the child end on its own (tests that nothing keeps the process alive).
   const script = `const core = await import(${JSON.stringify(url)});
 const emit = (v) => process.stdout.write('\\n@@VREPA@@' + JSON.stringify(v) + '\\n');
 try { ${body} } catch (e) { emit({ __error: String(e && e.message || e).split('\\n')[0] }); }
-process.exit(0);`;
+${opts.exit === false ? '' : 'process.exit(0);'}`;
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...nodeArgs, '--input-type=module', '-e', script], {
+    // A script file rather than `-e`: pthread workers inherit execArgv, and `--input-type` breaks them.
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-child-')), 'child.mjs');
+    fs.writeFileSync(file, script);
+    const child = spawn(process.execPath, [...nodeArgs, file], {
       env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: process.env.TF_CPP_MIN_LOG_LEVEL ?? '2', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -69,6 +79,7 @@ process.exit(0);`;
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
       const wallSeconds = (Date.now() - t0) / 1000;
       const line = out.split('\n').find((l) => l.startsWith('@@VREPA@@'));
       if (!line) {
@@ -77,8 +88,8 @@ process.exit(0);`;
         return;
       }
       const v = JSON.parse(line.slice('@@VREPA@@'.length));
-      if (v && typeof v === 'object' && '__error' in v) resolve({ error: String(v.__error), wallSeconds });
-      else resolve({ value: v as T, wallSeconds });
+      if (v && typeof v === 'object' && '__error' in v) resolve({ error: String(v.__error), wallSeconds, exitCode: code });
+      else resolve({ value: v as T, wallSeconds, exitCode: code });
     });
   });
 }

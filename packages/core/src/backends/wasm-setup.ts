@@ -113,3 +113,14 @@ export function wasmThreadsCount(): number {
     return 1;
   }
 }
+
+/**
+ * Let the process exit while wasm threads exist: emscripten keeps its running pthread workers (XNNPACK's
+ * thread pool, alive for the whole session) referenced, so Node would never exit on its own.
+ */
+export function unrefWasmWorkers(): void {
+  if (tf.getBackend() !== 'wasm') return;
+  const pt = (tf.backend() as unknown as { wasm: { PThread?: { runningWorkers: Array<{ unref?: () => void }>; unusedWorkers: Array<{ unref?: () => void }> } } }).wasm.PThread;
+  if (!pt) return;
+  for (const w of [...pt.runningWorkers, ...pt.unusedWorkers]) w.unref?.();
+}
