@@ -128,6 +128,16 @@ describe('vrepa dispatcher', () => {
     }
   });
 
+  it('built-in commands run without collecting the packages (no package load, no warnings)', async () => {
+    const io = recordingIO();
+    const broken = [{ name: '@vrepa/broken', error: 'Cannot find module' }];
+    expect(await runCli(['conformance', '--help'], { io, packages: broken })).toBe(0);
+    expect(io.stderr()).toBe('');
+    const listed = recordingIO();
+    expect(await runCli(['--help'], { io: listed, packages: broken })).toBe(0);
+    expect(listed.stderr()).toContain('package @vrepa/broken failed to load');
+  });
+
   it('--version prints the package version', async () => {
     const io = recordingIO();
     expect(await runCli(['--version'], { io, packages: [] })).toBe(0);
