@@ -1,0 +1,176 @@
+/**
+ * `pnpm bench` for @vrepa/relations: TRD forward + backward (official form, B=1, D=768 for student and
+ * teacher, grid F×10×15) at N = 900, 3600 (the paper's shape), 14400, 36000.
+ *
+ * Columns: naive (full [N,N] matrices + tf autograd) and chunked (trdLoss) median ms; peak MB of each; the
+ * baseline "2 Gram matmuls" (S_s and S_t formed by plain 2-D matmuls, in row strips of ≤ 3600 rows so that
+ * no N×N tensor is needed: the same 2·2N²D flops as the chunked path's minimum) measured in the same run,
+ * and the ratio chunked / baseline; PyTorch's official form when VREPA_TORCH_PYTHON names a python with torch.
+ *
+ * Peak MB = high-water of tf.memory().numBytes during the step minus the bytes live before it (the inputs),
+ * sampled on every tensor allocation (the engine's trackTensor is wrapped for the measurement), i.e. live
+ * tensor bytes, not the wasm heap (which never shrinks) or the process RSS. Naive is not run where its
+ * estimated peak (bytes per N² measured at the smallest N, scaled by N²) exceeds the memory the backend can
+ * hold (wasm: 3 GiB of its 4 GiB heap; native: half the machine's RAM); the row then says "out of memory".
+ *
+ * Env: VREPA_BENCH_MAX_N (skip larger N), VREPA_TORCH_PYTHON, VREPA_BACKEND.
+ * Numbers taken while other jobs use the 2 cores are noisy (±30 % and more): compare within one run.
+ */
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, printBenchTable, timeIt, type BenchRow } from '@vrepa/core';
+import { autoChunkSize, trdLoss, trdLossNaive } from '../src/index.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const D = 768;
+const HW = 150;
+const MARGIN = 0.1;
+const maxN = Number(process.env.VREPA_BENCH_MAX_N ?? Infinity);
+const SIZES = [900, 3600, 14400, 36000].filter((n) => n <= maxN);
+
+// ---- peak live-tensor bytes, sampled at every allocation
+let high = 0;
+const engine = tf.engine() as unknown as { trackTensor: (...a: unknown[]) => void };
+const origTrack = engine.trackTensor.bind(engine);
+engine.trackTensor = (...a: unknown[]) => {
+  origTrack(...a);
+  const b = tf.memory().numBytes;
+  if (b > high) high = b;
+};
+async function peakMB(fn: () => unknown): Promise<number> {
+  const base = tf.memory().numBytes;
+  high = base;
+  const out = await fn();
+  tf.dispose(out as tf.Tensor[]);
+  return (high - base) / 2 ** 20;
+}
+
+function runsFor(n: number): { warmup: number; runs: number } {
+  return n <= 1000 ? { warmup: 1, runs: 5 } : n <= 4000 ? { warmup: 1, runs: 3 } : { warmup: 0, runs: 1 };
+}
+
+function step(fn: typeof trdLoss, s: tf.Tensor3D, t: tf.Tensor3D, grid: { frames: number; height: number; width: number }, chunkSize?: number) {
+  return () => {
+    const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => fn(x as tf.Tensor3D, t, { grid, margin: MARGIN, chunkSize }))(s);
+    return [value, grad];
+  };
+}
+
+/** S_s and S_t by 2-D no-flag matmuls in row strips: the matmul work TRD cannot avoid (as 2 full Grams). */
+function twoGrams(hn: tf.Tensor2D, hnT: tf.Tensor2D, yn: tf.Tensor2D, ynT: tf.Tensor2D, strip: tf.Tensor2D[][]) {
+  return () => {
+    for (const [rowsH, rowsY] of strip) {
+      const a = tf.matMul(rowsH!, hnT);
+      a.dataSync();
+      a.dispose();
+      const b = tf.matMul(rowsY!, ynT);
+      b.dataSync();
+      b.dispose();
+    }
+    void hn;
+    void yn;
+    return [];
+  };
+}
+
+function torchTimes(): Map<number, string | number> {
+  const py = process.env.VREPA_TORCH_PYTHON;
+  const out = new Map<number, string | number>();
+  if (!py) return out;
+  const r = spawnSync(py, [path.join(here, 'torch_trd.py'), '--N', ...SIZES.map(String), '--D', String(D), '--hw', String(HW), '--runs', '3', '--max-bytes', String(os.totalmem() / 2)], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  if (r.status !== 0) {
+    process.stderr.write(`[bench] PyTorch baseline failed: ${r.stderr || r.error}\n`);
+    return out;
+  }
+  for (const line of r.stdout.trim().split('\n')) {
+    const j = JSON.parse(line);
+    out.set(j.N, j.skipped ?? j.ms_median);
+  }
+  return out;
+}
+
+async function main() {
+  const info = await initBackend();
+  const memLimit = info.name === 'wasm' ? 3 * 2 ** 30 : os.totalmem() / 2;
+  const torch = torchTimes();
+  const rows: BenchRow[] = [];
+  let naiveBytesPerN2: number | undefined;
+
+  for (const N of SIZES) {
+    const grid = { frames: N / HW, height: 10, width: 15 };
+    const s = tf.randomNormal([1, N, D], 0, 1, 'float32', 1) as tf.Tensor3D;
+    const t = tf.randomNormal([1, N, D], 0, 1, 'float32', 2) as tf.Tensor3D;
+    const { warmup, runs } = runsFor(N);
+    const row: BenchRow = { name: `N=${N}` };
+
+    // baseline: 2 Gram matmuls (same flops as the chunked path's minimum: 2·2N²D)
+    const hn = tf.tidy(() => tf.reshape(tf.div(s, tf.norm(s, 2, -1, true)), [N, D])) as tf.Tensor2D;
+    const yn = tf.tidy(() => tf.reshape(tf.div(t, tf.norm(t, 2, -1, true)), [N, D])) as tf.Tensor2D;
+    const hnT = tf.transpose(hn);
+    const ynT = tf.transpose(yn);
+    const stripRows = Math.min(N, 3600);
+    const nStrips = Math.ceil(N / stripRows);
+    const hs = nStrips === 1 ? [hn] : (tf.split(hn, nStrips, 0) as tf.Tensor2D[]);
+    const ys = nStrips === 1 ? [yn] : (tf.split(yn, nStrips, 0) as tf.Tensor2D[]);
+    const strips = hs.map((h, i) => [h, ys[i]!]);
+    const gram = await timeIt(twoGrams(hn, hnT, yn, ynT, strips), { warmup: N <= 4000 ? 1 : 0, runs: N <= 4000 ? 3 : 1 });
+    if (nStrips > 1) tf.dispose([...hs, ...ys]);
+    tf.dispose([hn, yn, hnT, ynT]);
+
+    // naive, unless it cannot fit
+    const est = naiveBytesPerN2 !== undefined ? naiveBytesPerN2 * N * N : 0;
+    if (est > memLimit) {
+      row['naive ms'] = `out of memory (est. ${(est / 2 ** 20).toFixed(0)} MB)`;
+      row['naive peak MB'] = '–';
+    } else {
+      const peak = await peakMB(step(trdLossNaive, s, t, grid));
+      if (naiveBytesPerN2 === undefined) naiveBytesPerN2 = (peak * 2 ** 20) / (N * N);
+      row['naive ms'] = (await timeIt(step(trdLossNaive, s, t, grid), { warmup: 0, runs: Math.min(runs, 2) })).medianMs;
+      row['naive peak MB'] = peak;
+    }
+
+    const chunkPeak = await peakMB(step(trdLoss, s, t, grid));
+    const chunked = await timeIt(step(trdLoss, s, t, grid), { warmup: Math.max(0, warmup - 1), runs });
+    row['chunked ms'] = chunked.medianMs;
+    row['chunk'] = autoChunkSize(N, D);
+    row['chunked peak MB'] = chunkPeak;
+    if (typeof row['naive peak MB'] === 'number') row['peak chunked/naive'] = chunkPeak / (row['naive peak MB'] as number);
+    row['2 Gram matmuls ms'] = gram.medianMs;
+    row['chunked / 2 Grams'] = chunked.medianMs / gram.medianMs;
+    row['GFLOP/s (4N²D / chunked)'] = (4 * N * N * D) / chunked.medianMs / 1e6;
+    if (torch.size) {
+      const tv = torch.get(N);
+      row['PyTorch official ms'] = tv ?? 'n/a';
+      if (typeof tv === 'number') row['chunked / PyTorch'] = chunked.medianMs / tv;
+    }
+    rows.push(row);
+    tf.dispose([s, t]);
+    process.stderr.write(`[bench] N=${N} done\n`);
+  }
+  printBenchTable('TRD forward + backward, official form, B=1, D=768, grid F×10×15 (median ms)', rows);
+
+  // block-size sweep at the paper's shape (why the automatic rule picks what it picks)
+  if (SIZES.includes(3600)) {
+    const N = 3600;
+    const grid = { frames: N / HW, height: 10, width: 15 };
+    const s = tf.randomNormal([1, N, D], 0, 1, 'float32', 1) as tf.Tensor3D;
+    const t = tf.randomNormal([1, N, D], 0, 1, 'float32', 2) as tf.Tensor3D;
+    const sweep: BenchRow[] = [];
+    let base: number | undefined;
+    for (const c of [autoChunkSize(N, D), 256, 900, 1200, 1800, 3600]) {
+      const ms = (await timeIt(step(trdLoss, s, t, grid, c), { warmup: 1, runs: 2 })).medianMs;
+      base ??= ms;
+      sweep.push({ name: c === autoChunkSize(N, D) ? `chunk ${c} (auto)` : `chunk ${c}`, 'fwd+bwd ms': ms, 'ratio to auto': ms / base, 'blocks per side': Math.ceil(N / c) });
+    }
+    printBenchTable('trdLoss block size at N=3600, D=768 (fwd + bwd, median of 2)', sweep);
+    tf.dispose([s, t]);
+  }
+}
+
+await main();
