@@ -72,7 +72,7 @@ function cubicConv2(x: number): number {
   return f32(f32(f32(f32(f32(f32(CUBIC_A * x) - 5 * CUBIC_A) * x) + 8 * CUBIC_A) * x) - 4 * CUBIC_A);
 }
 
-const matrixCache = new Map<string, { m: Float32Array; mt: Float32Array; identity: boolean }>();
+const matrixCache = new Map<string, { m: Float32Array; mt: Float32Array; identity: boolean; inSize: number; outSize: number }>();
 
 function validateAxis(a: AxisInterpolation): void {
   if (!Number.isInteger(a.inSize) || a.inSize < 1) throw new Error(`interpolationMatrix: inSize must be a positive integer, got ${a.inSize}`);
@@ -133,14 +133,20 @@ export function interpolationMatrix(a: AxisInterpolation): Float64Array {
   return m;
 }
 
-/** Cached float32 matrix, its transpose, and whether it is the identity. */
-function cachedMatrix(a: AxisInterpolation): { m: Float32Array; mt: Float32Array; identity: boolean } {
-  const key = `${a.inSize}|${a.outSize}|${a.kernel}|${a.alignCorners ? 1 : 0}|${a.scaleFactor ?? ''}`;
+/**
+ * Cached float32 matrix, its transpose, and whether it is the identity. With `skipLeading = k` the matrix
+ * takes `inSize + k` inputs and ignores the first k (zero columns): "drop the first k, then interpolate"
+ * as one matmul (no slice, and the dropped entries get a zero gradient).
+ */
+export function cachedMatrix(a: AxisInterpolation, skipLeading = 0): { m: Float32Array; mt: Float32Array; identity: boolean; inSize: number; outSize: number } {
+  const key = `${a.inSize}|${a.outSize}|${a.kernel}|${a.alignCorners ? 1 : 0}|${a.scaleFactor ?? ''}|${skipLeading}`;
   let hit = matrixCache.get(key);
   if (!hit) {
     const m64 = interpolationMatrix(a);
-    const { inSize: n, outSize: o } = a;
-    const m = Float32Array.from(m64);
+    const n = a.inSize + skipLeading;
+    const o = a.outSize;
+    const m = new Float32Array(o * n);
+    for (let i = 0; i < o; i++) for (let j = 0; j < a.inSize; j++) m[i * n + j + skipLeading] = m64[i * a.inSize + j]!;
     const mt = new Float32Array(n * o);
     let identity = n === o;
     for (let i = 0; i < o; i++) {
@@ -150,7 +156,7 @@ function cachedMatrix(a: AxisInterpolation): { m: Float32Array; mt: Float32Array
         if (identity && v !== (i === j ? 1 : 0)) identity = false;
       }
     }
-    hit = { m, mt, identity };
+    hit = { m, mt, identity, inSize: n, outSize: o };
     if (matrixCache.size > 512) matrixCache.clear();
     matrixCache.set(key, hit);
   }

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { assertTokensOnGrid, formatGrid, gridSize, type TokenGrid, tokensToGrid } from './grid.js';
-import { interpolate, type InterpolationMode } from './interpolate.js';
+import { applyAlongAxis, cachedMatrix, interpolate, type InterpolationMode } from './interpolate.js';
 import type { Downsampler } from './downsampler.js';
 
 export interface GridMatchStrategy {
@@ -114,23 +114,19 @@ export function matchGrids(student: tf.Tensor, teacher: tf.Tensor, opts: MatchGr
     const [b, , d] = student.shape as [number, number, number];
     let x = tokensToGrid(student, opts.studentGrid, 'matchGrids: student') as tf.Tensor;
     const sg = opts.studentGrid;
-    let frames = sg.frames;
-    if (drop) {
-      x = tf.slice(x, [0, 1, 0, 0, 0], [b, sg.frames - 1, sg.height, sg.width, d]);
-      frames -= 1;
-    }
-    // time
-    if (frames !== target.frames || opts.timeScaleFactor !== undefined) {
-      if (opts.timeScaleFactor !== undefined) {
-        const f2 = Math.floor(frames * opts.timeScaleFactor);
-        if (f2 !== target.frames) {
-          throw new Error(`matchGrids: timeScaleFactor ${opts.timeScaleFactor} maps ${frames} student frames to ${f2}, but the target grid ${formatGrid(target)} has ${target.frames}`);
-        }
-        x = interpolate(x, { scaleFactor: [opts.timeScaleFactor, 1, 1], mode, alignCorners: ac });
-      } else {
-        x = interpolate(x, { size: [target.frames, sg.height, sg.width], mode, alignCorners: ac });
+    const frames = sg.frames - (drop ? 1 : 0);
+    // time: dropping latent frame 0 and the time interpolation are one [target, F] matrix (zero column
+    // for frame 0) applied along the frame axis: no slice, frame 0 gets a zero gradient
+    let timeScale: number | undefined;
+    if (opts.timeScaleFactor !== undefined) {
+      const f2 = Math.floor(frames * opts.timeScaleFactor);
+      if (f2 !== target.frames) {
+        throw new Error(`matchGrids: timeScaleFactor ${opts.timeScaleFactor} maps ${frames} student frames to ${f2}, but the target grid ${formatGrid(target)} has ${target.frames}`);
       }
+      timeScale = opts.timeScaleFactor;
     }
+    const tm = cachedMatrix({ inSize: frames, outSize: target.frames, kernel: mode === 'trilinear' ? 'linear' : mode, alignCorners: ac, scaleFactor: timeScale }, drop ? 1 : 0);
+    if (!tm.identity) x = applyAlongAxis(x, 1, tm.m, tm.mt, tm.outSize);
     const interpolated = x as tf.Tensor5D;
     // space
     if (s.space === 'teacher' && (sg.height !== target.height || sg.width !== target.width || s.spaceBy === 'conv')) {
