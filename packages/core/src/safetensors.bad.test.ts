@@ -235,7 +235,7 @@ describe('safetensors mutation property', () => {
           f.close();
         }
       }),
-      { numRuns: 400, seed: 20261125 },
+      { numRuns: 250, seed: 20261125 },
     );
   });
 });
