@@ -12,7 +12,8 @@
 //   4. Each package's README example runs, in the empty project, against the installed tarballs.
 //
 // README example convention: the fenced code block right after a line `<!-- example -->` is the
-// example (several marked blocks run in order). Languages: `js`/`mjs`/`javascript` run as an ES module,
+// example (several marked blocks run in order). Without any marker, the first js/ts block in a section
+// whose heading mentions "example" is run. Languages: `js`/`mjs`/`javascript` run as an ES module,
 // `ts`/`typescript` run as an ES module after their types are stripped (TypeScript transpileModule),
 // `sh`/`bash`/`shell` run with bash (`set -euo pipefail`) with the project's node_modules/.bin on PATH.
 // Each runs in the project's directory, with a fresh temp dir in $VREPA_EXAMPLE_TMP, and must exit 0
@@ -264,6 +265,27 @@ if (cliPkg && selected(cliPkg) && fs.existsSync(path.join(fixtures, 'index.json'
 } else if (cliPkg && selected(cliPkg)) log(`no fixture set at ${fixtures} (set VREPA_FIXTURES): conformance step skipped`);
 
 // ---- 4. README examples ----------------------------------------------------------------------------
+/** Fallback without a marker: the first js/ts block in a section whose heading mentions "example". */
+function exampleSectionBlock(readme) {
+  let inExample = false;
+  const lines = readme.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const h = /^#{1,6}\s+(.*)$/.exec(lines[i]);
+    if (h) {
+      inExample = /example/i.test(h[1]);
+      continue;
+    }
+    const fence = /^\s*```([A-Za-z]*)/.exec(lines[i]);
+    if (!fence) continue;
+    const end = lines.findIndex((l, j) => j > i && /^\s*```\s*$/.test(l));
+    if (end < 0) return [];
+    const lang = fence[1].toLowerCase();
+    if (inExample && ['js', 'mjs', 'javascript', 'ts', 'typescript'].includes(lang)) return [{ lang, code: lines.slice(i + 1, end).join('\n') }];
+    i = end;
+  }
+  return [];
+}
+
 const EXAMPLE = /<!--\s*example\s*-->\s*\n\s*```([A-Za-z]*)[^\n]*\n([\s\S]*?)\n\s*```/g;
 for (const p of packedPkgs.filter(selected)) {
   const name = p.json.name;
@@ -273,9 +295,10 @@ for (const p of packedPkgs.filter(selected)) {
     continue;
   }
   const readme = fs.readFileSync(readmePath, 'utf8');
-  const blocks = [...readme.matchAll(EXAMPLE)].map((m) => ({ lang: m[1].toLowerCase(), code: m[2] }));
+  let blocks = [...readme.matchAll(EXAMPLE)].map((m) => ({ lang: m[1].toLowerCase(), code: m[2] }));
+  if (!blocks.length) blocks = exampleSectionBlock(readme);
   if (!blocks.length) {
-    mark(name, 'readme example', false, 'README.md has no example: put `<!-- example -->` on the line before a ```js, ```ts or ```sh block');
+    mark(name, 'readme example', false, 'README.md has no example: put `<!-- example -->` on the line before a ```js, ```ts or ```sh block (or a ```ts block under an "Example" heading)');
     continue;
   }
   let ok = true;
