@@ -6,6 +6,7 @@ import { initBackend } from '@vrepa/core';
 
 const modules: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   schedulers: () => import('./schedulers.bench.js'),
+  transformer: () => import('./transformer.bench.js'),
 };
 
 await initBackend();

@@ -430,7 +430,7 @@ export class CogVideoXTransformer3DModel extends Module {
  * block with a fresh tape and returns the gradients of the input sequence, the time embedding and
  * the block's trainable variables (which are passed as explicit inputs so the outer tape reaches them).
  */
-function checkpointedBlock(block: CogVideoXBlock, x: tf.Tensor, temb: tf.Tensor, textLen: number, rot: RotaryTensors | null): tf.Tensor {
+export function checkpointedBlock(block: CogVideoXBlock, x: tf.Tensor, temb: tf.Tensor, textLen: number, rot: RotaryTensors | null): tf.Tensor {
   const vars = block.trainableParameters();
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
