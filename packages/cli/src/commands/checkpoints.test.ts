@@ -61,6 +61,18 @@ describe('vrepa inspect / convert on the shared checkpoint layouts', () => {
     }
   });
 
+  it('--key auto picks the state dict the index names', async () => {
+    for (const e of pthEntries) {
+      const key = e.state_dict_at!.split(/\s/)[0]!;
+      const r = await cli(['inspect', path.join(ckDir!, e.file), '--json']);
+      expect(JSON.parse(r.out).suggested_key, e.file).toBe(key);
+      const auto = await cli(['inspect', path.join(ckDir!, e.file), '--key', 'auto', '--json']);
+      const explicit = await cli(['inspect', path.join(ckDir!, e.file), '--key', key, '--json']);
+      expect(auto.code, auto.err).toBe(0);
+      expect(JSON.parse(auto.out).tensors).toEqual(JSON.parse(explicit.out).tensors);
+    }
+  });
+
   const refused = entries.filter((e) => e.expect_error);
   it.each(refused.map((e) => [e.file, e] as const))('%s: inspect and convert refuse it with a clear error and write nothing', async (_f, e) => {
     const file = path.join(ckDir!, e.file);

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { convertCheckpoint, type VrepaCommand } from '@vrepa/core';
+import { keyOption } from './key-option.js';
 import { expectPositionals, parseCommandArgs } from '../args.js';
 import { EXIT, formatBytes, processIO, UsageError, type CliIO } from '../io.js';
 
@@ -13,7 +14,8 @@ Floating tensors are written as float32 unless --dtype says otherwise. A refused
 and writes nothing: <out> is written to a temporary file and renamed only when complete.
 
 Options:
-  --key PATH          where the state dict sits in a .pth (dotted for nesting: module, model, state_dict)
+  --key PATH          where the state dict sits in a .pth (dotted for nesting: module, model, state_dict);
+                      'auto' picks the dict holding the most tensors (core's findStateDict)
   --strip-prefix P    remove P from every tensor name (e.g. 'module.' or 'encoder.')
   --dtype D           f32 (default), f16 or bf16 for the floating tensors
   -h, --help          this help
@@ -56,7 +58,7 @@ export async function runConvertCommand(argv: readonly string[], ctx: { io?: Cli
   if (!fs.existsSync(outDir)) throw new Error(`output folder ${outDir} does not exist`);
   // convertCheckpoint validates the whole input before writing, then writes a temp file and renames it:
   // a refused input leaves no (partial) output.
-  const r = convertCheckpoint(input!, output!, { key: values.key, stripPrefix: values['strip-prefix'], dtype: dtype as OutDtype | undefined });
+  const r = convertCheckpoint(input!, output!, { key: keyOption(values.key), stripPrefix: values['strip-prefix'], dtype: dtype as OutDtype | undefined });
   io.out(`wrote ${output}: ${r.tensors} tensor${r.tensors === 1 ? '' : 's'} from ${r.format} ${input}, ${formatBytes(r.bytes)} of ${dtype ?? 'f32'} data\n`);
   return EXIT.ok;
 }

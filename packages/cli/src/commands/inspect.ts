@@ -1,5 +1,6 @@
 /** `vrepa inspect <file>`: tensors, dtypes, shapes, bytes and metadata of a checkpoint. */
 import { inspectCheckpoint, type InspectResult, type VrepaCommand } from '@vrepa/core';
+import { keyOption } from './key-option.js';
 import { expectPositionals, parseCommandArgs } from '../args.js';
 import { EXIT, formatBytes, padEnd, padStart, processIO, type CliIO } from '../io.js';
 
@@ -11,7 +12,8 @@ format); nothing is loaded beyond the headers. A .pth whose state dict is nested
 pick the state dict with --key.
 
 Options:
-  --key PATH          where the state dict sits in a .pth (dotted for nesting: module, model, state_dict)
+  --key PATH          where the state dict sits in a .pth (dotted for nesting: module, model, state_dict);
+                      'auto' picks the dict holding the most tensors (core's findStateDict)
   --strip-prefix P    remove P from every tensor name (e.g. 'module.')
   --filter TEXT       only tensors whose name contains TEXT
   --json              print JSON {path, format, metadata, tensors: [{name, dtype, shape, bytes}], ...}
@@ -84,7 +86,7 @@ export async function runInspectCommand(argv: readonly string[], ctx: { io?: Cli
     return EXIT.ok;
   }
   const [file] = expectPositionals('inspect', positionals, ['file']);
-  const ck = inspectCheckpoint(file!, { key: values.key, stripPrefix: values['strip-prefix'] });
+  const ck = inspectCheckpoint(file!, { key: keyOption(values.key), stripPrefix: values['strip-prefix'] });
   const rows = tensorRows(ck, values.filter);
   const totalBytes = rows.reduce((a, r) => a + r.bytes, 0);
   const totalParams = rows.reduce((a, r) => a + r.shape.reduce((x, y) => x * y, 1), 0);
