@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import { DTYPE_BYTES, decodeBytes, type HostTensor, type TensorArray } from './safetensors.js';
+import { DTYPE_BYTES, decodeBytes, decodeOwnedBytes, type HostTensor, type TensorArray } from './safetensors.js';
 import { PickleDict, TorchTensorRef, unpickle, type PickleValue, type UnpickleOptions } from './pickle.js';
 import { ZipError, ZipReader } from './zip.js';
 
@@ -116,14 +116,14 @@ export class PthFile {
     const numel = t.numel;
     if (numel === 0) return { dtype: t.dtype, shape: [...t.shape], data: decodeBytes(t.dtype, new Uint8Array(0)) };
     if (t.isContiguous()) {
-      const bytes = this.zip.readRange(entry, t.offset * esz, numel * esz, new Uint8Array(new ArrayBuffer(numel * esz)));
-      return { dtype: t.dtype, shape: [...t.shape], data: decodeOwned(t.dtype, bytes) };
+      const bytes = this.zip.readRange(entry, t.offset * esz, numel * esz, Buffer.allocUnsafeSlow(numel * esz));
+      return { dtype: t.dtype, shape: [...t.shape], data: decodeOwnedBytes(t.dtype, bytes) };
     }
     // Strided view: read the covering run of the storage, then gather in C order.
     let hi = t.offset;
     for (let i = 0; i < t.shape.length; i++) hi += (t.shape[i]! - 1) * t.stride[i]!;
     const span = hi - t.offset + 1;
-    const covering = decodeOwned(t.dtype, this.zip.readRange(entry, t.offset * esz, span * esz, new Uint8Array(new ArrayBuffer(span * esz))));
+    const covering = decodeOwnedBytes(t.dtype, this.zip.readRange(entry, t.offset * esz, span * esz, Buffer.allocUnsafeSlow(span * esz)));
     const out = new (covering.constructor as new (n: number) => TensorArray)(numel);
     const rank = t.shape.length;
     const idx = new Array<number>(rank).fill(0);
@@ -145,29 +145,6 @@ export class PthFile {
   close(): void {
     this.zip.close();
   }
-}
-
-/** Decode bytes whose buffer we own and that start at offset 0: F32/F64/I32/I64/U8 are viewed, not copied. */
-function decodeOwned(dtype: HostTensor['dtype'], bytes: Uint8Array): TensorArray {
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) {
-    const buf = bytes.buffer as ArrayBuffer;
-    switch (dtype) {
-      case 'F32':
-        return new Float32Array(buf);
-      case 'F64':
-        return new Float64Array(buf);
-      case 'I32':
-        return new Int32Array(buf);
-      case 'I64':
-        return new BigInt64Array(buf);
-      case 'U8':
-      case 'BOOL':
-        return bytes;
-      default:
-        break;
-    }
-  }
-  return decodeBytes(dtype, bytes);
 }
 
 /** Every tensor in an unpickled tree with its dotted path (dict keys and list indices joined by '.'). */

@@ -186,7 +186,7 @@ export function decodeOwnedBytes(dtype: SafetensorsDtype, bytes: Uint8Array): Te
         return new BigInt64Array(buf);
       case 'U8':
       case 'BOOL':
-        return bytes;
+        return new Uint8Array(buf); // a plain Uint8Array even when `bytes` is a Buffer
       default:
         break;
     }
@@ -280,7 +280,7 @@ export class SafetensorsFile {
     if (this.fd === undefined) throw new SafetensorsError(this.path, 'file is closed');
     const len = t.end - t.begin;
     if (into && into.length < len) throw new SafetensorsError(this.path, `tensor '${name}': target buffer has ${into.length} bytes, needs ${len}`);
-    const out = into ? into.subarray(0, len) : new Uint8Array(new ArrayBuffer(len));
+    const out = into ? into.subarray(0, len) : Buffer.allocUnsafeSlow(len); // own buffer, offset 0; fully overwritten below
     readFully(this.fd, this.path, out, this.dataStart + t.begin, `tensor '${name}'`);
     return out;
   }
