@@ -54,7 +54,7 @@ def main():
             t0 = time.perf_counter()
             loss = official_trd(x, t, F, args.hw, args.margin)
             loss.backward()
-            _ = float(loss)
+            _ = loss.detach().item()
             dt = (time.perf_counter() - t0) * 1e3
             if i > 0 or runs == 1:
                 times.append(dt)

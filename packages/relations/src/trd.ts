@@ -337,7 +337,7 @@ function trdBlocks(student: tf.Tensor3D, teacher: tf.Tensor3D, cfg: ResolvedTrd,
               const gs = tf.mul(tf.add(g, tf.transpose(g)), 0.5) as tf.Tensor2D;
               return { scaled, cI: tf.matMul(gs, hB[kI]!) };
             }
-            return { scaled, cI: tf.matMul(g, hB[kJ]!), cJ: tf.matMul(tf.transpose(g), hB[kI]!) };
+            return { scaled, cI: tf.matMul(g, hB[kJ]!), cJ: tf.matMul(g, hB[kI]!, true, false) };
           });
           parts.push(out.scaled);
           if (out.cI) addTo(kI, out.cI);
