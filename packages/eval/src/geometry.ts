@@ -123,3 +123,35 @@ export function partArea(p: Part): number {
   }
   return Math.abs(a) / 2;
 }
+
+/** Area and centroid of a world shape: [cx, cy, area]. */
+export function shapeCentroidArea(s: WorldShape): [number, number, number] {
+  if (s.kind === 'circle') return [s.cx, s.cy, Math.PI * s.r * s.r];
+  let a = 0;
+  let cx = 0;
+  let cy = 0;
+  for (let i = 0; i < s.points.length; i++) {
+    const [x1, y1] = s.points[i]!;
+    const [x2, y2] = s.points[(i + 1) % s.points.length]!;
+    const c = x1 * y2 - x2 * y1;
+    a += c;
+    cx += (x1 + x2) * c;
+    cy += (y1 + y2) * c;
+  }
+  a /= 2;
+  return [cx / (6 * a), cy / (6 * a), Math.abs(a)];
+}
+
+/** Area-weighted centroid and total area of several shapes (an object's parts): [cx, cy, area]. */
+export function shapesCentroidArea(shapes: WorldShape[]): [number, number, number] {
+  let a = 0;
+  let x = 0;
+  let y = 0;
+  for (const s of shapes) {
+    const [cx, cy, ar] = shapeCentroidArea(s);
+    a += ar;
+    x += cx * ar;
+    y += cy * ar;
+  }
+  return [x / a, y / a, a];
+}

@@ -1,4 +1,5 @@
 import type { VrepaCommand } from '@vrepa/core';
+import { physicsMetricsCommand } from './metrics-command.js';
 import { physicsGenerateCommand } from './physics-command.js';
 import { probeCommand } from './probe-command.js';
 import { videophyScoreCommand } from './videophy-command.js';
@@ -17,7 +18,10 @@ export * from './ffmpeg.js';
 export * from './png.js';
 export * from './dataset.js';
 export { physicsGenerateCommand } from './physics-command.js';
+export * from './tracker.js';
+export * from './trajectory.js';
+export { physicsMetricsCommand } from './metrics-command.js';
 export { videophyScoreCommand } from './videophy-command.js';
 
 /** The `vrepa` commands this package provides. */
-export const commands: VrepaCommand[] = [videophyScoreCommand, probeCommand, physicsGenerateCommand];
+export const commands: VrepaCommand[] = [videophyScoreCommand, probeCommand, physicsGenerateCommand, physicsMetricsCommand];

@@ -163,7 +163,7 @@ function sampleRoll(rng: Rng): Pick<SceneSpec, 'objects' | 'params'> {
 function sampleContain(rng: Rng): Pick<SceneSpec, 'objects' | 'params'> {
   const w = rng.uniform(0.8, 1.5);
   const wallH = rng.uniform(0.35, 0.8);
-  const t = rng.uniform(0.05, 0.1);
+  const t = rng.uniform(0.1, 0.16);
   const cx = rng.uniform(3.8, 6.8);
   const parts: Part[] = [
     { kind: 'box', hx: w / 2, hy: t / 2, dx: 0, dy: t / 2, da: 0 },
