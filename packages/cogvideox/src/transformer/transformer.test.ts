@@ -1,8 +1,10 @@
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Rng, SafetensorsFile, fixturesDir, tensorLeakAcross } from '@vrepa/core';
+import { Rng, SafetensorsFile, fixturesDir, tensorLeakAcross, writeSafetensors } from '@vrepa/core';
 import { CogVideoXTransformer3DModel, fromPretrained, loadTransformerWeights, resolveTransformerConfig } from '../index.js';
 
 /** A tiny config in the diffusers format (any field not given takes diffusers' default). */
@@ -67,6 +69,72 @@ describe('CogVideoXTransformer3DModel', () => {
       }
     } finally {
       model.dispose();
+    }
+  });
+
+  it('loads F16 / BF16 weights widened to float32, streaming (peak ≈ model + a few tensors)', async () => {
+    const fx = fixturesDir()!;
+    const src = path.join(fx, 'checkpoints', 'transformer_sharded');
+    const w = SafetensorsFile.open(path.join(fx, 'cogvideox_transformer', 'cogvideox2b_style_sincos.weights.safetensors'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-cvx-'));
+    try {
+      const all = new Map(w.keys().map((k) => [k, w.read(k)] as const));
+      let largest = 0;
+      for (const t of all.values()) largest = Math.max(largest, t.data.length * 4);
+      for (const dtype of ['F16', 'BF16'] as const) {
+        fs.copyFileSync(path.join(src, 'config.json'), path.join(dir, 'config.json'));
+        writeSafetensors(path.join(dir, `diffusion_pytorch_model.${dtype.toLowerCase()}.safetensors`), all, { dtype });
+        const before = tf.memory().numBytes;
+        let model: CogVideoXTransformer3DModel | undefined;
+        const prof = await tf.profile(() => {
+          model = fromPretrained(dir, { variant: dtype.toLowerCase(), alignLayer: 2 }).model;
+          return [] as unknown as tf.Tensor;
+        });
+        const modelBytes = model!.numParameters() * 4;
+        expect(tf.memory().numBytes - before).toBe(modelBytes); // nothing else retained
+        expect(prof.peakBytes - before).toBeLessThanOrEqual(modelBytes + 3 * largest);
+        const sd = model!.stateDict();
+        const rel = dtype === 'F16' ? 2 ** -11 : 2 ** -8;
+        let worst = 0;
+        for (const [k, t] of sd) {
+          const want = all.get(k)!.data as Float32Array;
+          const got = t.dataSync();
+          for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (rel * Math.abs(want[i]!) + 1e-7));
+        }
+        expect(worst).toBeLessThanOrEqual(1);
+        expect(worst).toBeGreaterThan(0); // really rounded
+        tf.dispose([...sd.values()]);
+        model!.dispose();
+      }
+    } finally {
+      w.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('learned positional embeddings (5B-I2V style): a zero table equals rotary-only, a table is added, sizes are checked', () => {
+    const base = tinyConfig({ use_rotary_positional_embeddings: true });
+    const learned = new CogVideoXTransformer3DModel({ ...base, use_learned_positional_embeddings: true }, { rng: Rng.fromSeed(4) });
+    const plain = new CogVideoXTransformer3DModel(base, { init: 'zeros' });
+    try {
+      const sd = learned.stateDict();
+      expect(sd.get('patch_embed.pos_embedding')!.shape).toEqual([1, 5 + 2 * 3 * 2, 32]);
+      const noPos = new Map([...sd].filter(([k]) => k !== 'patch_embed.pos_embedding'));
+      plain.loadStateDict(noPos);
+      const { latents, text, ts } = inputs(learned, 1, 1, 2, 4, 6, 5);
+      const a = learned.forward(latents, text, ts).sample;
+      const b = plain.forward(latents, text, ts).sample;
+      expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBe(0);
+      learned.loadStateDict(new Map([['patch_embed.pos_embedding', Rng.fromSeed(8).randomTensor([1, 17, 32], 'normal')]]), { strict: false }); // (a constant table would vanish in the LayerNorms)
+      const c = learned.forward(latents, text, ts).sample;
+      expect(tf.max(tf.abs(tf.sub(c, b))).dataSync()[0]).toBeGreaterThan(1e-3);
+      const big = tf.zeros([1, 2, 6, 6, 4]);
+      expect(() => learned.forward(big, text, ts)).toThrow(/learned positional embeddings need the sample size 4×6/);
+      expect(() => learned.forward(latents, tf.slice(text, [0, 0, 0], [1, 4, 12]), ts)).toThrow(/need text length max_text_seq_length 5/);
+      tf.dispose([a, b, c, big, latents, text, ...sd.values()]);
+    } finally {
+      learned.dispose();
+      plain.dispose();
     }
   });
 
