@@ -81,6 +81,30 @@ describe('Projector', () => {
     src.dispose();
   });
 
+  it('fused custom-gradient forward equals the plain Sequential (autodiff) in value and every gradient', () => {
+    const p = new Projector({ inDim: 6, hiddenDim: 9, outDim: 4 }, { rng: Rng.fromSeed(7) });
+    try {
+      tf.tidy(() => {
+        const x = tf.variable(tf.randomNormal([2, 5, 6], 0, 1, 'float32', 3));
+        const w = tf.randomNormal([2, 5, 4], 0, 1, 'float32', 4);
+        const vars = [x, ...p.parameters()];
+        const run = (fused: boolean) => tf.variableGrads(() => tf.sum(tf.mul(p.forward(x, { fused }), w)) as tf.Scalar, vars);
+        const a = run(true);
+        const b = run(false);
+        expect(Math.abs(a.value.dataSync()[0]! - b.value.dataSync()[0]!)).toBeLessThan(1e-5);
+        for (const v of vars) {
+          const ga = a.grads[v.name]!;
+          const gb = b.grads[v.name]!;
+          expect(ga.shape).toEqual(gb.shape);
+          expect(tf.max(tf.abs(tf.sub(ga, gb))).dataSync()[0]).toBeLessThan(1e-5);
+        }
+        x.dispose();
+      });
+    } finally {
+      p.dispose();
+    }
+  });
+
   it('leaks no tensors (forward and gradient)', async () => {
     const p = new Projector({ inDim: 6, hiddenDim: 8, outDim: 4 });
     const x = tf.randomNormal([2, 5, 6]);
