@@ -52,3 +52,74 @@ if (all || want.has('probe')) {
   }
   printBenchTable('probe fit time', rows);
 }
+
+if (all || want.has('scenes')) {
+  const { DEFAULT_VIDEO, DEFAULT_CONTEXT, SUBSETS, generateLabelledClip, renderClip, sampleScene, simulateScene } = await import('../src/scenes.js');
+  const { encodeMp4, hasFfmpeg } = await import('../src/ffmpeg.js');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const fs = await import('node:fs');
+  const opts = { ...DEFAULT_VIDEO, context: DEFAULT_CONTEXT };
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-scenes-'));
+  const rows: BenchRow[] = [];
+  const perSubset = 6;
+  for (const subset of SUBSETS) {
+    let sim = 0;
+    let label = 0;
+    let render = 0;
+    let encode = 0;
+    for (let i = 0; i < perSubset; i++) {
+      let t0 = performance.now();
+      const s = await simulateScene(sampleScene(subset, 1000 + i), opts);
+      sim += performance.now() - t0;
+      void s;
+      t0 = performance.now();
+      const clip = await generateLabelledClip(subset, 2000 + i, (i % 2) as 0 | 1, opts);
+      label += performance.now() - t0;
+      t0 = performance.now();
+      const frames = renderClip(clip.spec, clip.sim, opts);
+      render += performance.now() - t0;
+      if (hasFfmpeg()) {
+        t0 = performance.now();
+        await encodeMp4(path.join(tmp, `${subset}${i}.mp4`), frames, opts.width, opts.height, opts.fps);
+        encode += performance.now() - t0;
+      }
+    }
+    const per = (ms: number) => ms / perSubset / 1000;
+    const total = per(label) + per(render) + per(encode);
+    rows.push({ name: `${subset}: one simulation (baseline)`, 'seconds/clip': per(sim), ratio: 1 });
+    rows.push({
+      name: `${subset}: labelled clip (rejection sampling) + render${hasFfmpeg() ? ' + mp4' : ' (no ffmpeg: no encode)'}`,
+      'seconds/clip': total,
+      ratio: total / per(sim),
+      'clips/s': 1 / total,
+      'render s': per(render),
+      'encode s': per(encode),
+    });
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+  printBenchTable(`scenes generated per second (${opts.width}×${opts.height}, ${opts.frames} frames)`, rows);
+}
+
+if (all || want.has('tracker')) {
+  const { DEFAULT_VIDEO, DEFAULT_CONTEXT, generateLabelledClip, renderClip } = await import('../src/scenes.js');
+  const { trackColours } = await import('../src/tracker.js');
+  const rows: BenchRow[] = [];
+  for (const [w, h] of [
+    [240, 160],
+    [720, 480],
+  ] as const) {
+    const opts = { ...DEFAULT_VIDEO, width: w, height: h, context: DEFAULT_CONTEXT };
+    const clip = await generateLabelledClip('collide', 5, 1, opts);
+    let t0 = performance.now();
+    const frames = renderClip(clip.spec, clip.sim, opts);
+    const renderS = (performance.now() - t0) / 1000;
+    const idx = ['agent', 'patient'].map((r) => clip.spec.objects.findIndex((o) => o.role === r));
+    t0 = performance.now();
+    trackColours(frames, w, h, idx.map((i) => clip.spec.objects[i]!.color));
+    const trackS = (performance.now() - t0) / 1000;
+    rows.push({ name: `${w}×${h}: render (baseline)`, 'frames/s': opts.frames / renderS, ratio: 1 });
+    rows.push({ name: `${w}×${h}: track agent + patient`, 'frames/s': opts.frames / trackS, ratio: renderS / trackS });
+  }
+  printBenchTable('colour tracker frames per second (ratio = tracker speed / render speed)', rows);
+}
