@@ -263,11 +263,15 @@ function topLevel(names: string[]): string {
   return tops.slice(0, 12).join(', ') + (tops.length > 12 ? ', …' : '');
 }
 
+/** Most nodes a structure summary holds; the rest is shown as '<…>'. */
+export const MAX_SUMMARY_NODES = 200_000;
+
 /**
  * The structure of an unpickled object for people and for `findStateDict`: dicts become objects,
  * lists arrays, tensors the string `tensor [shape] dtype`, strings are JSON-quoted, numbers stay numbers.
  */
-export function summarizeTree(v: PickleValue, depth = 0, seen = new Set<unknown>()): unknown {
+export function summarizeTree(v: PickleValue, depth = 0, seen = new Set<unknown>(), budget = { left: MAX_SUMMARY_NODES }): unknown {
+  if (--budget.left < 0) return '<…>';
   if (v instanceof TorchTensorRef) return `tensor [${v.shape.join(', ')}] ${v.dtype}`;
   if (v === null || typeof v === 'boolean' || typeof v === 'number') return v;
   if (typeof v === 'bigint') return v.toString();
@@ -279,10 +283,10 @@ export function summarizeTree(v: PickleValue, depth = 0, seen = new Set<unknown>
   if (seen.has(v) || depth > 64) return '<cycle>';
   seen.add(v);
   let out: unknown;
-  if (Array.isArray(v)) out = v.map((x) => summarizeTree(x, depth + 1, seen));
+  if (Array.isArray(v)) out = v.map((x) => summarizeTree(x, depth + 1, seen, budget));
   else {
     const o: Record<string, unknown> = {};
-    for (const [k, x] of v.map) o[keyText(k)] = summarizeTree(x, depth + 1, seen);
+    for (const [k, x] of v.map) o[keyText(k)] = summarizeTree(x, depth + 1, seen, budget);
     out = o;
   }
   seen.delete(v);

@@ -102,3 +102,17 @@ describe('PthFile', () => {
     expect(fds()).toBe(before);
   });
 });
+
+describe('pickle bombs', () => {
+  it('a tiny pickle whose shared lists expand to 2^40 paths is refused, not walked', () => {
+    // L0 = []; Lk = [L(k-1), L(k-1)] for k = 1..40, all through the memo
+    const ops: number[] = [0x80, 2, 0x5d, 0x71, 0];
+    for (let k = 1; k <= 40; k++) ops.push(0x28, 0x68, k - 1, 0x68, k - 1, 0x6c, 0x71, k);
+    ops.push(0x2e);
+    const p = path.join(dir, 'bomb.pth');
+    writeZip(p, [{ name: 'bomb/data.pkl', data: Uint8Array.from(ops) }]);
+    const t0 = performance.now();
+    expect(() => PthFile.open(p)).toThrow(/bomb\.pth: the pickled structure has more than \d+ nodes .*pickle bomb/);
+    expect(performance.now() - t0).toBeLessThan(5000);
+  });
+});

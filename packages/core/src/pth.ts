@@ -98,7 +98,7 @@ export class PthFile {
 
   /** Every storage the pickle references must exist with at least the declared bytes. */
   private checkStorages(root: PickleValue): void {
-    for (const [name, t] of collectTensors(root)) {
+    for (const [name, t] of collectTensors(root, '', this.path)) {
       const entry = `${this.prefix}data/${t.storage.key}`;
       const e = this.zip.entries.get(entry);
       const need = t.storage.numel * DTYPE_BYTES[t.dtype];
@@ -147,11 +147,21 @@ export class PthFile {
   }
 }
 
+/**
+ * Most nodes a walk over an unpickled structure visits. Pickles can share sub-structures, so a small
+ * file can describe a structure with exponentially many paths (a "pickle bomb"); walks stop here.
+ */
+export const MAX_TREE_VISITS = 1_000_000;
+
 /** Every tensor in an unpickled tree with its dotted path (dict keys and list indices joined by '.'). */
-export function collectTensors(root: PickleValue, prefix = ''): Map<string, TorchTensorRef> {
+export function collectTensors(root: PickleValue, prefix = '', file = 'checkpoint'): Map<string, TorchTensorRef> {
   const out = new Map<string, TorchTensorRef>();
   const seen = new Set<unknown>();
+  let visits = 0;
   const walk = (v: PickleValue, path: string) => {
+    if (++visits > MAX_TREE_VISITS) {
+      throw new PthError(file, `the pickled structure has more than ${MAX_TREE_VISITS} nodes once shared parts are expanded (a pickle bomb?); refusing to walk it`);
+    }
     if (v instanceof TorchTensorRef) {
       out.set(path, v);
       return;

@@ -239,7 +239,9 @@ export class SafetensorsFile {
       throw new SafetensorsError(path, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
     try {
-      const size = fs.fstatSync(fd).size;
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new SafetensorsError(path, 'is not a regular file');
+      const size = st.size;
       if (size < 8) throw new SafetensorsError(path, `file is ${size} bytes, shorter than the 8-byte header length (truncated?)`);
       const lenBuf = Buffer.alloc(8);
       readFully(fd, path, lenBuf, 0, 'the header length');

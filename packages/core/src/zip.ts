@@ -100,7 +100,9 @@ export class ZipReader {
       throw new ZipError(path, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
     try {
-      const size = fs.fstatSync(fd).size;
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new ZipError(path, 'is not a regular file');
+      const size = st.size;
       const entries = ZipReader.readCentralDirectory(path, fd, size);
       return new ZipReader(path, fd, size, entries);
     } catch (e) {
