@@ -117,11 +117,14 @@ export const alignPathHandler: ConformanceHandler = (ctx) => {
   const interp = p.interpolation ?? {};
   const ds = p.downsampler ?? {};
   const pair = (v: unknown, dflt: number): [number, number] => (Array.isArray(v) ? [Number(v[0]), Number(v[1])] : typeof v === 'number' ? [v, v] : [dflt, dflt]);
-  const projector = Projector.fromStateDict(weights, { inDim: inner, hiddenDim: Number(p.projector_dim), outDim: Number(p.align_dim) });
+  // dims from params, else from the weights' shapes (PyTorch Linear [out, in])
+  const hiddenDim = Number(p.projector_dim ?? weights.info('projectors.0.0.weight').shape[0]);
+  const alignDim = Number(p.align_dim ?? weights.info('projectors.0.4.weight').shape[0]);
+  const projector = Projector.fromStateDict(weights, { inDim: inner, hiddenDim, outDim: alignDim });
   let downsampler: Downsampler;
   try {
     downsampler = Downsampler.fromStateDict(weights, {
-      channels: Number(p.align_dim),
+      channels: alignDim,
       kernel: pair(ds.kernel, 3),
       stride: pair(ds.stride, 3),
       padding: typeof ds.padding === 'number' ? ds.padding : 0,
