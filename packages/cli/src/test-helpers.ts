@@ -5,8 +5,17 @@ import path from 'node:path';
 import { writeSafetensors, type ConformanceHandler, type HostTensor } from '@vrepa/core';
 import type { LoadedPackage } from './packages.js';
 
+const made: string[] = [];
+
+/** A fresh temp dir, removed by `removeTempDirs()` (call it in afterAll). */
 export function tempDir(prefix = 'vrepa-cli-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
+
+export function removeTempDirs(): void {
+  for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 }
 
 export interface SyntheticSubcase {

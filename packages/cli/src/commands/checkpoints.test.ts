@@ -3,11 +3,13 @@
 // tensors) — nothing here names a file's tensors.
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { fixturesDir, SafetensorsFile } from '@vrepa/core';
 import { recordingIO } from '../io.js';
 import { runCli } from '../main.js';
-import { tempDir } from '../test-helpers.js';
+import { removeTempDirs, tempDir } from '../test-helpers.js';
+
+afterAll(removeTempDirs);
 
 const fixtures = fixturesDir();
 const ckDir = fixtures && path.join(fixtures, 'checkpoints');

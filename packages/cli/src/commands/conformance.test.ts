@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { recordingIO } from '../io.js';
 import { runCli } from '../main.js';
-import { fakePackage, scaleHandler, tempDir, writeSyntheticCase } from '../test-helpers.js';
+import { fakePackage, scaleHandler, removeTempDirs, tempDir, writeSyntheticCase } from '../test-helpers.js';
 import { formatRatio } from './conformance.js';
+
+afterAll(removeTempDirs);
 
 // Handlers come from a fake package, the way real packages export them.
 const handlerPkg = fakePackage('@vrepa/synthetic', {

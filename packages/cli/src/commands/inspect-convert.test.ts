@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { fixturesDir, SafetensorsFile, writeSafetensors, type HostTensor } from '@vrepa/core';
 import { recordingIO } from '../io.js';
 import { runCli } from '../main.js';
-import { tempDir } from '../test-helpers.js';
+import { removeTempDirs, tempDir } from '../test-helpers.js';
+
+afterAll(removeTempDirs);
 
 const host = (dtype: HostTensor['dtype'], shape: number[], values: number[]): HostTensor => ({
   dtype,
