@@ -161,7 +161,7 @@ function openPth(file: string, opts: OpenCheckpointOptions): Checkpoint {
       dtype: ref.dtype,
       shape: [...ref.shape],
       byteLength: ref.numel * DTYPE_BYTES[ref.dtype],
-      read: () => pth.readTensor(ref, name),
+      read: () => pth.readTensor(ref),
     }));
     const tensors = strip(file, raw, opts.stripPrefix);
     return { path: file, format: 'pytorch', metadata: {}, tree, tensors, close: () => pth.close() };

@@ -30,7 +30,8 @@ export class PickleGlobalRefusedError extends PickleError {
     super(
       file,
       offset,
-      `the pickle names the global '${global}', which is not in the state-dict allowlist (OrderedDict, torch tensor/parameter rebuilds, torch storages, torch.Size); refusing to load it — nothing was executed`,
+      `the pickle names the global '${global}', which is not in the state-dict allowlist (OrderedDict, torch tensor/parameter rebuilds, torch storages, torch.Size); refusing to load it — nothing was executed ` +
+        `(if it is plain data stored next to the weights, e.g. argparse.Namespace, pass allowGlobals: ['${global}'] to keep it as an inert record that is never called)`,
     );
     this.name = 'PickleGlobalRefusedError';
   }

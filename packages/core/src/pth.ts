@@ -110,7 +110,7 @@ export class PthFile {
   }
 
   /** Read one tensor: C-order data, floats widened to float32 (F64 kept), like the safetensors reader. */
-  readTensor(t: TorchTensorRef, name = 'tensor'): HostTensor {
+  readTensor(t: TorchTensorRef): HostTensor {
     const esz = DTYPE_BYTES[t.dtype];
     const entry = `${this.prefix}data/${t.storage.key}`;
     const numel = t.numel;
@@ -138,7 +138,6 @@ export class PthFile {
         idx[d] = 0;
       }
     }
-    void name;
     return { dtype: t.dtype, shape: [...t.shape], data: out };
   }
 
