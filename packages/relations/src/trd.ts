@@ -282,17 +282,27 @@ function trdBlocks(student: tf.Tensor3D, teacher: tf.Tensor3D, cfg: ResolvedTrd,
     live.push(x);
     return x;
   };
+  const native = tf.getBackend() === 'tensorflow';
+  // Gradient accumulators per row block: contributions wait in a short list and are summed by one addN
+  // (one read each) instead of a chain of adds (two reads and a write each); the list is bounded by FLUSH.
+  const FLUSH = 4;
   const acc: Array<tf.Tensor2D | undefined> = new Array(B * nb).fill(undefined);
-  const parts: tf.Scalar[] = [];
-  const addTo = (k: number, x: tf.Tensor) => {
-    const old = acc[k];
-    if (!old) acc[k] = x as tf.Tensor2D;
-    else {
-      acc[k] = tf.add(old, x) as tf.Tensor2D;
-      old.dispose();
-      x.dispose();
-    }
+  const pending: tf.Tensor2D[][] = Array.from({ length: B * nb }, () => []);
+  const flush = (k: number) => {
+    const list = pending[k]!;
+    if (list.length === 0) return;
+    const all = acc[k] ? [acc[k]!, ...list] : list;
+    const sum = all.length === 1 ? all[0]! : (tf.addN(all) as tf.Tensor2D);
+    if (all.length > 1) tf.dispose(all);
+    acc[k] = sum;
+    pending[k] = [];
   };
+  const addTo = (k: number, x: tf.Tensor) => {
+    pending[k]!.push(x as tf.Tensor2D);
+    if (pending[k]!.length >= FLUSH) flush(k);
+  };
+  // Block loss sums grouped by their multiplier (1 or 2, times the relative weight), scaled once at the end.
+  const parts = new Map<number, tf.Scalar[]>();
   try {
     // Normalised rows; z = [n(H), −n(Y)] and u = [n(H), n(Y)], so z_I·u_Jᵀ = S_s − S_t on block (I, J), one matmul.
     const hs = normalizeRowsParts(tf.reshape(student, [B * N, Ds]));
@@ -325,12 +335,11 @@ function trdBlocks(student: tf.Tensor3D, teacher: tf.Tensor3D, cfg: ResolvedTrd,
             const d = tf.matMul(zB[kI]!, uT[kJ]!); // S_s − S_t on the block
             const t = m > 0 ? tf.sub(d, tf.clipByValue(d, -m, m)) : d; // sign(d)·relu(|d| − m)
             const at = tf.abs(t);
-            const part = sumRows(W ? tf.mul(at, W) : at);
-            const scaled = tf.mul(part, mult * (kind.kind === 'uniform' ? kind.r : 1)) as tf.Scalar;
+            const scaled = (native ? tf.sum : sumRows)(W ? tf.mul(at, W) : at) as tf.Scalar;
             if (!wantGrad) return { scaled };
-            // sign(t) as clip(t·1e30, −1, 1): exact for |t| ≥ 1e-30 (t ≠ 0 means |t| ≥ ulp(m)), and two
-            // fast native ops where the wasm Sign kernel is slow.
-            let g = tf.clipByValue(tf.mul(t, 1e30), -1, 1) as tf.Tensor2D;
+            // sign(t); off the native backend as clip(t·1e30, −1, 1), exact for |t| ≥ 1e-30 (t ≠ 0 means
+            // |t| ≥ ulp(m)): two fast ops where the wasm Sign kernel is slow.
+            let g = (native ? tf.sign(t) : tf.clipByValue(tf.mul(t, 1e30), -1, 1)) as tf.Tensor2D;
             if (W) g = tf.mul(g, W) as tf.Tensor2D;
             else if (kind.kind === 'uniform' && kind.r !== 1) g = tf.mul(g, kind.r) as tf.Tensor2D;
             if (I === J) {
@@ -339,15 +348,23 @@ function trdBlocks(student: tf.Tensor3D, teacher: tf.Tensor3D, cfg: ResolvedTrd,
             }
             return { scaled, cI: tf.matMul(g, hB[kJ]!), cJ: tf.matMul(g, hB[kI]!, true, false) };
           });
-          parts.push(out.scaled);
+          const key = mult * (kind.kind === 'uniform' ? kind.r : 1);
+          if (!parts.has(key)) parts.set(key, []);
+          parts.get(key)!.push(out.scaled);
           if (out.cI) addTo(kI, out.cI);
           if (out.cJ) addTo(kJ, out.cJ);
           trdInstrumentation.afterBlock?.();
         }
         W?.dispose();
       }
+      for (let b = 0; b < B; b++) flush(b * nb + I);
     }
-    const loss = tf.tidy(() => tf.mul(parts.length === 0 ? tf.scalar(0) : parts.length === 1 ? parts[0]! : tf.addN(parts), wRef) as tf.Scalar);
+    for (let k = 0; k < B * nb; k++) flush(k);
+    const loss = tf.tidy(() => {
+      let total: tf.Tensor = tf.scalar(0);
+      for (const [mult, list] of parts) total = tf.add(total, tf.mul(list.length === 1 ? list[0]! : tf.addN(list), mult));
+      return tf.mul(total, wRef) as tf.Scalar;
+    });
     if (!wantGrad) return { loss };
     const grad = tf.tidy(() => {
       const blocks = acc.map((x, k) => x ?? tf.zeros([sizes[k % nb]!, Ds]));
@@ -358,6 +375,7 @@ function trdBlocks(student: tf.Tensor3D, teacher: tf.Tensor3D, cfg: ResolvedTrd,
   } finally {
     tf.dispose(live);
     tf.dispose(acc.filter((x): x is tf.Tensor2D => !!x));
-    tf.dispose(parts);
+    tf.dispose(pending.flat());
+    tf.dispose([...parts.values()].flat());
   }
 }
