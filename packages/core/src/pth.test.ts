@@ -116,3 +116,41 @@ describe('pickle bombs', () => {
     expect(performance.now() - t0).toBeLessThan(5000);
   });
 });
+
+describe('mutated .pth files', () => {
+  it('every mutation of a real torch.save file is read or refused with a reader error (property)', async () => {
+    const { default: fc } = await import('fast-check');
+    const { PickleError, ZipError } = await import('./index.js');
+    const good = new Uint8Array(fs.readFileSync(path.join(td, 'views.pth')));
+    const p = path.join(dir, 'mutated.pth');
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 1, max: 255 })).map(([at, x]) => {
+            const b = good.slice();
+            b[at] ^= x;
+            return b;
+          }),
+          fc.nat(good.length - 1).map((at) => good.slice(0, at)),
+        ),
+        (bytes) => {
+          fs.writeFileSync(p, bytes);
+          try {
+            const f = PthFile.open(p);
+            try {
+              for (const [, ref] of collectTensors(f.root)) {
+                const h = f.readTensor(ref);
+                expect(h.data.length).toBe(ref.numel);
+              }
+            } finally {
+              f.close();
+            }
+          } catch (e) {
+            if (!(e instanceof PthError || e instanceof ZipError || e instanceof PickleError)) throw e;
+          }
+        },
+      ),
+      { numRuns: 300, seed: 5 },
+    );
+  });
+});

@@ -94,3 +94,18 @@ describe('zip reader', () => {
     z.close();
   });
 });
+
+describe('zip reader ranges', () => {
+  it('checks the CRC of a stored entry read whole by range, not of a part', () => {
+    const p = path.join(dir, 'range.zip');
+    writeZip(p, [{ name: 'a', data: Uint8Array.from({ length: 64 }, (_, i) => i) }]);
+    const b = fs.readFileSync(p);
+    b[30 + 1 + 40] ^= 1;
+    fs.writeFileSync(p, b);
+    const z = ZipReader.open(p);
+    expect(Array.from(z.readRange('a', 0, 8))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(() => z.readRange('a', 0, 64)).toThrow(/'a' fails its CRC-32 check/);
+    expect(() => z.readRange('a', 60, 8)).toThrow(/byte range \[60, 68\) is outside its 64 bytes/);
+    z.close();
+  });
+});

@@ -262,8 +262,8 @@ export class ZipReader {
 
   /**
    * `length` bytes of an entry starting at `offset` (of the decompressed data), into `into` if given.
-   * Stored entries are read positionally (no CRC check: only part of the entry is seen); deflated
-   * entries are inflated whole.
+   * Stored entries are read positionally, CRC-checked when the range is the whole entry (a part alone
+   * cannot be checked); deflated entries are inflated whole and always checked.
    */
   readRange(name: string, offset: number, length: number, into?: Uint8Array): Uint8Array {
     const e = this.entry(name);
@@ -272,7 +272,9 @@ export class ZipReader {
     }
     const out = into ?? new Uint8Array(length);
     if (e.method === 0) {
-      readFully(this.openFd, this.path, out.subarray(0, length), this.dataOffset(name) + offset, `entry '${name}'`);
+      const part = out.subarray(0, length);
+      readFully(this.openFd, this.path, part, this.dataOffset(name) + offset, `entry '${name}'`);
+      if (offset === 0 && length === e.size && crc32(part) !== e.crc32) throw new ZipError(this.path, `entry '${name}' fails its CRC-32 check (corrupt file)`);
       return out;
     }
     out.set(this.read(name).subarray(offset, offset + length));
