@@ -159,6 +159,16 @@ describe('vrepa conformance', () => {
     expect(out.match(/^ {4}ok {3}y: max error/gm)?.length).toBe(2);
   });
 
+  it('--list shows each case, its sub-case count and the package that handles it, without running', async () => {
+    const dir = fixtureDir({ failing: true, unhandled: true });
+    const { code, out } = await conformance([dir, '--list']);
+    expect(code).toBe(0);
+    expect(out).toMatch(/synth_off\s+1\s+@vrepa\/synthetic/);
+    expect(out).toMatch(/synth_orphan\s+1\s+no handler/);
+    expect(out).toMatch(/synth_scale\s+2\s+@vrepa\/synthetic/);
+    expect(out).not.toContain('FAIL');
+  });
+
   it('formats ratios compactly', () => {
     expect(formatRatio(null)).toBe('-');
     expect(formatRatio(Infinity)).toBe('inf');

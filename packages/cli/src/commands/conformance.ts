@@ -18,7 +18,7 @@ import { expectPositionals, parseCommandArgs } from '../args.js';
 import { EXIT, padEnd, padStart, processIO, UsageError, type CliIO } from '../io.js';
 import { handlersFrom, loadPackages, type LoadedPackage } from '../packages.js';
 
-export const conformanceUsage = `Usage: vrepa conformance <dir> [--case NAME]... [--json FILE] [--strict] [--backend NAME] [--verbose]
+export const conformanceUsage = `Usage: vrepa conformance <dir> [--case NAME]... [--json FILE] [--strict] [--backend NAME] [--verbose] [--list]
 
 Run the conformance suite: every <case>/manifest.json under <dir> (or <dir> itself when it holds a
 manifest.json), each sub-case through the handler its @vrepa package registers, every reference tensor
@@ -32,6 +32,7 @@ Options:
   --strict        cases without a handler fail the run (otherwise they are listed, not failed)
   --backend NAME  compute backend: ${BACKEND_CHOICES.join(', ')} (default: VREPA_BACKEND, else auto)
   --verbose       also print every tensor comparison of each sub-case
+  --list          list the cases found, their sub-case counts and the package handling each; run nothing
   -h, --help      this help
 
 Exit status: 0 when every sub-case that ran passed (and, with --strict, every case had a handler);
@@ -49,6 +50,7 @@ interface ConformanceFlags {
   strict?: boolean;
   backend?: string;
   verbose?: boolean;
+  list?: boolean;
 }
 
 export interface ConformanceRunOptions {
@@ -106,6 +108,7 @@ export async function runConformanceCommand(argv: readonly string[], opts: Confo
     strict: { type: 'boolean' },
     backend: { type: 'string' },
     verbose: { type: 'boolean' },
+    list: { type: 'boolean' },
   });
   if (help) {
     io.out(conformanceUsage);
@@ -121,6 +124,19 @@ export async function runConformanceCommand(argv: readonly string[], opts: Confo
     found = findCases(dir!);
   } catch (e) {
     throw new UsageError(`vrepa conformance: ${(e as Error).message}`);
+  }
+
+  if (values.list) {
+    const packages = opts.packages ?? (await loadPackages());
+    for (const p of packages.filter((x) => x.error)) io.err(`vrepa conformance: package ${p.name} failed to load: ${p.error}\n`);
+    const { handlers } = handlersFrom(packages);
+    const w = Math.max(4, ...found.map((f) => f.caseName.length));
+    io.out(`${padEnd('case', w)}  sub-cases  handler\n`);
+    for (const f of found) {
+      if (values.case && !values.case.includes(f.caseName)) continue;
+      io.out(`${padEnd(f.caseName, w)}  ${padStart(String(f.manifest.subcases.length), 9)}  ${handlers.get(f.caseName)?.package ?? 'no handler'}\n`);
+    }
+    return EXIT.ok;
   }
 
   const info = await initBackend({ backend: backend as BackendChoice | undefined, quiet: true });
