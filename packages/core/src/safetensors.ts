@@ -282,7 +282,9 @@ export class SafetensorsFile {
     if (this.fd === undefined) throw new SafetensorsError(this.path, 'file is closed');
     const len = t.end - t.begin;
     if (into && into.length < len) throw new SafetensorsError(this.path, `tensor '${name}': target buffer has ${into.length} bytes, needs ${len}`);
-    const out = into ? into.subarray(0, len) : Buffer.allocUnsafeSlow(len); // own buffer, offset 0; fully overwritten below
+    // An own, unzeroed buffer at offset 0 (fully overwritten below), as a plain Uint8Array (not a Buffer,
+    // whose slice() would alias).
+    const out = into ? into.subarray(0, len) : new Uint8Array(Buffer.allocUnsafeSlow(len).buffer, 0, len);
     readFully(this.fd, this.path, out, this.dataStart + t.begin, `tensor '${name}'`);
     return out;
   }
