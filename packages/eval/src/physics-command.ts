@@ -29,7 +29,7 @@ ffmpeg: the FFMPEG environment variable, else ffmpeg on PATH, else the npm packa
 
 export const physicsGenerateCommand: VrepaCommand = {
   name: 'physics generate',
-  summary: 'Generate labelled synthetic physics clips (roll, contain, collide, drop) as mp4 + labels.csv + states',
+  summary: 'Generate labelled synthetic physics clips (roll, contain, collide, drop, dominoes, support): mp4, labels.csv, states',
   usage,
   run: (argv) =>
     runCommand(usage, argv, async () => {

@@ -11,7 +11,7 @@ import RAPIER from '@dimforge/rapier2d-deterministic-compat';
 import { partArea, polygonSignedDistance, shapeBounds, shapeDistance, worldShape, type Part, type Pose, type Vec2, type WorldShape } from './geometry.js';
 import { Rng } from './rng.js';
 
-export const SUBSETS = ['roll', 'contain', 'collide', 'drop'] as const;
+export const SUBSETS = ['roll', 'contain', 'collide', 'drop', 'dominoes', 'support'] as const;
 export type Subset = (typeof SUBSETS)[number];
 
 export const WORLD_WIDTH = 8;
@@ -222,7 +222,67 @@ function sampleDrop(rng: Rng): Pick<SceneSpec, 'objects' | 'params'> {
   return { objects: [...planks, ...ds, patient, agent], params: { drop_height: agent.y, planks: nPlanks } };
 }
 
+/** A chain of dominoes is tipped from the left: will the red domino hit the yellow one after it? */
+function sampleDominoes(rng: Rng): Pick<SceneSpec, 'objects' | 'params'> {
+  const objects: SceneObject[] = [];
+  const before = rng.int(3);
+  const friction = rng.uniform(0.5, 0.9);
+  let x = rng.uniform(0.8, 2.2);
+  const domino = (id: string, role: Role, color: RGB): SceneObject => {
+    const hx = rng.uniform(0.05, 0.09);
+    const hy = rng.uniform(0.28, 0.5);
+    return base(rng, { id, role, dynamic: true, parts: [{ kind: 'box', hx, hy, dx: 0, dy: 0, da: 0 }], color, x, y: FLOOR_TOP + hy + 0.001, friction, restitution: rng.uniform(0, 0.2), density: rng.uniform(1, 3) });
+  };
+  const spacing = () => rng.uniform(0.3, 0.75);
+  for (let i = 0; i < before; i++) {
+    objects.push(domino(`domino${i}`, 'distractor', rng.pick(DISTRACTOR_COLORS)));
+    x += spacing();
+  }
+  const agent = domino('agent', 'agent', agentColor(rng));
+  const agentHeight = 2 * (agent.parts[0] as { hy: number }).hy;
+  const gap = rng.uniform(0.5, 1.35) * agentHeight;
+  x += gap;
+  const patient = domino('patient', 'patient', patientColor(rng));
+  objects.push(patient, agent);
+  // the push: the first domino of the chain starts tipping to the right
+  const first = before > 0 ? objects[0]! : agent;
+  first.omega = -rng.uniform(1.5, 4);
+  first.vx = rng.uniform(0, 0.6);
+  const ds = distractors(rng, rng.int(2), [x + 0.6, WORLD_WIDTH - 0.3], []);
+  return { objects: [...ds, ...objects], params: { dominoes_before_agent: before, gap_over_height: gap / agentHeight, push_omega: -first.omega } };
+}
+
+/**
+ * A red block slides along a shelf towards its edge (friction decides whether it stays supported); a yellow
+ * object waits on the floor below: will the block fall onto it?
+ */
+function sampleSupport(rng: Rng): Pick<SceneSpec, 'objects' | 'params'> {
+  const shelfY = rng.uniform(1.1, 2.3);
+  const shelfLen = rng.uniform(1.2, 2.6);
+  const x0 = rng.uniform(0.2, 1.2);
+  const edge = x0 + shelfLen;
+  const shelf = base(rng, {
+    id: 'shelf', role: 'static', dynamic: false, color: jitter(rng, [130, 105, 80], 20),
+    parts: [{ kind: 'box', hx: shelfLen / 2, hy: 0.06, dx: 0, dy: 0, da: 0 }], x: x0 + shelfLen / 2, y: shelfY,
+  });
+  const hx = rng.uniform(0.15, 0.3);
+  const hy = rng.uniform(0.12, 0.25);
+  const mu = rng.uniform(0.1, 0.5);
+  const agent = base(rng, {
+    id: 'agent', role: 'agent', dynamic: true, parts: [{ kind: 'box', hx, hy, dx: 0, dy: 0, da: 0 }], color: agentColor(rng),
+    x: x0 + hx + rng.uniform(0.05, 0.4), y: shelfY + 0.06 + hy + 0.001, vx: rng.uniform(1.5, 4.5), friction: mu, restitution: 0,
+  });
+  shelf.friction = mu;
+  const parts = patientShape(rng);
+  const px = Math.min(WORLD_WIDTH - 0.4, edge + rng.uniform(0.1, 1.3));
+  const patient = base(rng, { id: 'patient', role: 'patient', dynamic: true, parts, color: patientColor(rng), x: px, y: FLOOR_TOP + partHalfHeight(parts[0]!) });
+  const ds = distractors(rng, rng.int(2), [0.4, WORLD_WIDTH - 0.4], [px, px - 0.5, px + 0.5]);
+  return { objects: [shelf, ...ds, patient, agent], params: { shelf_height: shelfY, shelf_length: shelfLen, push_vx: agent.vx, friction: mu, patient_offset: px - edge } };
+}
+
 const SAMPLERS: Record<Subset, (rng: Rng) => Pick<SceneSpec, 'objects' | 'params'>> = {
+  dominoes: sampleDominoes,
+  support: sampleSupport,
   roll: sampleRoll,
   contain: sampleContain,
   collide: sampleCollide,
