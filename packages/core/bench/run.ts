@@ -6,6 +6,8 @@ import { initBackend } from '../src/index.js';
 
 const modules: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   checkpoint: () => import('./checkpoint.bench.js'),
+  backends: () => import('./backends.bench.js'),
+  nn: () => import('./nn.bench.js'),
 };
 
 await initBackend();
