@@ -99,7 +99,7 @@ export class Parameter {
 }
 
 /** A fixed tensor of a module (a table, running statistics). Persistent buffers are in the state dict. */
-export class Buffer {
+export class ModuleBuffer {
   private t: tf.Tensor;
   constructor(
     value: tf.Tensor,
@@ -195,7 +195,7 @@ function isHostTensor(x: unknown): x is HostTensor {
  */
 export class Module {
   private readonly _params = new Map<string, Parameter>();
-  private readonly _buffers = new Map<string, Buffer>();
+  private readonly _buffers = new Map<string, ModuleBuffer>();
   private readonly _children = new Map<string, Module>();
   /** a unique id (for debugging and caches) */
   readonly moduleId = ++idCounter;
@@ -216,9 +216,9 @@ export class Module {
   }
 
   /** Register a buffer (a fixed tensor). Persistent buffers (default) are in the state dict. */
-  protected buffer(name: string, value: tf.Tensor, opts: { persistent?: boolean; layout?: ParamLayout } = {}): Buffer {
+  protected buffer(name: string, value: tf.Tensor, opts: { persistent?: boolean; layout?: ParamLayout } = {}): ModuleBuffer {
     this.checkName(name);
-    const b = new Buffer(value, opts.persistent ?? true, opts.layout ?? 'identity');
+    const b = new ModuleBuffer(value, opts.persistent ?? true, opts.layout ?? 'identity');
     this._buffers.set(name, b);
     return b;
   }
@@ -267,8 +267,8 @@ export class Module {
   }
 
   /** All buffers with their dotted names (persistent and not). */
-  namedBuffers(): Array<[string, Buffer]> {
-    const out: Array<[string, Buffer]> = [];
+  namedBuffers(): Array<[string, ModuleBuffer]> {
+    const out: Array<[string, ModuleBuffer]> = [];
     for (const [prefix, m] of this.namedModules()) for (const [n, b] of m._buffers) out.push([prefix ? `${prefix}.${n}` : n, b]);
     return out;
   }
@@ -362,7 +362,7 @@ export class Module {
     const strict = opts.strict ?? true;
     const prefix = opts.prefix ?? '';
     const src = normaliseSource(source);
-    const targets = new Map<string, Parameter | Buffer>();
+    const targets = new Map<string, Parameter | ModuleBuffer>();
     for (const [n, p] of this.namedParameters()) targets.set(n, p);
     for (const [n, b] of this.namedBuffers()) if (b.persistent) targets.set(n, b);
 
