@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { toCsv } from './csv.js';
+import { parseCsvRecords, toCsv } from './csv.js';
 import { encodeMp4, findFfmpeg } from './ffmpeg.js';
 import { contactSheet, encodePng } from './png.js';
 import { Rng } from './rng.js';
@@ -156,4 +156,27 @@ export async function generateDataset(opts: DatasetOptions): Promise<DatasetRow[
     ) + '\n',
   );
   return rows;
+}
+
+/**
+ * Read a generated dataset's `labels.csv` (in file order): clip names, 0/1 contact labels, subset ids (`groups`,
+ * index into `groupNames`) and seeds — the labels and groups a feature file for `vrepa probe` needs.
+ */
+export function readSceneLabels(dir: string): { clips: string[]; labels: Uint8Array; groups: Int32Array; groupNames: string[]; firstContactFrames: Int32Array } {
+  const file = path.join(dir, 'labels.csv');
+  if (!fs.existsSync(file)) throw new Error(`readSceneLabels: '${file}' does not exist (is '${dir}' a folder made by 'vrepa physics generate'?).`);
+  const { columns, records } = parseCsvRecords(fs.readFileSync(file, 'utf8'), file);
+  const missing = ['clip', 'subset', 'contact'].filter((c) => !columns.includes(c));
+  if (missing.length) throw new Error(`readSceneLabels: ${file} lacks column(s) ${missing.join(', ')}.`);
+  const groupNames = [...new Set(records.map((r) => r.subset!))];
+  return {
+    clips: records.map((r) => r.clip!),
+    labels: Uint8Array.from(records, (r, i) => {
+      if (r.contact !== '0' && r.contact !== '1') throw new Error(`readSceneLabels: ${file} row ${i + 2}: contact must be 0 or 1, got '${r.contact}'.`);
+      return Number(r.contact);
+    }),
+    groups: Int32Array.from(records, (r) => groupNames.indexOf(r.subset!)),
+    groupNames,
+    firstContactFrames: Int32Array.from(records, (r) => Number(r.first_contact_frame ?? -1)),
+  };
 }

@@ -86,7 +86,7 @@ export async function encodeMp4(file: string, frames: Uint8Array, width: number,
 export function decodeVideo(file: string, opts: { ffmpeg?: string } = {}): { frames: Uint8Array; count: number; width: number; height: number } {
   const bin = opts.ffmpeg ?? findFfmpeg().path;
   const info = spawnSync(bin, ['-hide_banner', '-i', file], { encoding: 'utf8' });
-  const m = /Video:.*?(\d{2,5})x(\d{2,5})/.exec(info.stderr ?? '');
+  const m = /Video:.*?,\s*(\d+)x(\d+)[\s,[]/.exec(info.stderr ?? '');
   if (!m) throw new Error(`decodeVideo: cannot read the frame size of '${file}' (${(info.stderr ?? '').trim().split('\n').at(-1)}).`);
   const width = Number(m[1]);
   const height = Number(m[2]);
@@ -94,4 +94,18 @@ export function decodeVideo(file: string, opts: { ffmpeg?: string } = {}): { fra
   if (r.status !== 0) throw new Error(`decodeVideo: ffmpeg failed on '${file}': ${String(r.stderr).trim()}`);
   const frames = new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.byteLength);
   return { frames, count: frames.length / (width * height * 3), width, height };
+}
+
+/**
+ * Decode a video into the public video layout: `[1, frames, H, W, 3]` float32 in [−1, 1] (optionally only the
+ * first `maxFrames` frames).
+ */
+export async function loadVideoTensor(file: string, opts: { ffmpeg?: string; maxFrames?: number } = {}): Promise<import('@tensorflow/tfjs').Tensor5D> {
+  const tf = await import('@tensorflow/tfjs');
+  const v = decodeVideo(file, opts);
+  const count = Math.min(v.count, opts.maxFrames ?? v.count);
+  const n = count * v.height * v.width * 3;
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = v.frames[i]! / 127.5 - 1;
+  return tf.tensor5d(data, [1, count, v.height, v.width, 3]);
 }

@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCsvRecords } from './csv.js';
-import { balancedTargets, clipStatesJson, generateDataset } from './dataset.js';
-import { encodeMp4, findFfmpeg } from './ffmpeg.js';
+import { balancedTargets, clipStatesJson, generateDataset, readSceneLabels } from './dataset.js';
+import { decodeVideo, encodeMp4, findFfmpeg, loadVideoTensor } from './ffmpeg.js';
 import { physicsGenerateCommand } from './physics-command.js';
 import { agentPatientDistance, generateLabelledClip, renderClip, renderFrame, sampleScene, simulateScene, SUBSETS, type ObjectState, type SceneSpec } from './scenes.js';
 
@@ -108,6 +108,12 @@ describe('dataset and ffmpeg', () => {
     expect(st.states).toHaveLength(video.frames);
     expect(st.states[0]).toHaveLength(st.objects.length);
     expect(JSON.parse(records[0]!.params!)).toBeTypeOf('object');
+    const lab = readSceneLabels(path.join(root, 'a'));
+    expect(lab.clips).toEqual(rows.map((r) => r.clip));
+    expect(Array.from(lab.labels)).toEqual(rows.map((r) => r.contact));
+    expect(lab.groupNames).toEqual(['collide', 'contain']);
+    expect(Array.from(lab.groups)).toEqual([0, 0, 0, 0, 1, 1, 1, 1]);
+    expect(() => readSceneLabels(root)).toThrow(/labels\.csv' does not exist/);
   });
 
   it('without ffmpeg, says how to get one; FFMPEG pointing nowhere is named', () => {
@@ -127,6 +133,23 @@ describe('dataset and ffmpeg', () => {
     expect(args).toContain('-f rawvideo -pix_fmt rgb24 -s 16x8 -r 12 -i pipe:0');
     expect(args).toContain('-c:v libx264 -pix_fmt yuv420p');
     await expect(encodeMp4(path.join(dir, 'x.mp4'), frames.subarray(1), 16, 8, 12, { ffmpeg: fake })).rejects.toThrow(/not a whole number of 16×8 RGB frames/);
+  });
+
+  it('decodes video through ffmpeg into frames and a [1, F, H, W, 3] tensor in [-1, 1] (stand-in ffmpeg)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ffd-'));
+    const raw = path.join(dir, 'frames.rgb');
+    const frames = new Uint8Array(2 * 4 * 6 * 3).map((_, i) => (i * 7) % 256);
+    fs.writeFileSync(raw, frames);
+    const fake = path.join(dir, 'ffmpeg');
+    fs.writeFileSync(fake, `#!/bin/sh\ncase "$*" in\n  *rawvideo*) cat "${raw}" ;;\n  *) echo "  Stream #0:0: Video: h264 (High), yuv420p(progressive), 6x4, 16 fps" >&2; exit 1 ;;\nesac\n`, { mode: 0o755 });
+    const v = decodeVideo('clip.mp4', { ffmpeg: fake });
+    expect([v.count, v.width, v.height]).toEqual([2, 6, 4]);
+    expect(Buffer.from(v.frames).equals(Buffer.from(frames))).toBe(true);
+    const t = await loadVideoTensor('clip.mp4', { ffmpeg: fake, maxFrames: 1 });
+    expect(t.shape).toEqual([1, 1, 4, 6, 3]);
+    const d = await t.data();
+    expect(d[1]).toBeCloseTo(7 / 127.5 - 1, 6);
+    t.dispose();
   });
 
   it('vrepa physics generate: --no-video works without ffmpeg; with video and no ffmpeg it fails with one clear line', async () => {
