@@ -128,7 +128,7 @@ export async function run(): Promise<void> {
   const note = [
     `Checkpointing saves ≈ ${held.toFixed(0)} MB per block at ${S} tokens (difference of the rows above): without it a block's activations stay from its forward to its backward; with it only its input sequence (${((S * D * 4) / 2 ** 20).toFixed(1)} MB) does, for one extra forward per block. For 30 blocks: ≈ ${((30 * held) / 1024).toFixed(1)} GB less.`,
     rate4000
-      ? `Extrapolation (not measured): a full CogVideoX-2B training step (30 blocks, ${fullS} tokens) ≈ 30 × ${(blockFlops(fullS) * 3 / 1e12).toFixed(2)} TFLOP / ${(rate4000 / 1e9).toFixed(0)} GFLOP/s ≈ ${((30 * 3 * blockFlops(fullS)) / rate4000 / 60).toFixed(0)} min per sample on this machine (the block forward+backward rate at ${TEXT + 4000} tokens; attention grows as tokens², so this is optimistic), + 1 forward per block (+33%) with checkpointing.`
+      ? `Extrapolation (not measured): a full CogVideoX-2B training step (30 blocks, ${fullS} tokens) ≈ 30 × ${(blockFlops(fullS) * 3 / 1e12).toFixed(2)} TFLOP / ${(rate4000 / 1e9).toFixed(0)} GFLOP/s ≈ ${((30 * 3 * blockFlops(fullS)) / rate4000 / 60).toFixed(0)} min per sample on this machine (the FLOPs at ${fullS} tokens, attention's tokens² term included, at the block forward+backward rate measured at ${TEXT + 4000} tokens), + 1 forward per block (+33%) with checkpointing.`
       : 'Extrapolation skipped (quick run).',
   ];
   process.stdout.write(note.map((l) => `- ${l}`).join('\n') + '\n');
