@@ -13,8 +13,12 @@ describe('layerNorm', () => {
           const x = tf.add(rand([rows, c], seed, s), 3 * s);
           const y = layerNorm(x, null, null, 1e-12);
           const { mean, variance } = tf.moments(y, -1);
-          expect(tf.max(tf.abs(mean)).dataSync()[0]).toBeLessThan(1e-5);
-          expect(tf.max(tf.abs(tf.sub(variance, 1))).dataSync()[0]).toBeLessThan(1e-4);
+          // float32 cancellation in x − mean: error ≈ ε·max|x| / (row std); allow a few ulps of that
+          const rowStd = tf.sqrt(tf.moments(x, -1).variance);
+          const cond = tf.max(tf.abs(x)).dataSync()[0]! / tf.min(rowStd).dataSync()[0]!;
+          const tol = 1e-5 + 8 * 1.2e-7 * cond;
+          expect(tf.max(tf.abs(mean)).dataSync()[0]).toBeLessThan(tol);
+          expect(tf.max(tf.abs(tf.sub(variance, 1))).dataSync()[0]).toBeLessThan(10 * tol);
         });
       }),
       { numRuns: 30 },
