@@ -166,6 +166,8 @@ describe('CogVideoXTransformer3DModel', () => {
     expect(() => resolveTransformerConfig(tinyConfig({ ofs_embed_dim: 512 }))).toThrow(/'ofs_embed_dim'/);
     expect(() => resolveTransformerConfig(tinyConfig({ activation_fn: 'relu' }))).toThrow(/'activation_fn'/);
     expect(() => resolveTransformerConfig(tinyConfig({ wibble: 1 }))).toThrow(/unknown field 'wibble'/);
+    expect(() => resolveTransformerConfig(tinyConfig({ dropout: 0.1 }))).toThrow(/'dropout' = 0.1 is not supported/);
+    expect(() => resolveTransformerConfig(tinyConfig({ patch_size: 0 }))).toThrow(/'patch_size' must be a positive integer/);
     expect(() => resolveTransformerConfig(tinyConfig({ use_learned_positional_embeddings: true }))).toThrow(/use_learned_positional_embeddings/);
     expect(resolveTransformerConfig({ ...tinyConfig(), _class_name: 'CogVideoXTransformer3DModel', _diffusers_version: '0.30' }).config.num_layers).toBe(2);
   });
