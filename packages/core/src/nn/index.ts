@@ -7,3 +7,4 @@ export * from './rotary.js';
 export * from './attention.js';
 export * from './embeddings.js';
 export * from './conv.js';
+export * from './embedding.js';
