@@ -1,0 +1,55 @@
+/**
+ * Teacher configs by name, mirroring the official factories (dims, depths, heads, MLP ratio, patch,
+ * tubelet, pre-training clip size, LayerNorm eps 1e-6, qkv bias layout).
+ */
+import type { TeacherConfig, TeacherFamily } from './teacher.js';
+
+type Base = Omit<TeacherConfig, 'name' | 'official' | 'embedDim' | 'depth' | 'numHeads' | 'family'>;
+
+const VIDEOMAE_BASE: Base = {
+  mlpRatio: 4,
+  patchSize: 16,
+  tubeletSize: 2,
+  inChans: 3,
+  qkvBias: 'qv',
+  layerNormEps: 1e-6,
+  imgSize: 224,
+  numFrames: 16,
+};
+
+const VJEPA_BASE: Base = { ...VIDEOMAE_BASE, qkvBias: 'qkv', uniformPower: true, finalNorm: true };
+
+function cfg(family: TeacherFamily, name: string, official: string, embedDim: number, depth: number, numHeads: number, extra: Partial<TeacherConfig> = {}): TeacherConfig {
+  const base = family === 'vjepa' ? VJEPA_BASE : VIDEOMAE_BASE;
+  return Object.freeze({ ...base, family, name, official, embedDim, depth, numHeads, ...extra });
+}
+
+/** Every registered config. VideoMAEv2-B is the official VideoREPA default. */
+export const TEACHER_CONFIGS: Readonly<Record<string, TeacherConfig>> = Object.freeze({
+  'videomaev2-s': cfg('videomaev2', 'videomaev2-s', 'vit_small_patch16_224', 384, 12, 6),
+  'videomaev2-b': cfg('videomaev2', 'videomaev2-b', 'vit_base_patch16_224', 768, 12, 12),
+  'videomaev2-l': cfg('videomaev2', 'videomaev2-l', 'vit_large_patch16_224', 1024, 24, 16),
+  'videomaev2-h': cfg('videomaev2', 'videomaev2-h', 'vit_huge_patch16_224', 1280, 32, 16),
+  'videomaev2-g': cfg('videomaev2', 'videomaev2-g', 'vit_giant_patch14_224', 1408, 40, 16, { patchSize: 14, mlpRatio: 48 / 11 }),
+  'videomae-b': cfg('videomae', 'videomae-b', 'vit_base_patch16_224', 768, 12, 12),
+  'videomae-l': cfg('videomae', 'videomae-l', 'vit_large_patch16_224', 1024, 24, 16),
+  'vjepa-l': cfg('vjepa', 'vjepa-l', 'vit_large (patch 16, 16 frames, 224)', 1024, 24, 16),
+  'vjepa-h': cfg('vjepa', 'vjepa-h', 'vit_huge (patch 16, 16 frames, 224)', 1280, 32, 16),
+  'vjepa-h384': cfg('vjepa', 'vjepa-h384', 'vit_huge (patch 16, 16 frames, 384)', 1280, 32, 16, { imgSize: 384 }),
+});
+
+/** The default config of each family. */
+export const DEFAULT_TEACHER: Readonly<Record<TeacherFamily, string>> = Object.freeze({ videomaev2: 'videomaev2-b', videomae: 'videomae-b', vjepa: 'vjepa-l' });
+
+/** A config by name (or a full config, validated for its family). */
+export function teacherConfig(c: string | TeacherConfig | undefined, family: TeacherFamily): TeacherConfig {
+  if (c === undefined) return TEACHER_CONFIGS[DEFAULT_TEACHER[family]]!;
+  if (typeof c === 'string') {
+    const found = TEACHER_CONFIGS[c];
+    if (!found) throw new Error(`teacher config '${c}' is not registered; known: ${Object.keys(TEACHER_CONFIGS).join(', ')}`);
+    if (found.family !== family) throw new Error(`teacher config '${c}' is a ${found.family} config, not ${family}`);
+    return found;
+  }
+  if (c.family !== family) throw new Error(`teacher config '${c.name}' is a ${c.family} config, not ${family}`);
+  return c;
+}

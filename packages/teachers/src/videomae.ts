@@ -1,0 +1,37 @@
+/**
+ * VideoMAE v1 (MCG-NJU): the same ViT as VideoMAEv2 (separate `q_bias`/`v_bias`, sinusoid table,
+ * eps 1e-6); its official class also has `fc_norm` and a classifier `head` (fine-tuned checkpoints) and
+ * its loader takes the state dict from `model` or `module` and strips `backbone.` / `encoder.`.
+ * Features = last block output (no norm).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { LayerNorm } from '@vrepa/core';
+import { teacherConfig } from './configs.js';
+import { interpolateSinusoidPosEmbed, videoMaeSinusoidTable } from './posembed.js';
+import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
+import type { TeacherGrid } from './vit.js';
+
+export class VideoMAE extends VideoTeacher {
+  constructor(config: string | TeacherConfig = 'videomae-b', opts: { init?: 'torch' | 'zeros'; maxScoreElements?: number } = {}) {
+    const c = teacherConfig(config, 'videomae');
+    super({ ...c, ...(opts.init ? { init: opts.init } : {}), ...(opts.maxScoreElements ? { maxScoreElements: opts.maxScoreElements } : {}) });
+    this.finishBlocks();
+    if (this.config.fcNorm) this.fcNorm = this.module('fc_norm', new LayerNorm(this.config.embedDim, { eps: this.config.layerNormEps }));
+  }
+
+  baseTable(): tf.Tensor2D {
+    return videoMaeSinusoidTable(this.baseGrid, this.config.embedDim);
+  }
+
+  protected interpolateTable(grid: TeacherGrid): tf.Tensor2D {
+    return tf.tidy(() => interpolateSinusoidPosEmbed(this.baseTable(), this.baseGrid, grid));
+  }
+
+  /** Load an official checkpoint (`model` or `module`, keys optionally `backbone.`/`encoder.`-prefixed). */
+  static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VideoMAE {
+    const c = teacherConfig(opts.config, 'videomae');
+    return teacherFromCheckpoint(path, ['model', 'module', 'state_dict'], opts, (names) =>
+      new VideoMAE({ ...c, fcNorm: names.has('fc_norm.weight') }, { init: 'zeros', maxScoreElements: opts.maxScoreElements }),
+    );
+  }
+}
