@@ -76,6 +76,38 @@ function twoGrams(hn: tf.Tensor2D, hnT: tf.Tensor2D, yn: tf.Tensor2D, ynT: tf.Te
   };
 }
 
+/**
+ * The matmul roofline: the best GFLOP/s of the plain 2-D matmul shapes TRD needs ([c,2D]·[2D,c] forward,
+ * [c,c]·[c,D] backward, and a 512-block), measured now. Roofline time of TRD = 4N²D / that rate (the
+ * minimum flops: half of each Gram by symmetry + one N×N×D matmul for the gradient).
+ */
+function matmulPeak(): { gflops: number; shape: string } {
+  let best = { gflops: 0, shape: '' };
+  const c = autoChunkSize(3600, D);
+  for (const [m, k, n] of [
+    [c, 2 * D, c],
+    [c, c, D],
+    [512, D, 512],
+  ] as const) {
+    const a = tf.randomNormal([m, k]);
+    const b = tf.randomNormal([k, n]);
+    const once = () => {
+      const t0 = performance.now();
+      const r = tf.matMul(a, b);
+      r.dataSync();
+      r.dispose();
+      return performance.now() - t0;
+    };
+    once();
+    const ms = Math.min(once(), once(), once(), once(), once());
+    const gflops = (2 * m * k * n) / ms / 1e6;
+    if (gflops > best.gflops) best = { gflops, shape: `[${m},${k}]·[${k},${n}]` };
+    tf.dispose([a, b]);
+  }
+  process.stderr.write(`[bench] matmul roofline ${best.gflops.toFixed(1)} GFLOP/s (${best.shape})\n`);
+  return best;
+}
+
 function torchTimes(): Map<number, string | number> {
   const py = process.env.VREPA_TORCH_PYTHON;
   const out = new Map<number, string | number>();
@@ -99,6 +131,7 @@ async function main() {
   const info = await initBackend();
   const memLimit = info.name === 'wasm' ? 3 * 2 ** 30 : os.totalmem() / 2;
   const torch = torchTimes();
+  const peak = matmulPeak();
   const rows: BenchRow[] = [];
   let naiveBytesPerN2: number | undefined;
   let lastGram: { N: number; ms: number } | undefined;
@@ -163,6 +196,7 @@ async function main() {
     row['2 Gram matmuls ms'] = gramNote ? `${gramMs.toFixed(0)}${gramNote}` : gramMs;
     row['chunked / 2 Grams'] = chunkedMs / gramMs;
     row['GFLOP/s (4N²D / chunked)'] = (4 * N * N * D) / chunkedMs / 1e6;
+    row['chunked / roofline'] = chunkedMs / ((4 * N * N * D) / peak.gflops / 1e6);
     if (torch.size) {
       const tv = torch.get(N);
       row['PyTorch official ms'] = tv ?? 'n/a';
@@ -172,7 +206,7 @@ async function main() {
     tf.dispose([s, t]);
     process.stderr.write(`[bench] N=${N} done\n`);
   }
-  printBenchTable('TRD forward + backward, official form, B=1, D=768, grid F×10×15 (median ms)', rows);
+  printBenchTable(`TRD forward + backward, official form, B=1, D=768, grid F×10×15 (median ms; roofline = 4N²D at ${peak.gflops.toFixed(1)} GFLOP/s, the best plain matmul ${peak.shape} measured in this run)`, rows);
 
   // block-size sweep at the paper's shape (why the automatic rule picks what it picks)
   if (SIZES.includes(3600)) {

@@ -312,6 +312,20 @@ describe('trdLoss details', () => {
     tf.dispose([s, t, plain, value, grad, g3]);
   });
 
+  it('a margin that rounds to 0 in float32 behaves as 0 (the wasm clamp rejects min = max)', () => {
+    const s = tf.randomNormal([1, 6, 3], 0, 1, 'float32', 5) as tf.Tensor3D;
+    const t = tf.randomNormal([1, 6, 2], 0, 1, 'float32', 6) as tf.Tensor3D;
+    const grid = { frames: 2, height: 3, width: 1 };
+    for (const form of FORMS) {
+      const a = trdLoss(s, t, { grid, form, margin: 1e-300, chunkSize: 4 });
+      const b = trdLoss(s, t, { grid, form, margin: 0, chunkSize: 4 });
+      expect(a.dataSync()[0]).toBe(b.dataSync()[0]);
+      expect(Number.isFinite(a.dataSync()[0])).toBe(true);
+      tf.dispose([a, b]);
+    }
+    tf.dispose([s, t]);
+  });
+
   it('form weights sum to 1 over the entries each form averages', () => {
     for (const [B, F, P] of [
       [1, 24, 150],
