@@ -17,7 +17,7 @@ function num(p: Record<string, any>, keys: string[], what: string, dflt?: number
 }
 
 /** A teacher config from a manifest's params (official argument names). */
-export function configFromParams(family: TeacherFamily, p: Record<string, any>, weightNames: Set<string>): TeacherConfig {
+export function configFromParams(family: TeacherFamily, p: Record<string, any>, weightNames: Set<string>, shapeOf?: (name: string) => number[]): TeacherConfig {
   if (Number(p.init_values ?? 0) > 0) throw new Error(`teacher conformance: init_values ${p.init_values} (layer scale gamma_1/gamma_2) is not supported`);
   const qkv = p.qkv_bias === false ? 'none' : family === 'vjepa' ? 'qkv' : 'qv';
   return {
@@ -36,8 +36,9 @@ export function configFromParams(family: TeacherFamily, p: Record<string, any>, 
     imgSize: num(p, ['img_size'], 'the pre-training image size'),
     numFrames: num(p, ['all_frames', 'num_frames'], 'the pre-training frame count'),
     uniformPower: family === 'vjepa' ? Boolean(p.uniform_power ?? false) : undefined,
-    fcNorm: weightNames.has('fc_norm.weight'),
-    finalNorm: weightNames.has('norm.weight'),
+    fcNorm: family === 'videomae' && weightNames.has('fc_norm.weight'),
+    numClasses: family === 'videomae' && weightNames.has('head.weight') ? (shapeOf ? shapeOf('head.weight')[0] : Number(p.num_classes)) : undefined,
+    finalNorm: family === 'vjepa' && weightNames.has('norm.weight'),
   };
 }
 
@@ -67,7 +68,7 @@ export function teacherHandler(family: TeacherFamily): ConformanceHandler {
   return (ctx) => {
     if (!ctx.weights) throw new Error(`${ctx.caseName}: the sub-case names no weights file`);
     const src = weightSourceFromSafetensors(ctx.weights);
-    const model = build(family, configFromParams(family, ctx.params, new Set(src.names())));
+    const model = build(family, configFromParams(family, ctx.params, new Set(src.names()), src.shape));
     try {
       loadTeacherWeights(model, src, `${ctx.caseName}/${ctx.subcase.name}`);
       const tensors: Record<string, unknown> = ctx.subcase.tensors ?? {};

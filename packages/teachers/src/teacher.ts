@@ -4,7 +4,7 @@
  * from the official checkpoint layouts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { LayerNorm, Module, ModuleList, openCheckpoint, stateDictCandidates, type Checkpoint, type CheckpointTensor } from '@vrepa/core';
+import { LayerNorm, Linear, Module, ModuleList, openCheckpoint, stateDictCandidates, type Checkpoint, type CheckpointTensor } from '@vrepa/core';
 import { teacherInputReduced, type ReducedOptions } from '@vrepa/align-dims';
 import { PatchEmbed3d, makeBlocks, vitForwardFlops, type TeacherGrid, type VitArch, type VitBlock } from './vit.js';
 
@@ -22,6 +22,8 @@ export interface TeacherConfig extends VitArch {
   numFrames: number;
   /** VideoMAE family: the `fc_norm` LayerNorm of the pooled head (fine-tuned checkpoints have it) */
   fcNorm?: boolean;
+  /** VideoMAE family: classes of the classifier `head` (Linear after `fc_norm`); 0/undefined = none */
+  numClasses?: number;
   /** V-JEPA: the final `norm` LayerNorm (in the state dict; not applied to features, as officially) */
   finalNorm?: boolean;
   /** V-JEPA: 3D sincos table with equal depth/height/width parts */
@@ -105,6 +107,7 @@ export abstract class VideoTeacher extends Module {
   readonly patchEmbed: PatchEmbed3d;
   blocks!: ModuleList<VitBlock>;
   fcNorm: LayerNorm | null = null;
+  head: Linear | null = null;
   loadReport: TeacherLoadReport | null = null;
   private readonly posCache = new Map<string, tf.Tensor2D>();
 
@@ -228,6 +231,19 @@ export abstract class VideoTeacher extends Module {
     });
   }
 
+  /** Classifier logits `[B, classes]` = head(pool(tokens)) (VideoMAE fine-tuned checkpoints). */
+  classify(tokens: tf.Tensor): tf.Tensor2D {
+    if (!this.head) throw new Error(`${this.config.name}.classify: the model has no classifier head (config numClasses is ${this.config.numClasses ?? 0})`);
+    return tf.tidy(() => this.head!.forward(this.pool(tokens)) as tf.Tensor2D);
+  }
+
+  /** Register `fc_norm` and `head` when the config asks for them (VideoMAE family; official order). */
+  protected finishHead(): void {
+    const c = this.config;
+    if (c.fcNorm) this.fcNorm = this.module('fc_norm', new LayerNorm(c.embedDim, { eps: c.layerNormEps }));
+    if (c.numClasses) this.head = this.module('head', new Linear(c.embedDim, c.numClasses, { init: c.init }));
+  }
+
   /** Analytic forward FLOPs (matmuls) for a clip grid. */
   flops(grid: TeacherGrid, batch = 1): number {
     return vitForwardFlops(this.config, grid, batch);
@@ -239,7 +255,7 @@ export abstract class VideoTeacher extends Module {
    */
   describe(): Record<string, unknown> {
     const { init: _i, maxScoreElements: _m, ...rest } = this.config;
-    return { ...rest, fcNorm: !!this.fcNorm };
+    return { ...rest, fcNorm: !!this.fcNorm, numClasses: this.head ? this.config.numClasses : 0 };
   }
 
   override dispose(): void {
@@ -343,12 +359,12 @@ export function teacherFromCheckpoint<T extends VideoTeacher>(
   path: string,
   preferredKeys: string[],
   opts: FromCheckpointOptions,
-  build: (names: Set<string>) => T,
+  build: (src: WeightSource) => T,
 ): T {
   const { ck, key } = openTeacherCheckpoint(path, preferredKeys, opts);
   try {
     const src = weightSourceFromCheckpoint(ck, opts.stripPrefix !== undefined ? (n) => n : officialRename);
-    const model = build(new Set(src.names()));
+    const model = build(src);
     try {
       const { loaded, ignored } = loadTeacherWeights(model, src, `fromCheckpoint(${path}${key ? `, key '${key}'` : ''})`);
       model.loadReport = { file: path, key, loaded, ignored };

@@ -5,7 +5,6 @@
  * Features = last block output (no norm).
  */
 import * as tf from '@tensorflow/tfjs';
-import { LayerNorm } from '@vrepa/core';
 import { teacherConfig } from './configs.js';
 import { interpolateSinusoidPosEmbed, videoMaeSinusoidTable } from './posembed.js';
 import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
@@ -16,7 +15,7 @@ export class VideoMAE extends VideoTeacher {
     const c = teacherConfig(config, 'videomae');
     super({ ...c, ...(opts.init ? { init: opts.init } : {}), ...(opts.maxScoreElements ? { maxScoreElements: opts.maxScoreElements } : {}) });
     this.finishBlocks();
-    if (this.config.fcNorm) this.fcNorm = this.module('fc_norm', new LayerNorm(this.config.embedDim, { eps: this.config.layerNormEps }));
+    this.finishHead();
   }
 
   baseTable(): tf.Tensor2D {
@@ -27,11 +26,17 @@ export class VideoMAE extends VideoTeacher {
     return tf.tidy(() => interpolateSinusoidPosEmbed(this.baseTable(), this.baseGrid, grid));
   }
 
-  /** Load an official checkpoint (`model` or `module`, keys optionally `backbone.`/`encoder.`-prefixed). */
+  /**
+   * Load an official checkpoint (`model` or `module`, keys optionally `backbone.`/`encoder.`-prefixed).
+   * Like the official class, `fc_norm` and the classifier `head` are loaded when the checkpoint has them
+   * (fine-tuned models; `pool`, `classify`); pre-training decoders are ignored and reported.
+   */
   static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VideoMAE {
     const c = teacherConfig(opts.config, 'videomae');
-    return teacherFromCheckpoint(path, ['model', 'module', 'state_dict'], opts, (names) =>
-      new VideoMAE({ ...c, fcNorm: names.has('fc_norm.weight') }, { init: 'zeros', maxScoreElements: opts.maxScoreElements }),
-    );
+    return teacherFromCheckpoint(path, ['model', 'module', 'state_dict'], opts, (src) => {
+      const names = new Set(src.names());
+      const numClasses = names.has('head.weight') ? src.shape('head.weight')[0] : 0;
+      return new VideoMAE({ ...c, fcNorm: c.fcNorm ?? names.has('fc_norm.weight'), numClasses: c.numClasses ?? numClasses }, { init: 'zeros', maxScoreElements: opts.maxScoreElements });
+    });
   }
 }

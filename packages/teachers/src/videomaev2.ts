@@ -5,7 +5,6 @@
  * trilinear in time), features = last block output, no final norm.
  */
 import * as tf from '@tensorflow/tfjs';
-import { LayerNorm } from '@vrepa/core';
 import { teacherConfig } from './configs.js';
 import { interpolateSinusoidPosEmbed, videoMaeSinusoidTable } from './posembed.js';
 import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
@@ -16,7 +15,7 @@ export class VideoMAEv2 extends VideoTeacher {
     const c = teacherConfig(config, 'videomaev2');
     super({ ...c, ...(opts.init ? { init: opts.init } : {}), ...(opts.maxScoreElements ? { maxScoreElements: opts.maxScoreElements } : {}) });
     this.finishBlocks();
-    if (this.config.fcNorm) this.fcNorm = this.module('fc_norm', new LayerNorm(this.config.embedDim, { eps: this.config.layerNormEps }));
+    this.finishHead();
   }
 
   baseTable(): tf.Tensor2D {
@@ -29,13 +28,12 @@ export class VideoMAEv2 extends VideoTeacher {
 
   /**
    * Load an official checkpoint: the state dict under `module` (keys `module.…`) or `model` (keys
-   * `encoder.…`, ViT-g / pre-training), or at the top level (safetensors). Heads and decoders are
-   * ignored and listed in `loadReport.ignored`; `fc_norm` is loaded when present (for `pool`).
+   * `encoder.…`, ViT-g / pre-training), or at the top level (safetensors). As in VideoREPA's class,
+   * `fc_norm`/`head` (fine-tuned checkpoints) and decoders are ignored and listed in
+   * `loadReport.ignored`, unless the config asks for them (`fcNorm: true`, `numClasses`).
    */
   static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VideoMAEv2 {
     const c = teacherConfig(opts.config, 'videomaev2');
-    return teacherFromCheckpoint(path, ['module', 'model', 'state_dict'], opts, (names) =>
-      new VideoMAEv2({ ...c, fcNorm: names.has('fc_norm.weight') }, { init: 'zeros', maxScoreElements: opts.maxScoreElements }),
-    );
+    return teacherFromCheckpoint(path, ['module', 'model', 'state_dict'], opts, () => new VideoMAEv2(c, { init: 'zeros', maxScoreElements: opts.maxScoreElements }));
   }
 }

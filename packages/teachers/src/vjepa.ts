@@ -38,8 +38,8 @@ export class VJEPA extends VideoTeacher {
   /** Load an official checkpoint (`target_encoder`, else `encoder`; `module.backbone.` stripped). */
   static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VJEPA {
     const c = teacherConfig(opts.config, 'vjepa');
-    return teacherFromCheckpoint(path, ['target_encoder', 'encoder', 'model', 'state_dict'], opts, (names) =>
-      new VJEPA({ ...c, finalNorm: names.has('norm.weight') }, { init: 'zeros', maxScoreElements: opts.maxScoreElements }),
+    return teacherFromCheckpoint(path, ['target_encoder', 'encoder', 'model', 'state_dict'], opts, (src) =>
+      new VJEPA({ ...c, finalNorm: c.finalNorm ?? src.names().includes('norm.weight') }, { init: 'zeros', maxScoreElements: opts.maxScoreElements }),
     );
   }
 }
