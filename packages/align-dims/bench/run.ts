@@ -28,6 +28,7 @@ const ALIGN = 768;
 const MB = 2 ** 20;
 const nS = studentGrid.frames * studentGrid.height * studentGrid.width;
 const nT = teacherGrid.frames * teacherGrid.height * teacherGrid.width;
+const frames = 2 * (studentGrid.frames - 1);
 
 interface Measured {
   ms: number;
@@ -84,45 +85,12 @@ const big = scale === 1 ? { warmup: 0, runs: 1 } : { warmup: 1, runs: 1 };
 
 console.log(`align-dims bench: hidden [1, ${nS}, ${INNER}] (grid ${studentGrid.frames}×${studentGrid.height}×${studentGrid.width}), teacher [1, ${nT}, ${ALIGN}]`);
 
-// ---- 1. the full path and its stages -----------------------------------------------------------------
-const full = await measure(() => valueAndGrads(() => alignmentLoss(hidden, teacher, { projector, downsampler, studentGrid, teacherGrid, timeScaleFactor: 2 }), [hidden, ...params]), big);
-console.log(`full path: ${full.ms.toFixed(0)} ms`);
-
-const proj = await measure(() => valueAndGrads(() => tf.sum(tf.mul(projector.forward(hidden), 1e-3)) as tf.Scalar, [hidden, ...projector.parameters()]), big);
-console.log(`projector: ${proj.ms.toFixed(0)} ms`);
-
-const projected = tf.variable(tf.randomNormal([1, studentGrid.frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 4), true, 'bench_projected');
-const upW = tf.randomNormal([1, 2 * (studentGrid.frames - 1), studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 5);
-const interp = await measure(() =>
-  valueAndGrads(() => {
-    const x = tf.slice(projected, [0, 1, 0, 0, 0], [1, studentGrid.frames - 1, studentGrid.height, studentGrid.width, ALIGN]);
-    return tf.sum(tf.mul(interpolate(x, { scaleFactor: [2, 1, 1], mode: 'trilinear' }), upW)) as tf.Scalar;
-  }, [projected]),
-);
-
-const frames = 2 * (studentGrid.frames - 1);
-const convIn = tf.variable(tf.randomNormal([frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 6), true, 'bench_conv_in');
-const convW = tf.randomNormal([frames, teacherGrid.height, teacherGrid.width, ALIGN], 0, 1, 'float32', 7);
-const conv = await measure(() => valueAndGrads(() => tf.sum(tf.mul(downsampler.forward(convIn), convW)) as tf.Scalar, [convIn, ...downsampler.parameters()]));
-
-const student = tf.variable(tf.randomNormal([1, nT, ALIGN], 0, 1, 'float32', 8), true, 'bench_student');
-const trd = await measure(() => valueAndGrads(() => trdLoss(student as tf.Tensor as tf.Tensor3D, teacher as tf.Tensor3D, { grid: teacherGrid, margin: 0.1 }), [student]));
-
-const fullRow = (name: string, m: Measured): BenchRow => ({ name, 'fwd+bwd ms': m.ms, 'peak MB': m.peakMB, 'ms / full path': m.ms / full.ms, 'peak / full path': m.peakMB / full.peakMB });
-printBenchTable(`Official alignment path, forward + backward (hidden [1, ${nS}, ${INNER}] → TRD on ${teacherGrid.frames}×${teacherGrid.height}×${teacherGrid.width}); baseline: the whole path in one call`, [
-  fullRow('full path (baseline): alignmentLoss + grads of hidden and all parameters', full),
-  fullRow(`projector ${INNER}→${HIDDEN}→${HIDDEN}→${ALIGN} (+ param grads)`, proj),
-  fullRow(`drop frame 0 + trilinear ×2 in time (${studentGrid.frames - 1}→${frames})`, interp),
-  fullRow(`downsampler conv 3×3 stride 3, patchify (+ param grads)`, conv),
-  fullRow(`TRD official, N=${nT}, D=${ALIGN}`, trd),
-  { name: 'sum of stages', 'fwd+bwd ms': proj.ms + interp.ms + conv.ms + trd.ms, 'ms / full path': (proj.ms + interp.ms + conv.ms + trd.ms) / full.ms },
-]);
-tf.dispose([projected, upW, convIn, convW, student]);
-
+// Sections 2 and 3 run first: the full path grows the wasm heap to ~3.2 GB, and the heap never shrinks.
 // ---- 2. interpolation by matrices vs tf.image.resizeBilinear ---------------------------------------------
 const interpRows: BenchRow[] = [];
 for (const [label, shape, size] of [
-  ['feature maps ×2 up', [12, studentGrid.height, studentGrid.width, ALIGN], [2 * studentGrid.height, 2 * studentGrid.width]],
+  ['student features to the teacher grid (Table 5, pure interpolation)', [frames, studentGrid.height, studentGrid.width, ALIGN], [teacherGrid.height, teacherGrid.width]],
+  ['position table 14×14 → 10×15', [8, 14, 14, ALIGN], [10, 15]],
   ['video frames 480×720 → 160×240', [scale === 1 ? 16 : 4, 480, 720, 3], [160, 240]],
 ] as Array<[string, number[], [number, number]]>) {
   const x = tf.variable(tf.randomNormal(shape, 0, 1, 'float32', 9), true, `bench_img_${label}`);
@@ -163,6 +131,40 @@ printBenchTable('Bilinear (align_corners=False): separable matrices vs tf.image.
   ]);
   tf.dispose([x, w]);
 }
+
+// ---- 1. the full path and its stages -----------------------------------------------------------------
+const full = await measure(() => valueAndGrads(() => alignmentLoss(hidden, teacher, { projector, downsampler, studentGrid, teacherGrid, timeScaleFactor: 2 }), [hidden, ...params]), big);
+console.log(`full path: ${full.ms.toFixed(0)} ms`);
+
+const proj = await measure(() => valueAndGrads(() => tf.sum(tf.mul(projector.forward(hidden), 1e-3)) as tf.Scalar, [hidden, ...projector.parameters()]), big);
+console.log(`projector: ${proj.ms.toFixed(0)} ms`);
+
+const projected = tf.variable(tf.randomNormal([1, studentGrid.frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 4), true, 'bench_projected');
+const upW = tf.randomNormal([1, 2 * (studentGrid.frames - 1), studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 5);
+const interp = await measure(() =>
+  valueAndGrads(() => {
+    const x = tf.slice(projected, [0, 1, 0, 0, 0], [1, studentGrid.frames - 1, studentGrid.height, studentGrid.width, ALIGN]);
+    return tf.sum(tf.mul(interpolate(x, { scaleFactor: [2, 1, 1], mode: 'trilinear' }), upW)) as tf.Scalar;
+  }, [projected]),
+);
+
+const convIn = tf.variable(tf.randomNormal([frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 6), true, 'bench_conv_in');
+const convW = tf.randomNormal([frames, teacherGrid.height, teacherGrid.width, ALIGN], 0, 1, 'float32', 7);
+const conv = await measure(() => valueAndGrads(() => tf.sum(tf.mul(downsampler.forward(convIn), convW)) as tf.Scalar, [convIn, ...downsampler.parameters()]));
+
+const student = tf.variable(tf.randomNormal([1, nT, ALIGN], 0, 1, 'float32', 8), true, 'bench_student');
+const trd = await measure(() => valueAndGrads(() => trdLoss(student as tf.Tensor as tf.Tensor3D, teacher as tf.Tensor3D, { grid: teacherGrid, margin: 0.1 }), [student]));
+
+const fullRow = (name: string, m: Measured): BenchRow => ({ name, 'fwd+bwd ms': m.ms, 'peak MB': m.peakMB, 'ms / full path': m.ms / full.ms, 'peak / full path': m.peakMB / full.peakMB });
+printBenchTable(`Official alignment path, forward + backward (hidden [1, ${nS}, ${INNER}] → TRD on ${teacherGrid.frames}×${teacherGrid.height}×${teacherGrid.width}); baseline: the whole path in one call`, [
+  fullRow('full path (baseline): alignmentLoss + grads of hidden and all parameters', full),
+  fullRow(`projector ${INNER}→${HIDDEN}→${HIDDEN}→${ALIGN} (+ param grads)`, proj),
+  fullRow(`drop frame 0 + trilinear ×2 in time (${studentGrid.frames - 1}→${frames})`, interp),
+  fullRow(`downsampler conv 3×3 stride 3, patchify (+ param grads)`, conv),
+  fullRow(`TRD official, N=${nT}, D=${ALIGN}`, trd),
+  { name: 'sum of stages', 'fwd+bwd ms': proj.ms + interp.ms + conv.ms + trd.ms, 'ms / full path': (proj.ms + interp.ms + conv.ms + trd.ms) / full.ms },
+]);
+tf.dispose([projected, upW, convIn, convW, student]);
 
 projector.dispose();
 downsampler.dispose();
