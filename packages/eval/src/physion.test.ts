@@ -4,9 +4,9 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { tensorLeakAcross } from '@vrepa/core';
 import { describe, expect, it } from 'vitest';
-import { evenlySpacedIndices, extractFeatures, physionFeatureDim, physionFeatures } from './physion.js';
+import { evenlySpacedIndices, extractFeatures, extractSceneFeatures, physionFeatureDim, physionFeatures } from './physion.js';
 import { probeCommand } from './probe-command.js';
-import { LinearProbe, writeFeatureFile } from './probe.js';
+import { featureStats, LinearProbe, readFeatureFile, standardizedGram, writeFeatureFile } from './probe.js';
 import { Rng } from './rng.js';
 
 /** tokens[b, f, r, c, k] = 10000·b + 1000·f + 100·r + 10·c + k, frame-major. */
@@ -66,6 +66,46 @@ describe('Physion protocol features', () => {
     expect(progress).toEqual([1, 2, 3]);
     expect(tf.memory().numTensors).toBe(before);
     await expect(extractFeatures([0, 1], (v) => tf.zeros([1, 3 + v]), { progress: false })).rejects.toThrow(/video 1 gave 4 features per clip, earlier videos gave 3/);
+  });
+});
+
+describe('scene features', () => {
+  it('extracts features of every clip of a dataset into a probe feature file (stand-in ffmpeg decoder)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scene-feats-'));
+    fs.writeFileSync(path.join(dir, 'labels.csv'), 'clip,subset,seed,contact,first_contact_frame,params\nroll_00000,roll,1,1,20,{}\ndrop_00000,drop,2,0,-1,{}\n');
+    const raw = path.join(dir, 'frames.rgb');
+    fs.writeFileSync(raw, new Uint8Array(3 * 4 * 6 * 3).fill(255));
+    for (const c of ['roll_00000', 'drop_00000']) fs.writeFileSync(path.join(dir, `${c}.mp4`), '');
+    const fake = path.join(dir, 'ffmpeg');
+    fs.writeFileSync(fake, `#!/bin/sh\ncase "$*" in\n  *rawvideo*) cat "${raw}" ;;\n  *) echo "  Stream #0:0: Video: h264, yuv420p, 6x4, 16 fps" >&2; exit 1 ;;\nesac\n`, { mode: 0o755 });
+    const prev = process.env.FFMPEG;
+    process.env.FFMPEG = fake;
+    const before = tf.memory().numTensors;
+    const shapes: number[][] = [];
+    try {
+      const out = path.join(dir, 'feats.safetensors');
+      await extractSceneFeatures(dir, (v) => (shapes.push(v.shape), tf.tidy(() => v.mean([1, 2, 3]))), { out, maxFrames: 2, progress: false });
+      const back = readFeatureFile(out);
+      expect([back.features.n, back.features.d]).toEqual([2, 3]);
+      expect(Array.from(back.features.data)).toEqual([1, 1, 1, 1, 1, 1]);
+      expect(Array.from(back.labels)).toEqual([1, 0]);
+      expect(back.groupNames).toEqual(['roll', 'drop']);
+    } finally {
+      if (prev === undefined) delete process.env.FFMPEG;
+      else process.env.FFMPEG = prev;
+    }
+    expect(shapes).toEqual([[1, 2, 4, 6, 3], [1, 2, 4, 6, 3]]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the chunked Gram matrix equals the one-shot one and leaks no tensors', async () => {
+    const x = { data: Float32Array.from({ length: 60 }, (_, i) => Math.sin(i)), n: 6, d: 10 };
+    const stats = featureStats(x);
+    expect(await tensorLeakAcross(() => standardizedGram(x, stats, { chunkElements: 24 }))).toBe(0);
+    // column chunks (4 columns of 10 here) add up to the one-shot Gram
+    const chunked = await standardizedGram(x, stats, { chunkElements: 24 });
+    const whole = await standardizedGram(x, stats);
+    for (let i = 0; i < 36; i++) expect(chunked[i]).toBeCloseTo(whole[i]!, 4);
   });
 });
 
