@@ -74,7 +74,8 @@ async function tryWasm(): Promise<string | undefined> {
 // Core's wasm fixes: fast matmul forms, missing training kernels, fast conv3d, and the heap guard.
 onBackendInit((info) => {
   if (info.name !== 'wasm') return;
-  installWasmKernels();
+  // VREPA_WASM_FIXES=0 keeps the stock tfjs kernels (to compare or bisect); the heap guard stays.
+  if (process.env.VREPA_WASM_FIXES !== '0') installWasmKernels();
   installWasmHeapGuard(tf.backend() as unknown as WasmBackend);
   unrefWasmWorkers();
 });
