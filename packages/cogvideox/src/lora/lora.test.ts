@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Rng, SafetensorsFile, tensorLeakAcross, writeSafetensors } from '@vrepa/core';
-import { CogVideoXTransformer3DModel, addLora, loadLora, loraModules, loraStateDict, mergeLora, saveLora, unmergeLora } from '../index.js';
+import { CogVideoXTransformer3DModel, LoraLinear, addLora, loadLora, loraModules, loraStateDict, mergeLora, saveLora, unmergeLora } from '../index.js';
 
 const cfg = (over: Record<string, unknown> = {}) => ({
   num_attention_heads: 2,
@@ -49,6 +49,28 @@ function randomiseB(m: CogVideoXTransformer3DModel, seed: number) {
 }
 
 describe('LoRA', () => {
+  it('LoraLinear computes x·W + b + (α/r)·(x·A)·B with PEFT orientations (hand-derived)', () => {
+    const lin = new LoraLinear(2, 2);
+    lin.addLora(1, 4); // scaling α/r = 4
+    // PyTorch layouts: W [out,in] = [[1,2],[3,4]], b = [0.5,-0.5]; lora_A [r,in] = [[1,-1]]; lora_B [out,r] = [[2],[3]]
+    const sd = new Map([
+      ['weight', tf.tensor2d([[1, 2], [3, 4]])],
+      ['bias', tf.tensor1d([0.5, -0.5])],
+      ['lora_A.weight', tf.tensor2d([[1, -1]])],
+      ['lora_B.weight', tf.tensor2d([[2], [3]])],
+    ]);
+    lin.loadStateDict(sd);
+    tf.dispose([...sd.values()]);
+    // x = [1, 2]: x·Wᵀ + b = [1+4+0.5, 3+8−0.5] = [5.5, 10.5]; x·Aᵀ = −1; ·Bᵀ = [−2, −3]; ·4 = [−8, −12]
+    const y = tf.tidy(() => lin.forward(tf.tensor2d([[1, 2]])));
+    expect(Array.from(y.dataSync())).toEqual([-2.5, -1.5]);
+    lin.merge();
+    const merged = lin.stateDict();
+    expect(Array.from(merged.get('weight')!.dataSync())).toEqual([1 + 8, 2 - 8, 3 + 12, 4 - 12]);
+    tf.dispose([y, ...merged.values()]);
+    lin.dispose();
+  });
+
   it('adapters with B = 0 leave the outputs unchanged; only LoRA + align parts stay trainable', () => {
     const m = make(1);
     const d = data(2);
