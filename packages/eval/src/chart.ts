@@ -1,11 +1,11 @@
 /** Charts: a vega-lite spec → SVG (vega, headless) → PNG (resvg), all offline. */
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+// vega, vega-lite and resvg load on first use (they are heavy), so importing @vrepa/eval stays cheap.
 
 /** Render a vega-lite spec to SVG text. */
 export async function vegaLiteToSvg(spec: Record<string, unknown>): Promise<string> {
-  const compiled = vl.compile(spec as unknown as vl.TopLevelSpec).spec;
+  const vega = await import('vega');
+  const vl = await import('vega-lite');
+  const compiled = vl.compile(spec as unknown as import('vega-lite').TopLevelSpec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {
     return await view.toSVG();
@@ -17,6 +17,7 @@ export async function vegaLiteToSvg(spec: Record<string, unknown>): Promise<stri
 /** Render a vega-lite spec to a PNG (white background, 2× zoom, DejaVu Sans text). */
 export async function vegaLiteToPng(spec: Record<string, unknown>, opts: { scale?: number } = {}): Promise<Buffer> {
   const svg = await vegaLiteToSvg(spec);
+  const { Resvg } = await import('@resvg/resvg-js');
   const png = new Resvg(svg, {
     background: 'white',
     fitTo: { mode: 'zoom', value: opts.scale ?? 2 },

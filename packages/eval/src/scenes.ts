@@ -7,7 +7,7 @@
  * (u, v) = (x·s, H − y·s) with s = W / WORLD_WIDTH pixels per metre (u, v measured from the image's top-left
  * corner, pixel centres at +0.5). Frame 0 is the initial state; frame f is the state after f/fps seconds.
  */
-import RAPIER from '@dimforge/rapier2d-deterministic-compat';
+import type { Collider, ColliderDesc, RigidBody, World } from '@dimforge/rapier2d-deterministic-compat';
 import { partArea, polygonSignedDistance, shapeBounds, shapeDistance, worldShape, type Part, type Pose, type Vec2, type WorldShape } from './geometry.js';
 import { Rng } from './rng.js';
 
@@ -301,10 +301,17 @@ export function sampleScene(subset: Subset, seed: number): SceneSpec {
 
 // ───────────────────────────── simulation ─────────────────────────────
 
+type Rapier = typeof import('@dimforge/rapier2d-deterministic-compat').default;
+let RAPIER: Rapier;
 let rapierReady: Promise<void> | undefined;
-/** Initialise the Rapier wasm module once. */
+/** Load and initialise the Rapier wasm module once (loaded on first use: importing @vrepa/eval stays cheap). */
 export function initPhysics(): Promise<void> {
-  rapierReady ??= RAPIER.init();
+  rapierReady ??= (async () => {
+    const mod = await import('@dimforge/rapier2d-deterministic-compat');
+    const r = ((mod as { default?: Rapier }).default ?? mod) as Rapier;
+    await r.init();
+    RAPIER = r;
+  })();
   return rapierReady;
 }
 
@@ -341,8 +348,8 @@ export async function simulateScene(spec: SceneSpec, video: VideoOptions = DEFAU
     world.createCollider(RAPIER.ColliderDesc.cuboid(WORLD_WIDTH, 0.5).setTranslation(WORLD_WIDTH / 2, FLOOR_TOP - 0.5).setFriction(0.7), fixed);
     world.createCollider(RAPIER.ColliderDesc.cuboid(0.5, height * 2).setTranslation(-0.5, height), fixed);
     world.createCollider(RAPIER.ColliderDesc.cuboid(0.5, height * 2).setTranslation(WORLD_WIDTH + 0.5, height), fixed);
-    const bodies: RAPIER.RigidBody[] = [];
-    const colliders: RAPIER.Collider[][] = [];
+    const bodies: RigidBody[] = [];
+    const colliders: Collider[][] = [];
     for (const o of spec.objects) {
       const desc = (o.dynamic ? RAPIER.RigidBodyDesc.dynamic() : RAPIER.RigidBodyDesc.fixed())
         .setTranslation(o.x, o.y)
@@ -356,7 +363,7 @@ export async function simulateScene(spec: SceneSpec, video: VideoOptions = DEFAU
       bodies.push(body);
       colliders.push(
         o.parts.map((p) => {
-          let cd: RAPIER.ColliderDesc;
+          let cd: ColliderDesc;
           if (p.kind === 'ball') cd = RAPIER.ColliderDesc.ball(p.r).setTranslation(p.dx, p.dy);
           else if (p.kind === 'box') cd = RAPIER.ColliderDesc.cuboid(p.hx, p.hy).setTranslation(p.dx, p.dy).setRotation(p.da);
           else {
@@ -408,7 +415,7 @@ export async function simulateScene(spec: SceneSpec, video: VideoOptions = DEFAU
   }
 }
 
-function touching(world: RAPIER.World, a: RAPIER.Collider[], b: RAPIER.Collider[]): boolean {
+function touching(world: World, a: Collider[], b: Collider[]): boolean {
   let hit = false;
   for (const ca of a)
     for (const cb of b)
