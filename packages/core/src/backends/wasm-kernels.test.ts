@@ -199,7 +199,7 @@ describe('wasm kernel fixes', () => {
     tf.dispose([a, b, bias, ours, stock, fusedOurs, fusedStock, want]);
   });
 
-  it('Conv2DBackpropFilter (missing on stock wasm) equals the cpu backend: strides, same/valid/explicit pads, odd sizes', async () => {
+  it('Conv2DBackpropFilter (missing on stock wasm) and Conv2DBackpropInput equal the cpu backend: strides, same/valid/explicit pads, odd sizes', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 4 }),
@@ -216,6 +216,14 @@ describe('wasm kernel fixes', () => {
               tf.sum(tf.mul(tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, [sh, sw], pad), T(seed + 2, [n, info.outHeight, info.outWidth, cout]))),
             )([T(seed, [n, h, w, cin]), T(seed + 1, [fh, fw, cin, cout])]),
           );
+          if (padKind !== 'explicit') {
+            // conv2dTranspose runs Conv2DBackpropInput forward; equal to the stock wasm kernel as well.
+            const op = () => tf.conv2dTranspose(T(seed + 2, [n, info.outHeight, info.outWidth, cout]) as tf.Tensor4D, T(seed + 1, [fh, fw, cin, cout]) as tf.Tensor4D, [n, h, w, cin], [sh, sw], pad as 'same');
+            await sameOnWasmAndCpu(op);
+            const ours = await on('wasm', op);
+            const stock = await withStockWasmKernels(() => on('wasm', op));
+            expect(relErr(ours, stock)).toBeLessThan(2e-5);
+          }
         },
       ),
       { numRuns: 40 },
