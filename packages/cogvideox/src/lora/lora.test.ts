@@ -53,7 +53,7 @@ describe('LoRA', () => {
     const lin = new LoraLinear(2, 2);
     lin.addLora(1, 4); // scaling α/r = 4
     // PyTorch layouts: W [out,in] = [[1,2],[3,4]], b = [0.5,-0.5]; lora_A [r,in] = [[1,-1]]; lora_B [out,r] = [[2],[3]]
-    const sd = new Map([
+    const sd = new Map<string, tf.Tensor>([
       ['weight', tf.tensor2d([[1, 2], [3, 4]])],
       ['bias', tf.tensor1d([0.5, -0.5])],
       ['lora_A.weight', tf.tensor2d([[1, -1]])],

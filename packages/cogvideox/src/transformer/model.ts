@@ -406,6 +406,34 @@ export class CogVideoXTransformer3DModel extends Module {
     return out;
   }
 
+  /**
+   * The vision tokens after block `layer` (1-based) — running only blocks 1..layer — as `[B, N, D]`
+   * frame-major, with the token grid. For feature extraction (e.g. the Physion probe at depth 18).
+   */
+  hiddenStates(
+    latents: tf.Tensor,
+    textEmbeddings: tf.Tensor,
+    timesteps: ArrayLike<number> | tf.Tensor,
+    opts: { layer: number; rotary?: RotaryMode | RotaryTensors },
+  ): { tokens: tf.Tensor; grid: LatentGrid } {
+    const ts = timesteps instanceof tf.Tensor ? (Array.from(timesteps.dataSync()) as number[]) : timesteps;
+    this.checkInputs(latents, textEmbeddings, ts);
+    const c = this.config;
+    if (!Number.isInteger(opts.layer) || opts.layer < 1 || opts.layer > c.num_layers) {
+      throw new Error(`hiddenStates: layer ${opts.layer} is out of range (1-based block index 1..${c.num_layers})`);
+    }
+    const grid = this.latentGrid(latents.shape);
+    const rot = c.use_rotary_positional_embeddings ? (typeof opts.rotary === 'object' ? opts.rotary : this.rotaryFor(grid, opts.rotary ?? 'pipeline')) : null;
+    const tokens = tf.tidy(() => {
+      const L = textEmbeddings.shape[1]!;
+      const temb = this.timeEmbedding(ts);
+      let x = this.patchEmbed(latents, textEmbeddings);
+      for (let i = 0; i < opts.layer; i++) x = this.runBlock(i, x, temb, L, rot);
+      return tf.slice(x, [0, L, 0], [-1, -1, -1]);
+    });
+    return { tokens, grid };
+  }
+
   /** `[B, N, p·p·C]` (channel order C, p_row, p_col as diffusers) → `[B, F, h·p, w·p, C]`. */
   private unpatchify(h: tf.Tensor, B: number, g: LatentGrid): tf.Tensor {
     const p = this.config.patch_size;

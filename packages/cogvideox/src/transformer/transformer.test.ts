@@ -222,6 +222,22 @@ describe('CogVideoXTransformer3DModel', () => {
     }
   });
 
+  it('hiddenStates(layer k) equals the align forward\'s hidden state after block k', () => {
+    const model = new CogVideoXTransformer3DModel(tinyConfig({ use_rotary_positional_embeddings: true, num_layers: 3 }), { rng: Rng.fromSeed(3), align: { align_layer: 2, align_dims: [8], projector_dim: 16 } });
+    try {
+      const { latents, text, ts } = inputs(model, 2, 4);
+      const full = model.forward(latents, text, ts);
+      const { tokens, grid } = model.hiddenStates(latents, text, ts, { layer: 2 });
+      expect(grid).toEqual({ frames: 2, height: 2, width: 3 });
+      expect(tokens.shape).toEqual([2, 12, 32]);
+      expect(tf.max(tf.abs(tf.sub(tokens, full.alignHidden!))).dataSync()[0]).toBe(0);
+      expect(() => model.hiddenStates(latents, text, ts, { layer: 0 })).toThrow(/layer 0 is out of range \(1-based block index 1\.\.3\)/);
+      tf.dispose([latents, text, tokens, full.sample, full.aligned!, full.alignHidden!]);
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('gradient checkpointing gives the same gradients, and only trainable parameters get them', () => {
     const model = new CogVideoXTransformer3DModel(tinyConfig({ use_rotary_positional_embeddings: true }), { rng: Rng.fromSeed(11), align: { align_layer: 1, align_dims: [8], projector_dim: 16 } });
     try {
