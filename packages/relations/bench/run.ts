@@ -10,7 +10,7 @@
  * Peak MB = high-water of tf.memory().numBytes during the step minus the bytes live before it (the inputs),
  * sampled on every tensor allocation (the engine's trackTensor is wrapped for the measurement), i.e. live
  * tensor bytes, not the wasm heap (which never shrinks) or the process RSS. Naive is not run where its
- * estimated peak (bytes per N² measured at the smallest N, scaled by N²) exceeds the memory the backend can
+ * estimated peak (bytes per N² measured at the previous N, scaled by N²) exceeds the memory the backend can
  * hold (wasm: 3 GiB of its 4 GiB heap; native: half the machine's RAM); the row then says "out of memory".
  *
  * Env: VREPA_BENCH_MAX_N (skip larger N), VREPA_TORCH_PYTHON, VREPA_BACKEND.
@@ -173,7 +173,7 @@ async function main() {
       row['naive peak MB'] = '–';
     } else {
       const peak = await peakMB(step(trdLossNaive, s, t, grid));
-      if (naiveBytesPerN2 === undefined) naiveBytesPerN2 = (peak * 2 ** 20) / (N * N);
+      naiveBytesPerN2 = (peak * 2 ** 20) / (N * N); // the latest measured N predicts the next
       row['naive ms'] = (await timeIt(step(trdLossNaive, s, t, grid), { warmup: 0, runs: Math.min(runs, 2) })).medianMs;
       row['naive peak MB'] = peak;
     }

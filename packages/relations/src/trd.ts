@@ -251,9 +251,6 @@ function cutRows(x: tf.Tensor2D, sizes: number[], native: boolean): tf.Tensor2D[
   });
 }
 
-/** Hooks for measurements (benchmarks): called after every block pair with no arguments. */
-export const trdInstrumentation: { afterBlock?: () => void } = {};
-
 /**
  * The chunked computation: loss and (when `wantGrad`) dL/d student `[B, N, D_s]`, over row blocks of
  * cfg.chunk rows (the last one shorter) of each sample. Only blocks (I, J) with J ≥ I are formed.
@@ -347,7 +344,6 @@ function trdBlocks(student: tf.Tensor3D, teacher: tf.Tensor3D, cfg: ResolvedTrd,
           parts.get(key)!.push(out.scaled);
           if (out.cI) addTo(kI, out.cI);
           if (out.cJ) addTo(kJ, out.cJ);
-          trdInstrumentation.afterBlock?.();
         }
         W?.dispose();
       }
