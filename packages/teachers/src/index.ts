@@ -6,3 +6,5 @@ export * from './videomaev2.js';
 export * from './videomae.js';
 export * from './vjepa.js';
 export { conformanceHandlers, teacherHandler } from './conformance.js';
+export * from './cache.js';
+export * from './commands.js';
