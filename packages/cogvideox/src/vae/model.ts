@@ -404,6 +404,7 @@ export function tiledSpatial(
 ): tf.Tensor {
   const [, , H, W] = x.shape as number[];
   const rows: tf.Tensor[][] = [];
+  const originals: tf.Tensor[] = [];
   try {
     for (let i = 0; i < H!; i += opts.stride[0]) {
       const row: tf.Tensor[] = [];
@@ -411,7 +412,9 @@ export function tiledSpatial(
       for (let j = 0; j < W!; j += opts.stride[1]) {
         const tile = tf.tidy(() => sliceAxis(sliceAxis(x, 2, i, Math.min(opts.tileIn[0], H! - i)), 3, j, Math.min(opts.tileIn[1], W! - j)));
         try {
-          row.push(fn(tile));
+          const y = fn(tile);
+          originals.push(y);
+          row.push(y);
         } finally {
           tile.dispose();
         }
@@ -433,7 +436,7 @@ export function tiledSpatial(
       return tf.concat(outRows, 2);
     });
   } finally {
-    tf.dispose(rows.flat());
+    tf.dispose(originals);
   }
 }
 
