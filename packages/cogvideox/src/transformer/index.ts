@@ -3,4 +3,5 @@ export * from './positions.js';
 export { CogVideoXBlock, CogVideoXAttention, CogVideoXLayerNormZero, FeedForward, type RotaryTensors } from './block.js';
 export * from './model.js';
 export * from './load.js';
+export * from './save.js';
 export { cogvideoxTransformerHandler } from './conformance.js';

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Rng, SafetensorsFile, fixturesDir, tensorLeakAcross, writeSafetensors } from '@vrepa/core';
-import { CogVideoXTransformer3DModel, fromPretrained, loadTransformerWeights, resolveTransformerConfig } from '../index.js';
+import { CogVideoXTransformer3DModel, fromPretrained, loadTransformerWeights, resolveTransformerConfig, savePretrained } from '../index.js';
 
 /** A tiny config in the diffusers format (any field not given takes diffusers' default). */
 export function tinyConfig(over: Record<string, unknown> = {}): Record<string, unknown> {
@@ -135,6 +135,41 @@ describe('CogVideoXTransformer3DModel', () => {
     } finally {
       learned.dispose();
       plain.dispose();
+    }
+  });
+
+  it('savePretrained → fromPretrained round trip is bit-exact (single file and shards)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-cvx-save-'));
+    const model = new CogVideoXTransformer3DModel(tinyConfig({ use_rotary_positional_embeddings: true }), { rng: Rng.fromSeed(21), align: { align_layer: 2, align_dims: [8], projector_dim: 16 } });
+    try {
+      const sd = model.stateDict();
+      const { latents, text, ts } = inputs(model, 1, 2);
+      const want = model.forward(latents, text, ts);
+      for (const [sub, maxShardBytes] of [['one', undefined], ['sharded', 20_000]] as const) {
+        const files = savePretrained(model, path.join(dir, sub), { maxShardBytes });
+        if (sub === 'sharded') {
+          expect(files.some((f) => f.endsWith('diffusion_pytorch_model.safetensors.index.json'))).toBe(true);
+          expect(files.filter((f) => /-\d{5}-of-\d{5}\.safetensors$/.test(f)).length).toBeGreaterThan(2);
+        } else expect(files.map((f) => path.basename(f))).toEqual(['config.json', 'diffusion_pytorch_model.safetensors']);
+        const { model: back, report } = fromPretrained(path.join(dir, sub));
+        try {
+          expect(report.align).toEqual({ align_layer: 2, align_dims: [8], projector_dim: 16 });
+          const sd2 = back.stateDict();
+          expect([...sd2.keys()]).toEqual([...sd.keys()]);
+          for (const [k, t] of sd) expect(Array.from(sd2.get(k)!.dataSync())).toEqual(Array.from(t.dataSync()));
+          tf.dispose([...sd2.values()]);
+          const got = back.forward(latents, text, ts);
+          expect(tf.max(tf.abs(tf.sub(got.sample, want.sample))).dataSync()[0]).toBe(0);
+          expect(tf.max(tf.abs(tf.sub(got.aligned!, want.aligned!))).dataSync()[0]).toBe(0);
+          tf.dispose([got.sample, got.aligned!, got.alignHidden!]);
+        } finally {
+          back.dispose();
+        }
+      }
+      tf.dispose([...sd.values(), latents, text, want.sample, want.aligned!, want.alignHidden!]);
+    } finally {
+      model.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
