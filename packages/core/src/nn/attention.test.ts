@@ -46,7 +46,7 @@ describe('attention', () => {
 
   it('chunked equals unchunked, forward and gradients, for any chunk size and masks', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 14 }), fc.constantFrom('none', 'keys', 'full', 'bool'), fc.nat(), (n, m, chunk, maskKind, seed) => {
+      fc.property(fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 14 }), fc.constantFrom('none', 'keys', 'full', 'bool'), fc.option(fc.integer({ min: 1, max: 5 })), fc.nat(), (n, m, chunk, maskKind, heads, seed) => {
         tf.tidy(() => {
           const q = rand([2, 2, n, 4], seed);
           const k = rand([2, 2, m, 4], seed + 1);
@@ -60,7 +60,7 @@ describe('attention', () => {
                   ? tf.logicalOr(tf.greater(rand([2, 1, n, m], seed + 5), -0.5), tf.tensor4d(Array.from({ length: n * m }, (_, i) => (i % m === 0 ? 1 : 0)), [1, 1, n, m], 'bool'))
                   : undefined;
           const r = rand([2, 2, n, 3], seed + 6);
-          const f = (c: number | 'auto') => (a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => attention(a, b, cc, { mask, chunkSize: c });
+          const f = (c: number | 'auto') => (a: tf.Tensor, b: tf.Tensor, cc: tf.Tensor) => attention(a, b, cc, { mask, chunkSize: c, headsPerChunk: c === 0 ? undefined : (heads ?? undefined) });
           const full = f(0)(q, k, v);
           const part = f(chunk)(q, k, v);
           expect(maxAbsDiff(full, part)).toBeLessThan(1e-5);
@@ -72,6 +72,22 @@ describe('attention', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it("'auto' splits into (batch·head) groups × query chunks within the budget, same result", () => {
+    const q = rand([2, 3, 40, 4], 14);
+    const k = rand([2, 3, 30, 4], 15);
+    const v = rand([2, 3, 30, 5], 16);
+    const mask = rand([2, 3, 40, 30], 17); // varies over batch and head
+    const r = rand([2, 3, 40, 5], 18);
+    const run = (o: object) => tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(attention(a, b, c, { mask, ...o }), r)))([q, k, v]);
+    const want = run({ chunkSize: 0 });
+    for (const o of [{ maxScoreElements: 600, minChunk: 8 }, { maxScoreElements: 100, minChunk: 1 }, { chunkSize: 0, headsPerChunk: 4 }, { chunkSize: 7, headsPerChunk: 2 }]) {
+      const got = run(o);
+      got.forEach((g, i) => expect(maxAbsDiff(g, want[i]!), JSON.stringify(o)).toBeLessThan(2e-5));
+      expect(maxAbsDiff(attention(q, k, v, { mask, ...o }), attention(q, k, v, { mask }))).toBeLessThan(1e-5);
+    }
+    expect(() => attention(q, k, v, { headsPerChunk: 0 })).toThrow(/headsPerChunk must be a positive integer/);
   });
 
   it('chunked gradient matches finite differences', () => {
