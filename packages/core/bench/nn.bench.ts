@@ -122,8 +122,6 @@ export async function run(): Promise<void> {
         { name: 'unchunked ([1,12,N,N] scores)', fn: att(0), flops, baseline: true },
         { name: "chunked 'auto' (head groups × query chunks, ≤ 2^24 score elements)", fn: att('auto'), flops },
         { name: 'chunked 388 queries, all heads', fn: att(388), flops },
-        { name: 'chunked 900 queries', fn: att(900), flops },
-        { name: 'chunked 1800 queries', fn: att(1800), flops },
       ],
       2,
     );
