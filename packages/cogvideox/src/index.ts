@@ -5,3 +5,4 @@ export * from './losses.js';
 export * from './t5/index.js';
 export * from './vae/index.js';
 export { conformanceHandlers } from './conformance.js';
+export { commands } from './commands.js';

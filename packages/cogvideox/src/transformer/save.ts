@@ -10,6 +10,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DTYPE_BYTES, hostToStreamEntry, toTorchLayout, writeSafetensorsStream, type SafetensorsStreamEntry } from '@vrepa/core';
 import type { CogVideoXTransformer3DModel } from './model.js';
+import { LoraLinear } from '../lora/lora-linear.js';
 
 export interface SavePretrainedOptions {
   /** shard above this many bytes (default 5 GB, the official save_pretrained's "5GB") */
@@ -18,6 +19,11 @@ export interface SavePretrainedOptions {
   dtype?: 'F32' | 'F16' | 'BF16';
   /** diffusers weight variant in the file names (e.g. 'fp16') */
   variant?: string;
+  /**
+   * LoRA adapters are never written here (saveLora writes them). Unmerged adapters are an error unless
+   * 'skip' (save the base weights only); merged ones are inside the weights already.
+   */
+  lora?: 'error' | 'skip';
 }
 
 /** Write `config.json` and the weights of `model` into `dir` (created if needed). Returns the files written. */
@@ -25,6 +31,13 @@ export function savePretrained(model: CogVideoXTransformer3DModel, dir: string, 
   const maxShard = opts.maxShardBytes ?? 5e9;
   const dtype = opts.dtype ?? 'F32';
   if (!(maxShard > 0)) throw new Error(`savePretrained: maxShardBytes must be > 0, got ${maxShard}`);
+  const isLora = (n: string) => /\.lora_[AB]\./.test(n);
+  const unmerged = [...model.namedModules()].filter(([, m]) => m instanceof LoraLinear && m.hasLora && !m.merged).map(([n]) => n);
+  if (unmerged.length && (opts.lora ?? 'error') === 'error') {
+    throw new Error(
+      `savePretrained: ${unmerged.length} LoRA adapter(s) are not merged (${unmerged.slice(0, 2).join(', ')}, …): mergeLora(model) first, save them with saveLora, or pass lora: 'skip' to save the base weights only`,
+    );
+  }
   fs.mkdirSync(dir, { recursive: true });
   const config: Record<string, unknown> = { _class_name: 'CogVideoXTransformer3DModel', _diffusers_version: '0.33.0.dev0', ...model.config };
   if (model.alignConfig) Object.assign(config, model.alignConfig);
@@ -50,7 +63,7 @@ export function savePretrained(model: CogVideoXTransformer3DModel, dir: string, 
       },
     });
   };
-  for (const [n, p] of model.namedParameters()) add(n, p.value, p.layout, p.torchShape);
+  for (const [n, p] of model.namedParameters()) if (!isLora(n)) add(n, p.value, p.layout, p.torchShape);
   for (const [n, b] of model.namedBuffers()) if (b.persistent) add(n, b.value, b.layout, b.torchShape);
 
   const size = (e: SafetensorsStreamEntry) => e.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[e.dtype];

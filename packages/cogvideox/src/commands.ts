@@ -1,0 +1,5 @@
+/** The `vrepa` commands of @vrepa/cogvideox, one list assembled here (other parts add their entries). */
+import type { VrepaCommand } from '@vrepa/core';
+import { loraMergeCommand } from './lora/commands.js';
+
+export const commands: VrepaCommand[] = [loraMergeCommand];

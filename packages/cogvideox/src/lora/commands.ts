@@ -1,0 +1,90 @@
+/**
+ * `vrepa lora merge`: fold a LoRA file (diffusers/PEFT format) into a transformer checkpoint and write
+ * the merged transformer as a diffusers folder — what a LoRA-trained VideoREPA model needs to be used
+ * as a plain CogVideoX transformer.
+ */
+import { parseArgs } from 'node:util';
+import type { VrepaCommand } from '@vrepa/core';
+import { fromPretrained } from '../transformer/load.js';
+import { savePretrained } from '../transformer/save.js';
+import { loadLora, mergeLora } from './lora.js';
+
+const USAGE = `vrepa lora merge --transformer <dir> --lora <file> --out <dir> [options]
+
+Fold a LoRA adapter into a CogVideoX transformer and save the merged transformer.
+
+  --transformer <dir>   diffusers transformer folder (config.json + safetensors, single or sharded)
+  --lora <file>         LoRA safetensors (pytorch_lora_weights.safetensors, keys transformer.….lora_A/B.weight)
+  --out <dir>           output folder (config.json + diffusion_pytorch_model*.safetensors)
+  --alpha <n>           lora_alpha when the file has no adapter metadata (default: metadata, else rank)
+  --dtype <f32|f16|bf16> stored dtype of the output (default f32)
+  --max-shard-gb <n>    shard the output above this size (default 5)
+  -h, --help            this text`;
+
+export const loraMergeCommand: VrepaCommand = {
+  name: 'lora merge',
+  summary: 'fold a LoRA adapter into a CogVideoX transformer checkpoint',
+  usage: USAGE,
+  async run(argv: string[]): Promise<number> {
+    let values: Record<string, string | boolean | undefined>;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: {
+          transformer: { type: 'string' },
+          lora: { type: 'string' },
+          out: { type: 'string' },
+          alpha: { type: 'string' },
+          dtype: { type: 'string' },
+          'max-shard-gb': { type: 'string' },
+          help: { type: 'boolean', short: 'h' },
+        },
+        strict: true,
+      }));
+    } catch (e) {
+      process.stderr.write(`vrepa lora merge: ${(e as Error).message}\n${USAGE}\n`);
+      return 2;
+    }
+    if (values.help) {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    for (const k of ['transformer', 'lora', 'out'] as const) {
+      if (!values[k]) {
+        process.stderr.write(`vrepa lora merge: --${k} is required\n${USAGE}\n`);
+        return 2;
+      }
+    }
+    const dtypes: Record<string, 'F32' | 'F16' | 'BF16'> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
+    const dtype = dtypes[String(values.dtype ?? 'f32').toLowerCase()];
+    if (!dtype) {
+      process.stderr.write(`vrepa lora merge: --dtype must be f32, f16 or bf16, got ${String(values.dtype)}\n`);
+      return 2;
+    }
+    const alpha = values.alpha === undefined ? undefined : Number(values.alpha);
+    if (alpha !== undefined && !(alpha > 0)) {
+      process.stderr.write(`vrepa lora merge: --alpha must be a positive number, got ${String(values.alpha)}\n`);
+      return 2;
+    }
+    const gb = values['max-shard-gb'] === undefined ? 5 : Number(values['max-shard-gb']);
+    if (!(gb > 0)) {
+      process.stderr.write(`vrepa lora merge: --max-shard-gb must be > 0, got ${String(values['max-shard-gb'])}\n`);
+      return 2;
+    }
+    try {
+      const { model } = fromPretrained(String(values.transformer));
+      try {
+        const info = loadLora(model, String(values.lora), { alpha });
+        mergeLora(model);
+        const files = savePretrained(model, String(values.out), { dtype, maxShardBytes: gb * 1e9 });
+        process.stdout.write(`merged ${info.modules.length} adapted linears (rank ${info.rank}, alpha ${info.alpha}) → ${files.join(', ')}\n`);
+      } finally {
+        model.dispose();
+      }
+      return 0;
+    } catch (e) {
+      process.stderr.write(`vrepa lora merge: ${(e as Error).message}\n`);
+      return 1;
+    }
+  },
+};
