@@ -108,21 +108,28 @@ function matmulPeak(): { gflops: number; shape: string } {
   return best;
 }
 
+/** PyTorch's official form, one python process per N (a large N that runs too long is reported, not awaited). */
 function torchTimes(): Map<number, string | number> {
   const py = process.env.VREPA_TORCH_PYTHON;
   const out = new Map<number, string | number>();
   if (!py) return out;
-  const r = spawnSync(py, [path.join(here, 'torch_trd.py'), '--N', ...SIZES.map(String), '--D', String(D), '--hw', String(HW), '--runs', '3', '--max-bytes', String(os.totalmem() / 2)], {
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
-  if (r.status !== 0) {
-    process.stderr.write(`[bench] PyTorch baseline failed: ${r.stderr || r.error}\n`);
-    return out;
-  }
-  for (const line of r.stdout.trim().split('\n')) {
-    const j = JSON.parse(line);
-    out.set(j.N, j.skipped ?? j.ms_median);
+  for (const N of SIZES) {
+    const limit = N <= 4000 ? 180_000 : 90_000;
+    const r = spawnSync(py, [path.join(here, 'torch_trd.py'), '--N', String(N), '--D', String(D), '--hw', String(HW), '--runs', '3', '--max-bytes', String(os.totalmem() / 2)], {
+      encoding: 'utf8',
+      timeout: limit,
+    });
+    if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') {
+      out.set(N, `timed out (> ${limit / 1000} s)`);
+      continue;
+    }
+    if (r.status !== 0) {
+      process.stderr.write(`[bench] PyTorch baseline failed at N=${N}: ${r.stderr || r.error}\n`);
+      out.set(N, 'failed');
+      continue;
+    }
+    const j = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    out.set(N, j.skipped ?? j.ms_median);
   }
   return out;
 }

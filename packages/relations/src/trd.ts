@@ -308,6 +308,7 @@ function trdBlocks(student: tf.Tensor3D, teacher: tf.Tensor3D, cfg: ResolvedTrd,
     const yB = cutRows(yn as tf.Tensor2D, allSizes, native).map(track);
     const zB = hB.map((h, k) => track(tf.tidy(() => tf.concat([h, tf.neg(yB[k]!)], 1)) as tf.Tensor2D));
     const uT = hB.map((h, k) => track(tf.tidy(() => tf.transpose(tf.concat([h, yB[k]!], 1))) as tf.Tensor2D));
+    tf.dispose([yn, ...yB]); // the teacher lives on in zB / uT
 
     for (let I = 0; I < nb; I++) {
       for (let J = I; J < nb; J++) {
