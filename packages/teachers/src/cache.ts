@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { SafetensorsFile, decodeBytes, hostToStreamEntry, toTorchLayout, writeSafetensorsStream, type ParamLayout } from '@vrepa/core';
-import type { EncodeResult, VideoTeacher } from './teacher.js';
+import type { EncodeResult, PreprocessOptions, VideoTeacher } from './teacher.js';
 import type { TeacherGrid } from './vit.js';
 
 export const CACHE_FORMAT = 'vrepa-feature-cache/1';
@@ -311,11 +311,15 @@ export function cachedEncodeVideo(
   cache: FeatureCache,
   model: VideoTeacher,
   video: tf.Tensor,
-  opts: { clip?: string; preprocess?: Parameters<VideoTeacher['encodeVideo']>[1] } = {},
+  opts: { clip?: string; preprocess?: PreprocessOptions } = {},
 ): EncodeResult & { hit: boolean; key: string } {
-  const pre = opts.preprocess ?? {};
-  const prepParams = { kind: 'reduced', factor: pre.factor ?? 3, size: pre.size ?? null, dropFirstFrame: pre.dropFirstFrame ?? true, normalize: pre.normalize ?? true };
-  const key = teacherCacheKey(model, opts.clip ?? video, prepParams);
-  const r = cache.getOrCompute(key, () => model.encodeVideo(video, pre), { teacher: model.config.name, clip: opts.clip ?? null });
+  const key = encodeVideoCacheKey(model, opts.clip ?? video, opts.preprocess);
+  const r = cache.getOrCompute(key, () => model.encodeVideo(video, opts.preprocess ?? {}), { teacher: model.config.name, clip: opts.clip ?? null });
   return { ...r, key };
+}
+
+/** The key `cachedEncodeVideo` uses: teacher, weights, the official pre-processing's parameters, clip id or content hash. */
+export function encodeVideoCacheKey(model: VideoTeacher, clip: string | tf.Tensor, pre: PreprocessOptions = {}): string {
+  const prepParams = { kind: 'reduced', factor: pre.factor ?? 3, size: pre.size ?? null, dropFirstFrame: pre.dropFirstFrame ?? true, normalize: pre.normalize ?? true };
+  return teacherCacheKey(model, clip, prepParams);
 }
