@@ -1,5 +1,6 @@
 /** The `vrepa` commands of @vrepa/cogvideox, one list assembled here (other parts add their entries). */
 import type { VrepaCommand } from '@vrepa/core';
 import { loraMergeCommand } from './lora/commands.js';
+import { generateCommand, initModelCommand } from './pipeline/commands.js';
 
-export const commands: VrepaCommand[] = [loraMergeCommand];
+export const commands: VrepaCommand[] = [loraMergeCommand, generateCommand, initModelCommand];

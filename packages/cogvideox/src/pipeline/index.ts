@@ -1,0 +1,4 @@
+export * from './pipeline.js';
+export * from './init-model.js';
+export * from './video.js';
+export { generateCommand, initModelCommand, progressLine } from './commands.js';
