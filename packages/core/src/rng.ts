@@ -30,7 +30,6 @@ function splitmix64(x: bigint): [bigint, bigint] {
 
 const TWO_PI = 2 * Math.PI;
 const INV_2_53 = 1 / 2 ** 53;
-const INV_2_32 = 1 / 2 ** 32;
 
 export class Rng {
   private s0: number;
@@ -186,20 +185,70 @@ export class Rng {
     return a;
   }
 
+  /**
+   * The next `out.length` raw 32-bit outputs, exactly as that many nextUint32() calls would give them
+   * (a tight loop on local state: ~10× faster than calling nextUint32 per value).
+   */
+  fillUint32(out: Uint32Array): Uint32Array {
+    let s0 = this.s0 | 0;
+    let s1 = this.s1 | 0;
+    let s2 = this.s2 | 0;
+    let s3 = this.s3 | 0;
+    for (let i = 0; i < out.length; i++) {
+      const m = Math.imul(s1, 5);
+      out[i] = Math.imul((m << 7) | (m >>> 25), 9);
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+    }
+    this.s0 = s0 >>> 0;
+    this.s1 = s1 >>> 0;
+    this.s2 = s2 >>> 0;
+    this.s3 = s3 >>> 0;
+    return out;
+  }
+
   /** Fill a Float32Array with uniforms in [low, high) (one 32-bit draw each: 24 bits reach float32 precision). */
   fillUniform(out: Float32Array, low = 0, high = 1): Float32Array {
     const span = high - low;
-    for (let i = 0; i < out.length; i++) {
+    const buf = new Uint32Array(Math.min(out.length, 65536));
+    for (let o = 0; o < out.length; o += buf.length) {
+      const n = Math.min(buf.length, out.length - o);
+      const raw = this.fillUint32(n === buf.length ? buf : buf.subarray(0, n));
       // top 24 bits → exactly representable in float32, strictly below 1
-      const u = (this.nextUint32() >>> 8) * (1 / 16777216);
-      out[i] = low + span * u;
+      for (let i = 0; i < n; i++) out[o + i] = low + span * ((raw[i]! >>> 8) * (1 / 16777216));
     }
     return out;
   }
 
-  /** Fill a Float32Array with normals N(mean, std²) (Box–Muller pairs; the spare carries across calls). */
+  /**
+   * Fill a Float32Array with normals N(mean, std²): the same values, in the same order, as repeated
+   * normal() calls (Box–Muller pairs; a pending spare is used first and an odd tail leaves one).
+   */
   fillNormal(out: Float32Array, mean = 0, std = 1): Float32Array {
-    for (let i = 0; i < out.length; i++) out[i] = this.normal(mean, std);
+    let i = 0;
+    if (i < out.length && this.spare !== null) out[i++] = this.normal(mean, std);
+    const pairs = Math.floor((out.length - i) / 2);
+    const buf = new Uint32Array(4 * Math.min(pairs, 16384));
+    for (let p = 0; p < pairs; ) {
+      const np = Math.min(buf.length / 4, pairs - p);
+      const raw = this.fillUint32(np * 4 === buf.length ? buf : buf.subarray(0, np * 4));
+      for (let j = 0; j < np; j++) {
+        // two 53-bit uniforms per pair, as uniform() draws them
+        const u1 = 1 - ((raw[4 * j]! >>> 5) * 67108864 + (raw[4 * j + 1]! >>> 6)) * INV_2_53;
+        const u2 = ((raw[4 * j + 2]! >>> 5) * 67108864 + (raw[4 * j + 3]! >>> 6)) * INV_2_53;
+        const r = Math.sqrt(-2 * Math.log(u1));
+        const theta = TWO_PI * u2;
+        out[i++] = mean + std * (r * Math.cos(theta));
+        out[i++] = mean + std * (r * Math.sin(theta));
+      }
+      p += np;
+    }
+    if (i < out.length) out[i++] = this.normal(mean, std);
     return out;
   }
 
