@@ -215,7 +215,10 @@ export class Module {
     return p;
   }
 
-  /** Register a buffer (a fixed tensor). Persistent buffers (default) are in the state dict. */
+  /**
+   * Register a buffer (a fixed tensor). The module takes ownership of `value` (kept out of tidy scopes,
+   * disposed with the module). Persistent buffers (default) are in the state dict.
+   */
   protected buffer(name: string, value: tf.Tensor, opts: { persistent?: boolean; layout?: ParamLayout } = {}): ModuleBuffer {
     this.checkName(name);
     const b = new ModuleBuffer(value, opts.persistent ?? true, opts.layout ?? 'identity');
