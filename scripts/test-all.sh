@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The test command (README): build, typecheck, unit/property tests, consumer-side package checks, the
-# pack-and-install test, and the conformance suite on every available backend.
+# The test command (README): build, the native backend where it can be built, typecheck, consumer-side
+# package checks, unit/property tests, the pack-and-install test, and the conformance suite on every
+# available backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
 FIXTURES="${VREPA_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
-pnpm run backend:install-native || echo "[vrepa] native backend unavailable here; tests run on wasm"
-pnpm turbo run build typecheck check test --concurrency=2
+export VREPA_FIXTURES="$FIXTURES"
+pnpm turbo run build --concurrency=2
+node packages/cli/dist/cli.js backend install-native || echo "[vrepa] native backend unavailable here; tests run on wasm"
+node packages/cli/dist/cli.js backend --seconds 1
+pnpm turbo run typecheck check test --concurrency=2
 node scripts/pack-test.mjs
 for b in tensorflow wasm; do
   if VREPA_BACKEND=$b node packages/cli/dist/cli.js backend --check-only >/dev/null 2>&1; then
