@@ -9,6 +9,7 @@
  * - `Conv2DBackpropFilter` (missing on wasm): im2col on the heap plus one fast matmul per chunk of rows;
  *   `Conv2DBackpropInput` (stock: a direct loop, 6–10× slower than the forward): one fast matmul plus col2im.
  * - `UnsortedSegmentSum` (missing on wasm; the gather / embedding gradient): a direct loop on the heap.
+ * - `Slice`: the stock kernel copies the whole input out of the heap on every call; core's copies the slice.
  * - `Conv3D`, `Conv3DBackpropInputV2`, `Conv3DBackpropFilterV2` (registered but naive, ~0.5 GFLOP/s): the
  *   3-D convolution as a sum over its temporal taps of 2-D convolutions on stacked frames.
  *
@@ -40,6 +41,7 @@ export const WASM_KERNEL_FIXES = [
   'Conv2DBackpropFilter',
   'Conv2DBackpropInput',
   'UnsortedSegmentSum',
+  'Slice',
   'Conv3D',
   'Conv3DBackpropInputV2',
   'Conv3DBackpropFilterV2',
@@ -406,6 +408,52 @@ function unsortedSegmentSumKernel(args: KernelArgs): tf.TensorInfo {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Slice
+
+/**
+ * Slice copying only the selected runs on the heap. The stock wasm kernel first copies the WHOLE input out
+ * of the heap (`readSync`) on every call: one row of a 100M-element tensor took 250 ms.
+ */
+function sliceKernel(args: KernelArgs): tf.TensorInfo {
+  const backend = args.backend as WasmBackend;
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { begin, size } = args.attrs as { begin: number | number[]; size: number | number[] };
+  if (x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool') {
+    return (stockWasmKernels.get('Slice')!.kernelFunc as unknown as KernelFn)(args) as tf.TensorInfo;
+  }
+  const [b, s] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size);
+  const out = backend.makeOutput(s, x.dtype as 'float32');
+  const total = sizeOf(s);
+  if (total === 0) return out;
+  // Views after the allocation (it may have grown the heap).
+  const xv = backend.typedArrayFromHeap(x);
+  const ov = backend.typedArrayFromHeap(out);
+  const shape = x.shape;
+  const rank = shape.length;
+  const strides = new Array<number>(rank).fill(1);
+  for (let d = rank - 2; d >= 0; d--) strides[d] = strides[d + 1]! * shape[d + 1]!;
+  // Innermost contiguous run: trailing dims taken whole, plus the first partial one.
+  let d = rank - 1;
+  let run = 1;
+  while (d >= 0 && s[d] === shape[d]) run *= s[d--]!;
+  if (d >= 0) run *= s[d]!;
+  let base = 0;
+  for (let k = 0; k < rank; k++) base += b[k]! * strides[k]!;
+  const outer = d > 0 ? d : 0; // dims 0..outer-1 are iterated
+  const idx = new Array<number>(outer).fill(0);
+  for (let o = 0; o < total; o += run) {
+    let off = base;
+    for (let k = 0; k < outer; k++) off += idx[k]! * strides[k]!;
+    ov.set(xv.subarray(off, off + run), o);
+    for (let k = outer - 1; k >= 0; k--) {
+      if (++idx[k]! < s[k]!) break;
+      idx[k] = 0;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Conv3D as 2-D convolutions over the temporal taps
 
 interface Conv3DGeom {
@@ -535,6 +583,7 @@ const KERNELS: Record<WasmKernelFix, KernelFn> = {
   Conv2DBackpropFilter: conv2dBackpropFilterKernel as KernelFn,
   Conv2DBackpropInput: conv2dBackpropInputKernel as KernelFn,
   UnsortedSegmentSum: unsortedSegmentSumKernel as KernelFn,
+  Slice: sliceKernel as KernelFn,
   Conv3D: conv3dKernel as KernelFn,
   Conv3DBackpropInputV2: conv3dBackpropInputKernel as KernelFn,
   Conv3DBackpropFilterV2: conv3dBackpropFilterKernel as KernelFn,

@@ -22,6 +22,8 @@ export interface WasmBackend {
     has(dataId: object): boolean;
   };
   makeOutput(shape: number[], dtype: Dtype, memoryOffset?: number): tf.TensorInfo;
+  /** A view (no copy) of a tensor's data on the heap; invalid after the next allocation. */
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
   disposeData(dataId: object, force?: boolean): boolean;
   incRef(dataId: object): void;
   move(dataId: object, values: ArrayBufferView | null, shape: number[], dtype: Dtype, refCount: number): void;
