@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { SafetensorsFile, compareTensors, fixturesDir } from '@vrepa/core';
+import { SafetensorsFile, compareTensors, fixturesDir, tensorLeakAcross } from '@vrepa/core';
 import { configFromParams } from './conformance.js';
 import { VideoMAE } from './videomae.js';
 import { VideoMAEv2 } from './videomaev2.js';
@@ -112,6 +112,18 @@ describe('official checkpoint layouts', () => {
     expect(msg).toMatch(/mis-shaped key\(s\)/);
     expect(msg).toMatch(/patch_embed\.proj\.weight: checkpoint \[\d+(, \d+){4}\] vs model \[\d+(, \d+){4}\]/);
     expect(msg).toContain(v1file);
+  });
+
+  it('loading and disposing (and a failed load) leave no tensors behind', async () => {
+    const ex = expected({ expected: 'teacher_videomaev2/videomaev2.weights.safetensors' });
+    const file = path.join(ckDir, teacherEntries.find((e) => e.expected.startsWith('teacher_videomaev2/'))!.file);
+    expect(await tensorLeakAcross(() => VideoMAEv2.fromCheckpoint(file, { config: ex.config }).dispose())).toBe(0);
+    const wrong = { ...ex.config, embedDim: ex.config.embedDim * 2 };
+    expect(
+      await tensorLeakAcross(() => {
+        expect(() => VideoMAEv2.fromCheckpoint(file, { config: wrong })).toThrow(/mis-shaped/);
+      }),
+    ).toBe(0);
   });
 
   it('a missing key is named', () => {
