@@ -108,6 +108,10 @@ function cases(): Case[] {
     });
   }
   {
+    const big = rnd([21600, 768]);
+    out.push({ name: 'slice 100 rows', shape: '[21600,768]', elems: 100 * 768, op: () => tf.slice(big, [1000, 0], [100, -1]) });
+  }
+  {
     const s = rnd([12, 900, 3600]);
     out.push({ name: 'softmax (last axis)', shape: '[12,900,3600]', elems: 12 * 900 * 3600, op: () => tf.softmax(s) });
     const h = rnd([16200, 1152]);
