@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** TensorFlow version whose C library the binding is built against by default. */
 export const DEFAULT_TF_VERSION = '2.21.0';
@@ -92,7 +93,7 @@ export function findPackageDir(spec: string, cwd = process.cwd()): string | unde
 function here(): string {
   // ESM and tsup's CJS shim both provide import.meta.url.
   try {
-    return new URL(import.meta.url).pathname;
+    return fileURLToPath(import.meta.url);
   } catch {
     return path.join(process.cwd(), 'noop.js');
   }

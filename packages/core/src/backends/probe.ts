@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendChoice } from '../backend.js';
 import { findPackageDir, nativeBindingPath } from './native.js';
@@ -41,7 +41,7 @@ export interface BackendProbe {
 function coreEntry(): { url: string; nodeArgs: string[] } {
   const self = import.meta.url;
   if (/\/backends\/probe\.[cm]?ts$/.test(self)) {
-    const tsx = createRequire(new URL(self).pathname).resolve('tsx');
+    const tsx = createRequire(fileURLToPath(self)).resolve('tsx');
     return { url: new URL('../index.ts', self).href, nodeArgs: ['--import', pathToFileURL(tsx).href] };
   }
   return { url: self, nodeArgs: [] };

@@ -14,12 +14,13 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 
 function requireHere(): NodeJS.Require {
   let base: string;
   try {
-    base = new URL(import.meta.url).pathname;
+    base = fileURLToPath(import.meta.url);
   } catch {
     base = path.join(process.cwd(), 'noop.js');
   }
