@@ -126,6 +126,11 @@ describe('official checkpoint layouts', () => {
     ).toBe(0);
   });
 
+  it('without a config, a checkpoint that fits no registered config says what it found', () => {
+    const file = teacherEntries.find((e) => e.expected.startsWith('teacher_videomaev2/'))!.file;
+    expect(() => VideoMAEv2.fromCheckpoint(path.join(ckDir, file))).toThrow(/no registered videomaev2 config has dim \d+, depth \d+.*pass config/);
+  });
+
   it('a missing key is named', () => {
     const ex = expected({ expected: 'teacher_vjepa/vjepa.weights.safetensors' });
     const deeper = { ...ex.config, depth: ex.config.depth + 1 };

@@ -53,3 +53,36 @@ export function teacherConfig(c: string | TeacherConfig | undefined, family: Tea
   if (c.family !== family) throw new Error(`teacher config '${c.name}' is a ${c.family} config, not ${family}`);
   return c;
 }
+
+/**
+ * The registered config of `family` that a state dict fits: embed dim, tubelet and patch from
+ * `patch_embed.proj.weight` `[D, C, t, p, p]`, depth from the `blocks.{i}` keys, MLP width from
+ * `blocks.0.mlp.fc1.weight`, V-JEPA's pre-training grid from `pos_embed`. Head counts are not in the
+ * shapes; registered configs with the same shapes would be ambiguous (none are). Throws naming what it
+ * found when no registered config fits.
+ */
+export function inferTeacherConfig(family: TeacherFamily, names: readonly string[], shapeOf: (name: string) => number[]): TeacherConfig {
+  const has = new Set(names);
+  if (!has.has('patch_embed.proj.weight')) throw new Error(`inferTeacherConfig(${family}): the state dict has no patch_embed.proj.weight, so its config cannot be inferred; pass config`);
+  const [dim, chans, tubelet, patch] = shapeOf('patch_embed.proj.weight') as [number, number, number, number];
+  let depth = 0;
+  for (const n of names) {
+    const m = /^blocks\.(\d+)\./.exec(n);
+    if (m) depth = Math.max(depth, Number(m[1]) + 1);
+  }
+  const hidden = has.has('blocks.0.mlp.fc1.weight') ? shapeOf('blocks.0.mlp.fc1.weight')[0] : undefined;
+  const posN = has.has('pos_embed') ? shapeOf('pos_embed')[1] : undefined;
+  const fits = Object.values(TEACHER_CONFIGS).filter((c) => {
+    if (c.family !== family || c.embedDim !== dim || c.depth !== depth || c.patchSize !== patch || c.tubeletSize !== tubelet || c.inChans !== chans) return false;
+    if (hidden !== undefined && Math.floor(c.embedDim * c.mlpRatio) !== hidden) return false;
+    if (family === 'vjepa' && posN !== undefined) {
+      const s = Math.floor(c.imgSize / c.patchSize);
+      if ((c.numFrames / c.tubeletSize) * s * s !== posN) return false;
+    }
+    return true;
+  });
+  if (fits.length === 1) return fits[0]!;
+  const found = `dim ${dim}, depth ${depth}, patch ${patch}, tubelet ${tubelet}, ${chans} channels${hidden !== undefined ? `, MLP ${hidden}` : ''}${posN !== undefined ? `, ${posN} positions` : ''}`;
+  if (!fits.length) throw new Error(`inferTeacherConfig(${family}): no registered ${family} config has ${found}; pass config (a TeacherConfig with numHeads etc.)`);
+  throw new Error(`inferTeacherConfig(${family}): ${fits.map((c) => c.name).join(', ')} all fit ${found}; pass config`);
+}

@@ -55,7 +55,7 @@ export interface EncodeTrace extends EncodeResult {
 }
 
 export interface FromCheckpointOptions {
-  /** a registered config name or a full config; default: the family's default */
+  /** a registered config name or a full config; default: the registered config the checkpoint's shapes fit */
   config?: string | TeacherConfig;
   /** where the state dict sits (dotted path); default: the family's official keys, tried in order */
   key?: string;

@@ -7,7 +7,7 @@ import { interpolateSinusoidPosEmbed, interpolateVjepaPosEmbed, videoMaeSinusoid
 import { VideoMAE } from './videomae.js';
 import { VideoMAEv2 } from './videomaev2.js';
 import { VJEPA } from './vjepa.js';
-import { TEACHER_CONFIGS, teacherConfig } from './configs.js';
+import { TEACHER_CONFIGS, inferTeacherConfig, teacherConfig } from './configs.js';
 import type { TeacherConfig, TeacherFamily, VideoTeacher } from './teacher.js';
 
 function tiny(family: TeacherFamily, extra: Partial<TeacherConfig> = {}): TeacherConfig {
@@ -148,6 +148,21 @@ describe('encoders', () => {
     tf.dispose([tokens, p, logits, rowMeans]);
     expect(() => build('videomaev2').classify(tf.zeros([1, 2, 16]))).toThrow(/no classifier head/);
     m.dispose();
+  });
+
+  it('the config is inferred from state-dict shapes (registered configs only)', () => {
+    const shapesOf = (c: TeacherConfig, extra: Record<string, number[]> = {}) => {
+      const m = new Map<string, number[]>([['patch_embed.proj.weight', [c.embedDim, 3, c.tubeletSize, c.patchSize, c.patchSize]], ...Object.entries(extra)]);
+      for (let i = 0; i < c.depth; i++) m.set(`blocks.${i}.mlp.fc1.weight`, [Math.floor(c.embedDim * c.mlpRatio), c.embedDim]);
+      return m;
+    };
+    for (const c of Object.values(TEACHER_CONFIGS)) {
+      const s = Math.floor(c.imgSize / c.patchSize);
+      const m = shapesOf(c, c.family === 'vjepa' ? { pos_embed: [1, (c.numFrames / c.tubeletSize) * s * s, c.embedDim] } : {});
+      expect(inferTeacherConfig(c.family, [...m.keys()], (n) => m.get(n)!).name).toBe(c.name);
+    }
+    const odd = shapesOf({ ...TEACHER_CONFIGS['videomaev2-b']!, embedDim: 640 });
+    expect(() => inferTeacherConfig('videomaev2', [...odd.keys()], (n) => odd.get(n)!)).toThrow(/no registered videomaev2 config has dim 640, depth 12, patch 16/);
   });
 
   it('registered configs mirror the official factories', () => {

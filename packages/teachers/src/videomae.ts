@@ -5,7 +5,7 @@
  * Features = last block output (no norm).
  */
 import * as tf from '@tensorflow/tfjs';
-import { teacherConfig } from './configs.js';
+import { inferTeacherConfig, teacherConfig } from './configs.js';
 import { interpolateSinusoidPosEmbed, videoMaeSinusoidTable } from './posembed.js';
 import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
 import type { TeacherGrid } from './vit.js';
@@ -32,9 +32,10 @@ export class VideoMAE extends VideoTeacher {
    * (fine-tuned models; `pool`, `classify`); pre-training decoders are ignored and reported.
    */
   static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VideoMAE {
-    const c = teacherConfig(opts.config, 'videomae');
+    const given = opts.config !== undefined ? teacherConfig(opts.config, 'videomae') : undefined;
     return teacherFromCheckpoint(path, ['model', 'module', 'state_dict'], opts, (src) => {
       const names = new Set(src.names());
+      const c = given ?? inferTeacherConfig('videomae', src.names(), src.shape);
       const numClasses = names.has('head.weight') ? src.shape('head.weight')[0] : 0;
       return new VideoMAE({ ...c, fcNorm: c.fcNorm ?? names.has('fc_norm.weight'), numClasses: c.numClasses ?? numClasses }, { init: 'zeros', maxScoreElements: opts.maxScoreElements });
     });

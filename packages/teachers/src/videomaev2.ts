@@ -5,7 +5,7 @@
  * trilinear in time), features = last block output, no final norm.
  */
 import * as tf from '@tensorflow/tfjs';
-import { teacherConfig } from './configs.js';
+import { inferTeacherConfig, teacherConfig } from './configs.js';
 import { interpolateSinusoidPosEmbed, videoMaeSinusoidTable } from './posembed.js';
 import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
 import type { TeacherGrid } from './vit.js';
@@ -33,7 +33,7 @@ export class VideoMAEv2 extends VideoTeacher {
    * `loadReport.ignored`, unless the config asks for them (`fcNorm: true`, `numClasses`).
    */
   static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VideoMAEv2 {
-    const c = teacherConfig(opts.config, 'videomaev2');
-    return teacherFromCheckpoint(path, ['module', 'model', 'state_dict'], opts, () => new VideoMAEv2(c, { init: 'zeros', maxScoreElements: opts.maxScoreElements }));
+    const given = opts.config !== undefined ? teacherConfig(opts.config, 'videomaev2') : undefined;
+    return teacherFromCheckpoint(path, ['module', 'model', 'state_dict'], opts, (src) => new VideoMAEv2(given ?? inferTeacherConfig('videomaev2', src.names(), src.shape), { init: 'zeros', maxScoreElements: opts.maxScoreElements }));
   }
 }

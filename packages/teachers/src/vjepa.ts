@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LayerNorm, type Parameter } from '@vrepa/core';
-import { teacherConfig } from './configs.js';
+import { inferTeacherConfig, teacherConfig } from './configs.js';
 import { interpolateVjepaPosEmbed, vjepaSincosTable } from './posembed.js';
 import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
 import type { TeacherGrid } from './vit.js';
@@ -37,9 +37,10 @@ export class VJEPA extends VideoTeacher {
 
   /** Load an official checkpoint (`target_encoder`, else `encoder`; `module.backbone.` stripped). */
   static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VJEPA {
-    const c = teacherConfig(opts.config, 'vjepa');
-    return teacherFromCheckpoint(path, ['target_encoder', 'encoder', 'model', 'state_dict'], opts, (src) =>
-      new VJEPA({ ...c, finalNorm: c.finalNorm ?? src.names().includes('norm.weight') }, { init: 'zeros', maxScoreElements: opts.maxScoreElements }),
-    );
+    const given = opts.config !== undefined ? teacherConfig(opts.config, 'vjepa') : undefined;
+    return teacherFromCheckpoint(path, ['target_encoder', 'encoder', 'model', 'state_dict'], opts, (src) => {
+      const c = given ?? inferTeacherConfig('vjepa', src.names(), src.shape);
+      return new VJEPA({ ...c, finalNorm: given?.finalNorm ?? src.names().includes('norm.weight') }, { init: 'zeros', maxScoreElements: opts.maxScoreElements });
+    });
   }
 }
