@@ -174,27 +174,33 @@ export abstract class VideoTeacher extends Module {
     return clip;
   }
 
-  /** `preprocess` then `encode`. */
-  encodeVideo(video: tf.Tensor, opts: PreprocessOptions = {}): EncodeResult {
+  /** `preprocess` then `encode` (`opts.blocks` as in `encode`). */
+  encodeVideo(video: tf.Tensor, opts: PreprocessOptions & { blocks?: number } = {}): EncodeResult {
     const clip = this.preprocess(video, opts);
     try {
-      return this.encode(clip);
+      return this.encode(clip, { blocks: opts.blocks });
     } finally {
       clip.dispose();
     }
   }
 
-  /** Features of a pre-processed clip `[B, F, H, W, C]` → `{ tokens [B, N, D], grid }`. */
-  encode(clip: tf.Tensor): EncodeResult {
+  /**
+   * Features of a pre-processed clip `[B, F, H, W, C]` → `{ tokens [B, N, D], grid }`: the output of the
+   * last block, or of block `opts.blocks` (1-based; the later blocks are not run).
+   */
+  encode(clip: tf.Tensor, opts: { blocks?: number } = {}): EncodeResult {
     const what = `${this.config.name}.encode: clip`;
+    const depth = opts.blocks ?? this.config.depth;
+    if (!Number.isInteger(depth) || depth < 1 || depth > this.config.depth)
+      throw new Error(`${this.config.name}.encode: blocks must be an integer in 1..${this.config.depth}, got ${opts.blocks}`);
     assertRawVideo(clip, what, this.config.inChans);
     const grid = this.gridFor(clip.shape, what);
     const pos = this.posEmbedFor(grid);
     const tokens = tf.tidy(() => {
       let x: tf.Tensor = tf.add(this.patchEmbed.forward(clip), pos);
-      for (const blk of this.blocks) {
-        const next = blk.forward(x);
-        if (x !== clip) x.dispose();
+      for (let i = 0; i < depth; i++) {
+        const next = this.blocks.at(i).forward(x);
+        x.dispose();
         x = next;
       }
       return x as tf.Tensor3D;

@@ -97,6 +97,17 @@ describe('encoders', () => {
       m.dispose();
     });
 
+    it(`${family}: encode({ blocks: k }) is block k's output`, () => {
+      const m = build(family);
+      const clip = rnd([1, 4, 8, 12, 3], 13);
+      const trace = m.encodeTrace(clip);
+      const first = m.encode(clip, { blocks: 1 });
+      expect(maxAbsDiff(first.tokens, trace.blocks[0]!)).toBe(0);
+      expect(() => m.encode(clip, { blocks: 3 })).toThrow(/1\.\.2, got 3/);
+      tf.dispose([clip, first.tokens, trace.tokens, trace.patchEmbed, trace.posEmbed, ...trace.blocks]);
+      m.dispose();
+    });
+
     it(`${family}: query-chunked attention equals unchunked`, () => {
       const big = build(family);
       const small = build(family, { maxScoreElements: 2 * 5 }); // 2 heads × 5 … forces chunks of < N queries
