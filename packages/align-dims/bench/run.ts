@@ -85,7 +85,8 @@ const big = scale === 1 ? { warmup: 0, runs: 1 } : { warmup: 1, runs: 1 };
 
 console.log(`align-dims bench: hidden [1, ${nS}, ${INNER}] (grid ${studentGrid.frames}×${studentGrid.height}×${studentGrid.width}), teacher [1, ${nT}, ${ALIGN}]`);
 
-// Sections 2 and 3 run first: the full path grows the wasm heap to ~3.2 GB, and the heap never shrinks.
+// Order: comparisons of interpolation first (the full path grows the wasm heap to ~3.2 GB, and it never
+// shrinks), the full path, then the downsampler comparison whose tf.conv2d weight gradient may not fit.
 // ---- 2. interpolation by matrices vs tf.image.resizeBilinear ---------------------------------------------
 const interpRows: BenchRow[] = [];
 for (const [label, shape, size] of [
@@ -109,28 +110,6 @@ for (const [label, shape, size] of [
   tf.dispose([x, w]);
 }
 printBenchTable('Bilinear (align_corners=False): separable matrices vs tf.image.resizeBilinear(halfPixelCenters)', interpRows);
-
-// ---- 3. downsampler: patchify vs tf.conv2d ------------------------------------------------------------------
-{
-  const x = tf.variable(tf.randomNormal([frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 11), true, 'bench_ds_x');
-  const w = tf.randomNormal([frames, teacherGrid.height, teacherGrid.width, ALIGN], 0, 1, 'float32', 12);
-  const conv2dPath = () => tf.add(tf.conv2d(x as tf.Tensor as tf.Tensor4D, downsampler.conv.weight.value as tf.Tensor4D, 3, 'valid'), downsampler.conv.bias!.value);
-  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(conv2dPath(), downsampler.forward(x)))).dataSync()[0]!);
-  const baseF = await measure(() => conv2dPath());
-  let baseB: Measured | undefined;
-  try {
-    baseB = await measure(() => valueAndGrads(() => tf.sum(tf.mul(conv2dPath(), w)) as tf.Scalar, [x, ...downsampler.parameters()]));
-  } catch (e) {
-    console.log(`tf.conv2d backward unavailable on ${tf.getBackend()}: ${(e as Error).message}`);
-  }
-  const oursF = await measure(() => downsampler.forward(x));
-  const oursB = await measure(() => valueAndGrads(() => tf.sum(tf.mul(downsampler.forward(x), w)) as tf.Scalar, [x, ...downsampler.parameters()]));
-  printBenchTable(`Downsampler 3×3 stride 3 on [${frames}, ${studentGrid.height}, ${studentGrid.width}, ${ALIGN}]: patchify matmul vs tf.conv2d`, [
-    { name: 'tf.conv2d + bias (baseline)', 'fwd ms': baseF.ms, 'fwd+bwd ms': baseB?.ms ?? 'n/a', 'peak MB': baseB?.peakMB ?? 'n/a', 'fwd ratio': 1, 'fwd+bwd ratio': baseB ? 1 : 'n/a', 'max |diff|': 0 },
-    { name: 'patchify: reshape → transpose → matMul', 'fwd ms': oursF.ms, 'fwd+bwd ms': oursB.ms, 'peak MB': oursB.peakMB, 'fwd ratio': oursF.ms / baseF.ms, 'fwd+bwd ratio': baseB ? oursB.ms / baseB.ms : 'n/a', 'max |diff|': diff },
-  ]);
-  tf.dispose([x, w]);
-}
 
 // ---- 1. the full path and its stages -----------------------------------------------------------------
 const full = await measure(() => valueAndGrads(() => alignmentLoss(hidden, teacher, { projector, downsampler, studentGrid, teacherGrid, timeScaleFactor: 2 }), [hidden, ...params]), big);
@@ -165,6 +144,29 @@ printBenchTable(`Official alignment path, forward + backward (hidden [1, ${nS}, 
   { name: 'sum of stages', 'fwd+bwd ms': proj.ms + interp.ms + conv.ms + trd.ms, 'ms / full path': (proj.ms + interp.ms + conv.ms + trd.ms) / full.ms },
 ]);
 tf.dispose([projected, upW, convIn, convW, student]);
+
+// ---- 3. downsampler: patchify vs tf.conv2d ------------------------------------------------------------------
+{
+  const x = tf.variable(tf.randomNormal([frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 11), true, 'bench_ds_x');
+  const w = tf.randomNormal([frames, teacherGrid.height, teacherGrid.width, ALIGN], 0, 1, 'float32', 12);
+  const conv2dPath = () => tf.add(tf.conv2d(x as tf.Tensor as tf.Tensor4D, downsampler.conv.weight.value as tf.Tensor4D, 3, 'valid'), downsampler.conv.bias!.value);
+  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(conv2dPath(), downsampler.forward(x)))).dataSync()[0]!);
+  const oursF = await measure(() => downsampler.forward(x));
+  const oursB = await measure(() => valueAndGrads(() => tf.sum(tf.mul(downsampler.forward(x), w)) as tf.Scalar, [x, ...downsampler.parameters()]));
+  const baseF = await measure(() => conv2dPath());
+  // last: the conv2d weight gradient is the memory-hungry one (on wasm it can exceed the heap at this size)
+  let baseB: Measured | undefined;
+  try {
+    baseB = await measure(() => valueAndGrads(() => tf.sum(tf.mul(conv2dPath(), w)) as tf.Scalar, [x, ...downsampler.parameters()]), { warmup: 0, runs: 1 });
+  } catch (e) {
+    console.log(`tf.conv2d backward failed on ${tf.getBackend()}: ${(e as Error).message.slice(0, 200)}`);
+  }
+  printBenchTable(`Downsampler 3×3 stride 3 on [${frames}, ${studentGrid.height}, ${studentGrid.width}, ${ALIGN}]: patchify matmul vs tf.conv2d`, [
+    { name: 'tf.conv2d + bias (baseline)', 'fwd ms': baseF.ms, 'fwd+bwd ms': baseB?.ms ?? 'n/a', 'peak MB': baseB?.peakMB ?? 'n/a', 'fwd ratio': 1, 'fwd+bwd ratio': baseB ? 1 : 'n/a', 'max |diff|': 0 },
+    { name: 'patchify: reshape → transpose → matMul', 'fwd ms': oursF.ms, 'fwd+bwd ms': oursB.ms, 'peak MB': oursB.peakMB, 'fwd ratio': oursF.ms / baseF.ms, 'fwd+bwd ratio': baseB ? oursB.ms / baseB.ms : 'n/a', 'max |diff|': diff },
+  ]);
+  tf.dispose([x, w]);
+}
 
 projector.dispose();
 downsampler.dispose();
