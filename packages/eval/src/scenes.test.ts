@@ -52,6 +52,28 @@ describe('scenes', () => {
       }
   });
 
+  it('runs in real time: a free-falling ball follows y0 − g·t²/2 at t = frame / fps, a thrown one keeps vx', async () => {
+    const spec: SceneSpec = {
+      subset: 'drop',
+      seed: 0,
+      background: [0, 0, 0],
+      floor: [0, 0, 0],
+      params: {},
+      objects: ['agent', 'patient'].map((role, k) => ({
+        id: role, role: role as 'agent' | 'patient', dynamic: true, parts: [{ kind: 'ball' as const, r: 0.2, dx: 0, dy: 0 }], color: [255, 0, 0] as [number, number, number],
+        x: 2 + 3 * k, y: 4.5, angle: 0, vx: k ? 0 : 1.5, vy: 0, omega: 0, density: 1, friction: 0.5, restitution: 0, linearDamping: 0, angularDamping: 0,
+      })),
+    };
+    const fps = 20;
+    const sim = await simulateScene(spec, { width: 96, height: 64, frames: 9, fps });
+    for (let f = 0; f < 9; f++) {
+      const t = f / fps;
+      expect(sim.states[f]![1]![1]).toBeCloseTo(4.5 - 0.5 * 9.81 * t * t, 2);
+      expect(sim.states[f]![0]![0]).toBeCloseTo(2 + 1.5 * t, 3);
+      expect(sim.states[f]![1]![4]).toBeCloseTo(-9.81 * t, 2);
+    }
+  });
+
   it('balanced targets: ⌊n/2⌋ of each label, in a seeded order', () => {
     for (const n of [1, 2, 7, 100]) {
       const t = balancedTargets(n, 3);
