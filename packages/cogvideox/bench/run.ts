@@ -7,6 +7,9 @@ import { initBackend } from '@vrepa/core';
 const modules: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   schedulers: () => import('./schedulers.bench.js'),
   transformer: () => import('./transformer.bench.js'),
+  t5: () => import('./t5.bench.js'),
+  vae: () => import('./vae.bench.js'),
+  pipeline: () => import('./pipeline.bench.js'),
 };
 
 await initBackend();

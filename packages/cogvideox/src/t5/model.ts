@@ -194,9 +194,9 @@ export class T5EncoderModel extends Module {
   readonly config: T5Config;
   readonly shared: Embedding;
   readonly encoder: T5Stack;
-  constructor(config: Partial<T5Config> & Record<string, unknown>, init: InitOptions = {}) {
+  constructor(config: Partial<T5Config> | Record<string, unknown>, init: InitOptions = {}) {
     super();
-    this.config = resolveT5Config(config);
+    this.config = resolveT5Config(config as Record<string, unknown>);
     this.shared = this.module('shared', new Embedding(this.config.vocab_size, this.config.d_model, init));
     this.encoder = this.module('encoder', new T5Stack(this.config, init));
   }

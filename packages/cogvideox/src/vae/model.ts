@@ -41,13 +41,16 @@ export class ConvCache {
 
 /** CogVideoXCausalConv3d: `conv` (a Conv3d, stride 1) with causal time padding and a conv cache. */
 export class CausalConv3d extends Module {
+  /** How the 3D convolutions run: 'taps' (default; Σ of conv2d over time taps) or 'native' tf.conv3d (benchmark baseline). */
+  static impl: 'taps' | 'native' = 'taps';
   readonly conv: Conv3d;
   readonly kt: number;
+  private readonly pad: number;
   constructor(inC: number, outC: number, k: number, init: InitOptions = {}) {
     super();
     this.kt = k;
-    const p = (k - 1) / 2;
-    this.conv = this.module('conv', new Conv3d(inC, outC, k, { ...init, padding: [0, p, p] }));
+    this.pad = (k - 1) / 2;
+    this.conv = this.module('conv', new Conv3d(inC, outC, k, { ...init, padding: [0, this.pad, this.pad] }));
   }
   /** `[B, T, H, W, in]` → `[B, T, H, W, out]` */
   forward(x: tf.Tensor, cache?: ConvCache): tf.Tensor {
@@ -61,7 +64,8 @@ export class CausalConv3d extends Module {
         inp = tf.concat([pad, x], 1);
         if (cache) cache.set(this, tf.slice(inp, [0, inp.shape[1]! - (k - 1), 0, 0, 0], [b!, k - 1, h!, w!, c!]));
       }
-      return this.conv.forward(inp);
+      const p = this.pad;
+      return conv3d(inp, this.conv.weight.value, this.conv.bias?.value, { padding: [0, p, p], impl: CausalConv3d.impl });
     });
   }
 }
