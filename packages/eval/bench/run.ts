@@ -39,10 +39,9 @@ async function timeOnce<T>(fn: () => Promise<T>): Promise<[number, T]> {
 
 if (all || want.has('probe')) {
   const rows: BenchRow[] = [];
-  for (const [label, n, d] of [
-    ['Physion protocol, 3×150 tokens×768', 1000, 345_600],
-    ['mean-pooled slices, 3×768', 1000, 2_304],
-  ] as const) {
+  // (the mean-pooled 3×768 variant costs the same CV time: the CV works on the N×N Gram only; left out to keep
+  // the whole bench run short)
+  for (const [label, n, d] of [['Physion protocol, 3×150 tokens×768', 1000, 345_600]] as const) {
     const ds = syntheticFeatures(n, d);
     const [gramS] = await timeOnce(() => standardizedGram(ds.features, featureStats(ds.features)));
     const [fitS, res] = await timeOnce(() => trainProbe(ds, { folds: 5, innerFolds: 3 }));
@@ -62,7 +61,7 @@ if (all || want.has('scenes')) {
   const opts = { ...DEFAULT_VIDEO, context: DEFAULT_CONTEXT };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-scenes-'));
   const rows: BenchRow[] = [];
-  const perSubset = 6;
+  const perSubset = 4;
   for (const subset of SUBSETS) {
     let sim = 0;
     let label = 0;
