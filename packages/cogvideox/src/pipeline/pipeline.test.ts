@@ -9,6 +9,8 @@ import { initModel, presetConfigs, t5StateDictShapes, transformerStateDictShapes
 import { T5EncoderModel } from '../t5/model.js';
 import { CogVideoXTransformer3DModel } from '../transformer/model.js';
 import { CogVideoXDPMScheduler } from '../schedulers/schedulers.js';
+import { fromPretrained } from '../transformer/load.js';
+import { addLora, loraModules, saveLora } from '../lora/lora.js';
 import { contactSheet, encodePng, FfmpegError, findFfmpeg, readVideo, writeVideo } from './video.js';
 import { generateCommand, initModelCommand, progressLine } from './commands.js';
 
@@ -87,6 +89,25 @@ describe('CogVideoXPipeline', () => {
     expect(maxDiff(a.latents, b.latents)).toBe(0);
     expect(a.video).toBeUndefined();
     tf.dispose([a.latents, b.latents]);
+  });
+
+  it('--lora: a zero-B adapter changes nothing; a trained (non-zero B) adapter changes the video', async () => {
+    const { model } = fromPretrained(path.join(modelDir, 'transformer'));
+    addLora(model, { rank: 2, alpha: 2 });
+    const zeroFile = saveLora(model, path.join(tmp, 'lora-zero.safetensors'));
+    for (const m of loraModules(model).values()) m.loraB.weight.value.assign(tf.fill(m.loraB.weight.shape, 0.5));
+    const trainedFile = saveLora(model, path.join(tmp, 'lora-trained.safetensors'));
+    model.dispose();
+    const gen = async (p: CogVideoXPipeline) => (await p.generate({ prompt: 'a cat', numInferenceSteps: 2, seed: 9, outputType: 'latent' })).latents;
+    const base = await gen(pipe);
+    const withZero = CogVideoXPipeline.fromPretrained(modelDir, { lora: zeroFile });
+    const withTrained = CogVideoXPipeline.fromPretrained(modelDir, { lora: trainedFile });
+    const [z, t] = [await gen(withZero), await gen(withTrained)];
+    expect(maxDiff(base, z)).toBeLessThan(1e-6);
+    expect(maxDiff(base, t)).toBeGreaterThan(1e-3);
+    tf.dispose([base, z, t]);
+    withZero.dispose();
+    withTrained.dispose();
   });
 
   it('leaks no tensors across generate calls', async () => {
