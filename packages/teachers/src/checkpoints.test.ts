@@ -11,6 +11,7 @@ import { configFromParams } from './conformance.js';
 import { VideoMAE } from './videomae.js';
 import { VideoMAEv2 } from './videomaev2.js';
 import { VJEPA } from './vjepa.js';
+import { OmniMAE } from './omnimae.js';
 import type { TeacherFamily, VideoTeacher, FromCheckpointOptions } from './teacher.js';
 
 const dir = fixturesDir()!;
@@ -22,6 +23,7 @@ const LOADERS: Record<TeacherFamily, (p: string, o: FromCheckpointOptions) => Vi
   videomaev2: (p, o) => VideoMAEv2.fromCheckpoint(p, o),
   videomae: (p, o) => VideoMAE.fromCheckpoint(p, o),
   vjepa: (p, o) => VJEPA.fromCheckpoint(p, o),
+  omnimae: (p, o) => OmniMAE.fromCheckpoint(p, o),
 };
 
 /** The fixture a checkpoint entry expects: case, family, sub-case manifest entry, weights. */

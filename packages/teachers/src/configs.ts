@@ -18,9 +18,10 @@ const VIDEOMAE_BASE: Base = {
 };
 
 const VJEPA_BASE: Base = { ...VIDEOMAE_BASE, qkvBias: 'qkv', uniformPower: true, finalNorm: true };
+const OMNIMAE_BASE: Base = { ...VIDEOMAE_BASE, qkvBias: 'qkv', patchEmbedSeqIndex: 1, finalNorm: true };
 
 function cfg(family: TeacherFamily, name: string, official: string, embedDim: number, depth: number, numHeads: number, extra: Partial<TeacherConfig> = {}): TeacherConfig {
-  const base = family === 'vjepa' ? VJEPA_BASE : VIDEOMAE_BASE;
+  const base = family === 'vjepa' ? VJEPA_BASE : family === 'omnimae' ? OMNIMAE_BASE : VIDEOMAE_BASE;
   return Object.freeze({ ...base, family, name, official, embedDim, depth, numHeads, ...extra });
 }
 
@@ -36,10 +37,13 @@ export const TEACHER_CONFIGS: Readonly<Record<string, TeacherConfig>> = Object.f
   'vjepa-l': cfg('vjepa', 'vjepa-l', 'vit_large (patch 16, 16 frames, 224)', 1024, 24, 16),
   'vjepa-h': cfg('vjepa', 'vjepa-h', 'vit_huge (patch 16, 16 frames, 224)', 1280, 32, 16),
   'vjepa-h384': cfg('vjepa', 'vjepa-h384', 'vit_huge (patch 16, 16 frames, 384)', 1280, 32, 16, { imgSize: 384 }),
+  'omnimae-b': cfg('omnimae', 'omnimae-b', 'vit_base_mae_pretraining', 768, 12, 12),
+  'omnimae-l': cfg('omnimae', 'omnimae-l', 'vit_large_mae_pretraining', 1024, 24, 16),
+  'omnimae-h': cfg('omnimae', 'omnimae-h', 'vit_huge_mae_pretraining', 1280, 32, 16),
 });
 
 /** The default config of each family. */
-export const DEFAULT_TEACHER: Readonly<Record<TeacherFamily, string>> = Object.freeze({ videomaev2: 'videomaev2-b', videomae: 'videomae-b', vjepa: 'vjepa-l' });
+export const DEFAULT_TEACHER: Readonly<Record<TeacherFamily, string>> = Object.freeze({ videomaev2: 'videomaev2-b', videomae: 'videomae-b', vjepa: 'vjepa-l', omnimae: 'omnimae-b' });
 
 /** A config by name (or a full config, validated for its family). */
 export function teacherConfig(c: string | TeacherConfig | undefined, family: TeacherFamily): TeacherConfig {
@@ -63,8 +67,9 @@ export function teacherConfig(c: string | TeacherConfig | undefined, family: Tea
  */
 export function inferTeacherConfig(family: TeacherFamily, names: readonly string[], shapeOf: (name: string) => number[]): TeacherConfig {
   const has = new Set(names);
-  if (!has.has('patch_embed.proj.weight')) throw new Error(`inferTeacherConfig(${family}): the state dict has no patch_embed.proj.weight, so its config cannot be inferred; pass config`);
-  const [dim, chans, tubelet, patch] = shapeOf('patch_embed.proj.weight') as [number, number, number, number];
+  const pe = ['patch_embed.proj.weight', 'patch_embed.proj.1.weight'].find((n) => has.has(n));
+  if (!pe) throw new Error(`inferTeacherConfig(${family}): the state dict has no patch_embed.proj(.1).weight, so its config cannot be inferred; pass config`);
+  const [dim, chans, tubelet, patch] = shapeOf(pe) as [number, number, number, number];
   let depth = 0;
   for (const n of names) {
     const m = /^blocks\.(\d+)\./.exec(n);

@@ -5,6 +5,7 @@ export * from './configs.js';
 export * from './videomaev2.js';
 export * from './videomae.js';
 export * from './vjepa.js';
+export * from './omnimae.js';
 export { conformanceHandlers, teacherHandler } from './conformance.js';
 export * from './cache.js';
 export * from './commands.js';

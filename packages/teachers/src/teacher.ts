@@ -8,7 +8,7 @@ import { LayerNorm, Linear, Module, ModuleList, openCheckpoint, stateDictCandida
 import { teacherInputReduced, type ReducedOptions } from '@vrepa/align-dims';
 import { PatchEmbed3d, makeBlocks, vitForwardFlops, type TeacherGrid, type VitArch, type VitBlock } from './vit.js';
 
-export type TeacherFamily = 'videomaev2' | 'videomae' | 'vjepa';
+export type TeacherFamily = 'videomaev2' | 'videomae' | 'vjepa' | 'omnimae';
 
 export interface TeacherConfig extends VitArch {
   family: TeacherFamily;
@@ -26,6 +26,8 @@ export interface TeacherConfig extends VitArch {
   numClasses?: number;
   /** V-JEPA: the final `norm` LayerNorm (in the state dict; not applied to features, as officially) */
   finalNorm?: boolean;
+  /** OmniMAE: the patch-embedding Conv3d is item `patchEmbedSeqIndex` of an nn.Sequential */
+  patchEmbedSeqIndex?: number;
   /** V-JEPA: 3D sincos table with equal depth/height/width parts */
   uniformPower?: boolean;
 }
@@ -114,7 +116,7 @@ export abstract class VideoTeacher extends Module {
   constructor(readonly config: TeacherConfig) {
     super();
     validateConfig(config);
-    this.patchEmbed = this.module('patch_embed', new PatchEmbed3d(config.inChans, config.embedDim, config.tubeletSize, config.patchSize, config.init));
+    this.patchEmbed = this.module('patch_embed', new PatchEmbed3d(config.inChans, config.embedDim, config.tubeletSize, config.patchSize, config.init, config.patchEmbedSeqIndex));
   }
 
   /** Call at the end of a subclass constructor (keeps the official registration order). */
@@ -302,11 +304,14 @@ export function weightSourceFromCheckpoint(ck: Checkpoint, rename: (n: string) =
   return { names: () => [...map.keys()], shape: (n) => map.get(n)!.shape, read: (n) => map.get(n)!.read() };
 }
 
-/** Strip leading 'module.' / 'backbone.' / 'encoder.' (repeatedly), as the official loaders do per key. */
+/**
+ * Strip leading 'module.' / 'backbone.' / 'encoder.' / 'trunk.' (repeatedly), as the official loaders do
+ * per key ('trunk.' is OmniMAE's wrapper around the encoder).
+ */
 export function officialRename(name: string): string {
   let n = name;
   for (;;) {
-    const p = ['module.', 'backbone.', 'encoder.'].find((x) => n.startsWith(x));
+    const p = ['module.', 'backbone.', 'encoder.', 'trunk.'].find((x) => n.startsWith(x));
     if (!p) return n;
     n = n.slice(p.length);
   }

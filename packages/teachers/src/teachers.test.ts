@@ -7,6 +7,7 @@ import { interpolateSinusoidPosEmbed, interpolateVjepaPosEmbed, videoMaeSinusoid
 import { VideoMAE } from './videomae.js';
 import { VideoMAEv2 } from './videomaev2.js';
 import { VJEPA } from './vjepa.js';
+import { OmniMAE } from './omnimae.js';
 import { TEACHER_CONFIGS, inferTeacherConfig, teacherConfig } from './configs.js';
 import type { TeacherConfig, TeacherFamily, VideoTeacher } from './teacher.js';
 
@@ -16,7 +17,7 @@ function tiny(family: TeacherFamily, extra: Partial<TeacherConfig> = {}): Teache
 }
 function build(family: TeacherFamily, extra: Partial<TeacherConfig> = {}): VideoTeacher {
   const c = tiny(family, extra);
-  return family === 'videomaev2' ? new VideoMAEv2(c) : family === 'videomae' ? new VideoMAE(c) : new VJEPA(c);
+  return family === 'videomaev2' ? new VideoMAEv2(c) : family === 'videomae' ? new VideoMAE(c) : family === 'omnimae' ? new OmniMAE(c) : new VJEPA(c);
 }
 const rnd = (shape: number[], seed: number, lo = -1, hi = 1) => Rng.fromSeed(seed).randomTensor(shape, 'uniform', { low: lo, high: hi });
 const maxAbsDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
@@ -66,7 +67,7 @@ describe('position tables', () => {
 });
 
 describe('encoders', () => {
-  for (const family of ['videomaev2', 'videomae', 'vjepa'] as const) {
+  for (const family of ['videomaev2', 'videomae', 'vjepa', 'omnimae'] as const) {
     it(`${family}: patchify+matmul embedding equals the strided Conv3d`, () => {
       const m = build(family);
       const clip = rnd([1, 4, 8, 12, 3], 3);

@@ -45,9 +45,16 @@ export class PatchEmbed3d extends Module {
     readonly tubelet: number,
     readonly patch: number,
     init: InitKind = 'torch',
+    /** OmniMAE: the Conv3d sits at index `seqIndex` of an nn.Sequential (`proj.1.weight`) */
+    seqIndex?: number,
   ) {
     super();
-    this.proj = this.module('proj', new PatchProj(inChans, embedDim, tubelet, patch, init));
+    const proj = new PatchProj(inChans, embedDim, tubelet, patch, init);
+    if (seqIndex === undefined) this.proj = this.module('proj', proj);
+    else {
+      this.module('proj', new IndexedChild(seqIndex, proj));
+      this.proj = proj;
+    }
   }
 
   /** The token grid of a `[B, F, H, W, C]` video; throws unless F, H, W are divisible by tubelet/patch. */
@@ -78,6 +85,14 @@ export class PatchEmbed3d extends Module {
       const out = this.proj.apply2d(y);
       return tf.reshape(out, [b!, g.frames * g.height * g.width, this.embedDim]) as tf.Tensor3D;
     });
+  }
+}
+
+/** A container holding one child under a numeric name (an nn.Sequential whose other items have no parameters). */
+class IndexedChild extends Module {
+  constructor(index: number, child: Module) {
+    super();
+    this.module(String(index), child);
   }
 }
 
