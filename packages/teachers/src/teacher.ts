@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LayerNorm, Linear, Module, ModuleList, openCheckpoint, stateDictCandidates, type Checkpoint, type CheckpointTensor } from '@vrepa/core';
-import { teacherInputReduced, type ReducedOptions } from '@vrepa/align-dims';
+import { teacherInputReduced, teacherInputs, type ReducedOptions, type TeacherInputStrategy } from '@vrepa/align-dims';
 import { PatchEmbed3d, makeBlocks, vitForwardFlops, type TeacherGrid, type VitArch, type VitBlock } from './vit.js';
 
 export type TeacherFamily = 'videomaev2' | 'videomae' | 'vjepa' | 'omnimae';
@@ -187,11 +187,32 @@ export abstract class VideoTeacher extends Module {
   }
 
   /**
+   * Features of a raw clip under one of the paper's teacher-input strategies (Table 6, align-dims'
+   * `teacherInputs`): 'reduced' (official; = encodeVideo), 'temporal-groups' (full-resolution frame groups
+   * encoded separately, concatenated in time) or 'spatial-crops' (crops encoded separately, stitched).
+   */
+  encodeWithStrategy(video: tf.Tensor, strategy: TeacherInputStrategy, opts: RangeCheck = {}): EncodeResult {
+    const what = `${this.config.name}.encodeWithStrategy: video`;
+    assertRawVideo(video, what, this.config.inChans);
+    checkPixelRange(video, what, opts);
+    const inputs = teacherInputs(video, strategy);
+    const feats: EncodeResult[] = [];
+    try {
+      inputs.clips.forEach((c, i) => feats.push(this.encode(c, {}, `${what} → ${strategy.kind} clip ${i} [${c.shape.join(', ')}]`)));
+      return inputs.assemble(
+        feats.map((f) => f.tokens),
+        feats.map((f) => f.grid),
+      );
+    } finally {
+      tf.dispose([...inputs.clips, ...feats.map((f) => f.tokens)]);
+    }
+  }
+
+  /**
    * Features of a pre-processed clip `[B, F, H, W, C]` → `{ tokens [B, N, D], grid }`: the output of the
    * last block, or of block `opts.blocks` (1-based; the later blocks are not run).
    */
-  encode(clip: tf.Tensor, opts: { blocks?: number } = {}): EncodeResult {
-    const what = `${this.config.name}.encode: clip`;
+  encode(clip: tf.Tensor, opts: { blocks?: number } = {}, what = `${this.config.name}.encode: clip`): EncodeResult {
     const depth = opts.blocks ?? this.config.depth;
     if (!Number.isInteger(depth) || depth < 1 || depth > this.config.depth)
       throw new Error(`${this.config.name}.encode: blocks must be an integer in 1..${this.config.depth}, got ${opts.blocks}`);

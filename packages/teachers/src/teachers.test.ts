@@ -147,6 +147,28 @@ describe('encoders', () => {
     m.dispose();
   });
 
+  it('teacher-input strategies: reduced = encodeVideo; temporal groups = groups encoded alone, concatenated in time', () => {
+    const m = build('videomaev2');
+    const video = rnd([1, 9, 8, 12, 3], 21);
+    const big = rnd([1, 9, 24, 36, 3], 22);
+    const red = m.encodeWithStrategy(big, { kind: 'reduced' });
+    const direct = m.encodeVideo(big);
+    expect(maxAbsDiff(red.tokens, direct.tokens)).toBe(0);
+    tf.dispose([big, direct.tokens]);
+    expect(red.grid).toEqual({ frames: 4, height: 2, width: 3 });
+    red.tokens.dispose();
+    const groups = m.encodeWithStrategy(video, { kind: 'temporal-groups', groups: 2 });
+    expect(groups.grid).toEqual({ frames: 4, height: 2, width: 3 });
+    const clip = m.preprocess(video, { factor: 1 }); // frames 1..8 at full size, normalised
+    const first = tf.slice(clip, [0, 0, 0, 0, 0], [1, 4, -1, -1, -1]);
+    const alone = m.encode(first);
+    const head = tf.slice(groups.tokens, [0, 0, 0], [1, 12, -1]); // group 0: 2×2×3 tokens
+    expect(maxAbsDiff(alone.tokens, head)).toBeLessThan(1e-5);
+    tf.dispose([video, clip, first, alone.tokens, head, groups.tokens]);
+    expect(() => m.encodeWithStrategy(tf.zeros([1, 7, 8, 12, 3]), { kind: 'temporal-groups', groups: 2 })).toThrow(/3 frames is not a positive multiple of the tubelet size 2/);
+    m.dispose();
+  });
+
   it('pool and classify (VideoMAE head)', () => {
     const m = build('videomae', { fcNorm: true, numClasses: 3 });
     const tokens = rnd([2, 6, 16], 1);
