@@ -18,7 +18,8 @@ function num(p: Record<string, any>, keys: string[], what: string, dflt?: number
 
 /** A teacher config from a manifest's params (official argument names). */
 export function configFromParams(family: TeacherFamily, p: Record<string, any>, weightNames: Set<string>, shapeOf?: (name: string) => number[]): TeacherConfig {
-  if (Number(p.init_values ?? 0) > 0) throw new Error(`teacher conformance: init_values ${p.init_values} (layer scale gamma_1/gamma_2) is not supported`);
+  if (p.cos_attn) throw new Error(`teacher conformance: cos_attn (VideoMAEv2 CosAttention) is not supported`);
+  const initValues = Number(p.init_values ?? 0);
   const qkv = p.qkv_bias === false ? 'none' : family === 'vjepa' ? 'qkv' : 'qv';
   return {
     family,
@@ -33,6 +34,8 @@ export function configFromParams(family: TeacherFamily, p: Record<string, any>, 
     inChans: num(p, ['in_chans'], 'input channels', 3),
     qkvBias: qkv,
     layerNormEps: num(p, ['layer_norm_eps'], 'LayerNorm eps', 1e-6),
+    qkScale: p.qk_scale ? Number(p.qk_scale) : undefined,
+    layerScale: family !== 'vjepa' && initValues > 0 ? initValues : undefined,
     imgSize: num(p, ['img_size'], 'the pre-training image size'),
     numFrames: num(p, ['all_frames', 'num_frames'], 'the pre-training frame count'),
     uniformPower: family === 'vjepa' ? Boolean(p.uniform_power ?? false) : undefined,

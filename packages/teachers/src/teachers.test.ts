@@ -135,6 +135,24 @@ describe('encoders', () => {
     });
   }
 
+  it('layer scale (init_values > 0): gamma 1 equals no layer scale; gamma 0 makes every block the identity', () => {
+    const plain = build('videomaev2');
+    const scaled = build('videomaev2', { layerScale: 1 });
+    const sd = plain.stateDict();
+    const report = scaled.loadStateDict(sd, { strict: false });
+    expect(report.missing.sort()).toEqual(['blocks.0.gamma_1', 'blocks.0.gamma_2', 'blocks.1.gamma_1', 'blocks.1.gamma_2']);
+    const clip = rnd([1, 4, 8, 12, 3], 17);
+    const a = plain.encode(clip);
+    const b = scaled.encode(clip);
+    expect(maxAbsDiff(a.tokens, b.tokens)).toBe(0);
+    const zero = build('videomaev2', { layerScale: 1e-30 });
+    zero.loadStateDict(sd, { strict: false });
+    const t = zero.encodeTrace(clip);
+    expect(maxAbsDiff(t.tokens, tf.add(t.patchEmbed, t.posEmbed))).toBeLessThan(1e-6);
+    tf.dispose([clip, a.tokens, b.tokens, t.tokens, t.patchEmbed, t.posEmbed, ...t.blocks, ...sd.values()]);
+    [plain, scaled, zero].forEach((m) => m.dispose());
+  });
+
   it('encodeVideo = preprocess (drop frame 0, normalise, bicubic ÷3) then encode', () => {
     const m = build('videomaev2');
     const video = rnd([1, 5, 24, 36, 3], 9);

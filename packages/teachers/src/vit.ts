@@ -32,6 +32,10 @@ export interface VitArch {
   layerNormEps: number;
   /** attention score budget (elements of one `[B, heads, chunk, N]` block); queries are chunked above it */
   maxScoreElements?: number;
+  /** attention score scale; default head_dim^-0.5 (PyTorch `qk_scale`) */
+  qkScale?: number;
+  /** VideoMAE(v2) `init_values > 0`: per-channel layer scale `gamma_1`, `gamma_2` on the two residual branches */
+  layerScale?: number;
   /** 'torch' (default): PyTorch's default init from core's seeded generator; 'zeros' when weights are loaded next */
   init?: InitKind;
 }
@@ -128,6 +132,7 @@ export class VitAttention extends Module {
     readonly biasKind: QkvBiasKind,
     readonly maxScoreElements?: number,
     init: InitKind = 'torch',
+    readonly qkScale?: number,
   ) {
     super();
     this.qkv = this.module('qkv', new Linear(dim, 3 * dim, { bias: biasKind === 'qkv', init }));
@@ -149,7 +154,7 @@ export class VitAttention extends Module {
       // [B, N, 3, h, hd] → [3, B, h, N, hd]
       const parts = tf.transpose(tf.reshape(qkv, [b, n, 3, h, d / h]), [2, 0, 3, 1, 4]);
       const [q, k, v] = tf.unstack(parts, 0);
-      const o = attention(q!, k!, v!, { chunkSize: 'auto', maxScoreElements: this.maxScoreElements });
+      const o = attention(q!, k!, v!, { chunkSize: 'auto', maxScoreElements: this.maxScoreElements, scale: this.qkScale });
       return this.proj.forward(mergeHeads(o));
     });
   }
@@ -161,17 +166,27 @@ export class VitBlock extends Module {
   readonly attn: VitAttention;
   readonly norm2: LayerNorm;
   readonly mlp: MLP;
+  readonly gamma1: Parameter | null = null;
+  readonly gamma2: Parameter | null = null;
   constructor(a: VitArch) {
     super();
+    if (a.layerScale) {
+      this.gamma1 = this.param('gamma_1', () => tf.fill([a.embedDim], a.layerScale!));
+      this.gamma2 = this.param('gamma_2', () => tf.fill([a.embedDim], a.layerScale!));
+    }
     this.norm1 = this.module('norm1', new LayerNorm(a.embedDim, { eps: a.layerNormEps }));
-    this.attn = this.module('attn', new VitAttention(a.embedDim, a.numHeads, a.qkvBias, a.maxScoreElements, a.init));
+    this.attn = this.module('attn', new VitAttention(a.embedDim, a.numHeads, a.qkvBias, a.maxScoreElements, a.init, a.qkScale));
     this.norm2 = this.module('norm2', new LayerNorm(a.embedDim, { eps: a.layerNormEps }));
     this.mlp = this.module('mlp', new MLP(a.embedDim, Math.floor(a.embedDim * a.mlpRatio), { activation: 'gelu', init: a.init }));
   }
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      const y = tf.add(x, this.attn.forward(this.norm1.forward(x)));
-      return tf.add(y, this.mlp.forward(this.norm2.forward(y)));
+      let a = this.attn.forward(this.norm1.forward(x));
+      if (this.gamma1) a = tf.mul(a, this.gamma1.value);
+      const y = tf.add(x, a);
+      let m = this.mlp.forward(this.norm2.forward(y));
+      if (this.gamma2) m = tf.mul(m, this.gamma2.value);
+      return tf.add(y, m);
     });
   }
 }
