@@ -1,6 +1,6 @@
 /** Scheduler step overhead: one DDIM / DPM step on a latent of the 2B shape, against a plain axpy of the same size. */
 import * as tf from '@tensorflow/tfjs';
-import { printBenchTable, timeIt } from '@vrepa/core';
+import { type BenchRow, printBenchTable, timeIt } from '@vrepa/core';
 import { COGVIDEOX_2B_SCHEDULER, CogVideoXDDIMScheduler, CogVideoXDPMScheduler } from '../src/index.js';
 
 export async function run(): Promise<void> {
@@ -13,20 +13,16 @@ export async function run(): Promise<void> {
   dpm.setTimesteps(50);
   const noise = (s: number[]) => tf.randomNormal(s);
   const base = await timeIt(() => tf.tidy(() => tf.add(tf.mul(x, 0.5), tf.mul(v, 0.25))), { runs: 10 });
-  const rows = [
-    { name: 'baseline: a·x + b·y (same size)', ms: base.medianMs, ratio: 1 },
-    ...[
-      ['DDIM step', () => { const o = ddim.step(v, ts[10]!, x); return [o.prevSample, o.predOriginalSample]; }],
-      ['DPM step (2 noise draws)', () => { const o = dpm.step(v, x, ts[10]!, ts[9]!, x, { noise }); return [o.prevSample, o.predOriginalSample]; }],
-      ['addNoise', () => ddim.addNoise(x, v, [500])],
-      ['getVelocity', () => ddim.getVelocity(x, v, [500])],
-    ].map(([name, fn]) => ({ name: name as string, ms: 0, ratio: 0, fn: fn as () => unknown })),
+  const cases: Array<[string, () => unknown]> = [
+    ['DDIM step', () => { const o = ddim.step(v, ts[10]!, x); return [o.prevSample, o.predOriginalSample]; }],
+    ['DPM step (2 noise draws)', () => { const o = dpm.step(v, x, ts[10]!, ts[9]!, x, { noise }); return [o.prevSample, o.predOriginalSample]; }],
+    ['addNoise', () => ddim.addNoise(x, v, [500])],
+    ['getVelocity', () => ddim.getVelocity(x, v, [500])],
   ];
-  for (const r of rows.slice(1) as Array<{ name: string; ms: number; ratio: number; fn: () => unknown }>) {
-    const t = await timeIt(r.fn, { runs: 10 });
-    r.ms = t.medianMs;
-    r.ratio = t.medianMs / base.medianMs;
-    delete (r as { fn?: unknown }).fn;
+  const rows: BenchRow[] = [{ name: 'baseline: a·x + b·y (same size)', ms: base.medianMs, ratio: 1 }];
+  for (const [name, fn] of cases) {
+    const t = await timeIt(fn, { runs: 10 });
+    rows.push({ name, ms: t.medianMs, ratio: t.medianMs / base.medianMs });
   }
   printBenchTable(`schedulers: step overhead on latents [${shape}] (${shape.reduce((a, b) => a * b)} values)`, rows);
   tf.dispose([x, v]);
