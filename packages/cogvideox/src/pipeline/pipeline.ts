@@ -18,6 +18,7 @@ import { loadLora } from '../lora/lora.js';
 import { T5EncoderModel } from '../t5/model.js';
 import { T5Tokenizer } from '../t5/tokenizer.js';
 import { loadT5EncoderFromDir } from '../t5/load.js';
+import { encodePrompts } from '../t5/encode.js';
 import { AutoencoderKLCogVideoX } from '../vae/model.js';
 import { loadVaeFromDir } from '../vae/load.js';
 
@@ -132,19 +133,10 @@ export class CogVideoXPipeline {
 
   /** T5 embeddings `[B, L, d]` of prompts, as `_get_t5_prompt_embeds` (padding to L, no attention mask). */
   encodePrompt(prompts: string[], maxSequenceLength = 226, onWarning?: (t: string) => void): tf.Tensor {
-    const tok = this.components.tokenizer.encodeBatch(prompts, { maxLength: maxSequenceLength });
-    tok.truncated.forEach((t, i) => {
-      if (t) onWarning?.(`prompt ${i} was truncated to ${maxSequenceLength} tokens (the part after that is ignored)`);
-    });
     const d = this.components.textEncoder.config.d_model;
     if (d !== this.transformer.config.text_embed_dim)
       throw new Error(`CogVideoXPipeline: text encoder d_model ${d} does not match the transformer's text_embed_dim ${this.transformer.config.text_embed_dim}`);
-    const ids = tf.tensor2d(tok.inputIds, undefined, 'int32');
-    try {
-      return this.components.textEncoder.forward(ids);
-    } finally {
-      ids.dispose();
-    }
+    return encodePrompts(this.components.tokenizer, this.components.textEncoder, prompts, { maxLength: maxSequenceLength, onWarning });
   }
 
   /** Check sizes against the models; returns the resolved sizes. */

@@ -4,7 +4,9 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fixturesDir, tensorLeakAcross, writeSafetensors, Rng, setInitRng } from '@vrepa/core';
+import { fixturesDir, tensorLeakAcross, writeSafetensors, Rng, setInitRng, SafetensorsFile } from '@vrepa/core';
+import { encodePrompts } from './encode.js';
+import { loadT5Weights } from './load.js';
 import { T5EncoderModel, relativePositionBucket } from './model.js';
 import { resolveT5Config } from './config.js';
 import { loadT5EncoderFromDir } from './load.js';
@@ -162,5 +164,28 @@ describe.runIf(fx)('T5Tokenizer (fixture tokenizer.json)', () => {
   it('bad input: a missing file names it; a non-tokenizer JSON is refused', () => {
     expect(() => T5Tokenizer.fromFile(path.join(tmp, 'nope.json'))).toThrow(/nope.json does not exist/);
     expect(() => T5Tokenizer.fromJSON({ foo: 1 })).toThrow(/not a tokenizers JSON/);
+  });
+});
+
+describe.runIf(fx)('encodePrompts (the pipeline call) on the pipeline_len226 fixture', () => {
+  it('prompts → 226 ids → encoder without mask reproduces last_hidden_state', () => {
+    const caseDir = path.join(fx!, 't5_encoder');
+    const manifest = JSON.parse(fs.readFileSync(path.join(caseDir, 'manifest.json'), 'utf8'));
+    const sc = manifest.subcases.find((s: { name: string }) => s.name === 'pipeline_len226');
+    const w = SafetensorsFile.open(path.join(caseDir, sc.weights_file));
+    const ref = SafetensorsFile.open(path.join(caseDir, sc.file));
+    const model = new T5EncoderModel(sc.params.config, { init: 'zeros' });
+    loadT5Weights(model, { keys: () => w.keys(), shape: (k) => w.info(k).shape, read: (k) => w.read(k) });
+    const warnings: string[] = [];
+    const got = encodePrompts(T5Tokenizer.fromFile(path.join(caseDir, 'tokenizer.json')), model, sc.values.prompts, { maxLength: 226, onWarning: (t) => warnings.push(t) });
+    const want = ref.tensor('last_hidden_state');
+    expect(got.shape).toEqual([2, 226, 12]);
+    const tol = 1e-4 * Math.max(1, tf.max(tf.abs(want)).dataSync()[0]!);
+    expect(tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]).toBeLessThan(tol);
+    expect(warnings).toEqual([]);
+    tf.dispose([got, want]);
+    model.dispose();
+    w.close();
+    ref.close();
   });
 });
