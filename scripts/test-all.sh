@@ -4,13 +4,13 @@
 # available backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
+export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1 TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 FIXTURES="${VREPA_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
 export VREPA_FIXTURES="$FIXTURES"
 pnpm turbo run build --concurrency=2
 node packages/cli/dist/cli.js backend install-native || echo "[vrepa] native backend unavailable here; tests run on wasm"
 node packages/cli/dist/cli.js backend --seconds 1
-pnpm turbo run typecheck check test --concurrency=2
+pnpm turbo run typecheck check test --concurrency=2 --continue
 node scripts/pack-test.mjs
 for b in tensorflow wasm; do
   if VREPA_BACKEND=$b node packages/cli/dist/cli.js backend --check-only >/dev/null 2>&1; then
