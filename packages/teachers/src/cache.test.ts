@@ -12,6 +12,7 @@ import { FeatureCache, cacheKey, cachedEncodeVideo, canonicalJson, hashTeacherWe
 import { cacheLsCommand, cachePruneCommand, cacheVerifyCommand, parseAge, parseSize } from './commands.js';
 import { VideoMAEv2 } from './videomaev2.js';
 import { teacherConfig } from './configs.js';
+import { loadTeacherWeights } from './teacher.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-cache-test-'));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -94,6 +95,12 @@ describe('FeatureCache', () => {
     expect(hashTeacherWeights(m2)).not.toBe(hashTeacherWeights(m1));
     expect(teacherCacheKey(m1, 'clip-1')).toBe(teacherCacheKey(m3, 'clip-1'));
     expect(teacherCacheKey(m1, 'clip-1')).not.toBe(teacherCacheKey(m1, 'clip-2'));
+    // reloading weights through loadTeacherWeights forgets the memo
+    const before = hashTeacherWeights(m2);
+    const src = { names: () => [...sd.keys()], shape: (k: string) => sd.get(k)!.shape, read: (k: string) => sd.get(k)! };
+    loadTeacherWeights(m2, src, 'test');
+    expect(hashTeacherWeights(m2)).toBe(hashTeacherWeights(m1));
+    expect(hashTeacherWeights(m2)).not.toBe(before);
     tf.dispose([...sd.values()]);
     [m1, m2, m3].forEach((m) => m.dispose());
   });

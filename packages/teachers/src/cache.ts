@@ -47,10 +47,12 @@ const weightHashes = new WeakMap<VideoTeacher, string>();
 
 /**
  * sha256 of a model's weights content: every state-dict entry's name, PyTorch shape and float32 bytes,
- * in order (independent of the file format they came from). Memoised per model instance.
+ * in order (independent of the file format they came from). Memoised per model instance: loading
+ * through fromCheckpoint / loadTeacherWeights resets it; after changing weights any other way pass
+ * `{ fresh: true }`.
  */
-export function hashTeacherWeights(model: VideoTeacher): string {
-  const memo = weightHashes.get(model);
+export function hashTeacherWeights(model: VideoTeacher, opts: { fresh?: boolean } = {}): string {
+  const memo = opts.fresh ? undefined : weightHashes.get(model);
   if (memo) return memo;
   const h = crypto.createHash('sha256');
   const entries: Array<[string, tf.Tensor, ParamLayout]> = [
@@ -67,6 +69,11 @@ export function hashTeacherWeights(model: VideoTeacher): string {
   const out = h.digest('hex');
   weightHashes.set(model, out);
   return out;
+}
+
+/** Forget a model's memoised weights hash (called when its weights are reloaded). */
+export function forgetWeightsHash(model: VideoTeacher): void {
+  weightHashes.delete(model);
 }
 
 /** sha256 of a tensor's shape, dtype and values (a clip content hash). */

@@ -4,8 +4,9 @@
  * from the official checkpoint layouts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { LayerNorm, Linear, Module, ModuleList, openCheckpoint, stateDictCandidates, type Checkpoint, type CheckpointTensor } from '@vrepa/core';
+import { LayerNorm, Linear, Module, ModuleList, openCheckpoint, stateDictCandidates, type Checkpoint, type CheckpointTensor, type StateTensor } from '@vrepa/core';
 import { teacherInputReduced, teacherInputs, type ReducedOptions, type TeacherInputStrategy } from '@vrepa/align-dims';
+import { forgetWeightsHash } from './cache.js';
 import { PatchEmbed3d, makeBlocks, vitForwardFlops, type TeacherGrid, type VitArch, type VitBlock } from './vit.js';
 
 export type TeacherFamily = 'videomaev2' | 'videomae' | 'vjepa' | 'omnimae';
@@ -311,7 +312,7 @@ function validateConfig(c: TeacherConfig) {
 export interface WeightSource {
   names(): string[];
   shape(name: string): number[];
-  read(name: string): ReturnType<CheckpointTensor['read']>;
+  read(name: string): StateTensor;
 }
 
 export function weightSourceFromCheckpoint(ck: Checkpoint, rename: (n: string) => string = (n) => n): WeightSource {
@@ -362,6 +363,7 @@ export function loadTeacherWeights(model: VideoTeacher, src: WeightSource, where
   const keys = [...want.keys()];
   const report = model.loadStateDict({ keys: () => keys, read: (k: string) => src.read(k), info: (k: string) => ({ shape: src.shape(k) }) }, { strict: true, source: where });
   model.clearPosCache();
+  forgetWeightsHash(model);
   const ignored = src.names().filter((n) => !want.has(n));
   return { loaded: report.loaded, ignored };
 }
