@@ -25,6 +25,7 @@ export const PACKAGE_LOADERS: readonly Loader[] = [
   ['@vrepa/teachers', () => import('@vrepa/teachers' as string)],
   ['@vrepa/cogvideox', () => import('@vrepa/cogvideox' as string)],
   ['@vrepa/eval', () => import('@vrepa/eval' as string)],
+  ['@vrepa/trainer', () => import('@vrepa/trainer' as string)],
 ];
 
 let cache: Promise<LoadedPackage[]> | undefined;

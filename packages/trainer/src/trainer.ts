@@ -1,0 +1,435 @@
+/**
+ * The VideoREPA finetuning loop: model + align parts (+ LoRA), the official loss (cogvideox'
+ * `trainingLoss`: v-prediction → x̂₀ with weights 1/(1−ᾱ_t), + λ·TRD), AdamW, LR warmup + schedule,
+ * global-norm clipping, gradient accumulation, a NaN/Inf guard, atomic checkpoints with exact resume,
+ * and logs (log.jsonl, TensorBoard, progress bar, loss-curve PNG).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Rng, fromTorchLayout, toTorchLayout, type Parameter } from '@vrepa/core';
+import {
+  CogVideoXTransformer3DModel,
+  CogVideoXDDIMScheduler,
+  COGVIDEOX_2B_SCHEDULER,
+  COGVIDEOX_5B_SCHEDULER,
+  addLora,
+  fromPretrained,
+  saveLora,
+  savePretrained,
+  trainingLoss,
+  type NoiseSchedule,
+} from '@vrepa/cogvideox';
+import { configHash, type TrainConfig } from './config.js';
+import { AdamW, clipGradients, lrLambda } from './optim.js';
+import { CachedDataset, DataCursor, SyntheticDataset, collate, disposeSample, type TrainDataset } from './data.js';
+import { disposeLoaded, loadLatestCheckpoint, paramsSignature, saveCheckpoint, type TrainState } from './checkpoint.js';
+import { TensorBoardWriter } from './tensorboard.js';
+import { ProgressBar, writeLossPlot } from './logging.js';
+
+export interface StepLog {
+  step: number;
+  loss: number | null;
+  loss_diff: number | null;
+  loss_align: number | null;
+  lr: number;
+  grad_norm: number | null;
+  skipped: boolean;
+  epoch: number;
+  /** milliseconds: data (incl. cache), forward+backward, optimizer */
+  ms_data: number;
+  ms_fwd_bwd: number;
+  ms_opt: number;
+}
+
+export interface TrainerHooks {
+  /** make the loss of this step non-finite (tests of the NaN guard) */
+  injectNonFinite?: (step: number) => boolean;
+  /** test hook for checkpoint writing (see saveCheckpoint) */
+  beforeManifest?: (dir: string) => void;
+  /** called after every step */
+  onStep?: (log: StepLog) => void;
+}
+
+export interface TrainerOptions {
+  out: string;
+  /** continue from the newest valid checkpoint in out/checkpoints */
+  resume?: boolean;
+  maxSteps?: number;
+  checkpointEvery?: number;
+  /** messages (warnings, info); default stderr */
+  log?: (msg: string) => void;
+  progress?: boolean;
+  /** a dataset to use instead of the config's (tests, custom sources) */
+  dataset?: TrainDataset;
+  hooks?: TrainerHooks;
+}
+
+export function buildModel(c: TrainConfig): CogVideoXTransformer3DModel {
+  const alignOpt = { align_layer: c.align.align_layer, align_dims: c.align.align_dims, projector_dim: c.align.projector_dim };
+  let model: CogVideoXTransformer3DModel;
+  if (typeof c.model.transformer === 'string') {
+    model = fromPretrained(c.model.transformer, { align: alignOpt }).model;
+    if (model.alignConfig && model.alignConfig.align_layer !== c.align.align_layer) model.setAlignLayer(c.align.align_layer);
+  } else {
+    model = new CogVideoXTransformer3DModel(c.model.transformer, { rng: Rng.fromSeed(c.model.init_seed), align: alignOpt });
+  }
+  if (c.model.training_type === 'lora') addLora(model, { rank: c.model.lora_rank, alpha: c.model.lora_alpha }, { rng: Rng.fromSeed(c.model.init_seed, 2) });
+  else model.requiresGrad(true);
+  model.gradientCheckpointing = c.model.gradient_checkpointing;
+  return model;
+}
+
+export function buildScheduler(c: TrainConfig): CogVideoXDDIMScheduler {
+  return new CogVideoXDDIMScheduler(c.model.scheduler === 'cogvideox-5b' ? COGVIDEOX_5B_SCHEDULER : COGVIDEOX_2B_SCHEDULER);
+}
+
+export function buildDataset(c: TrainConfig, model: CogVideoXTransformer3DModel): TrainDataset {
+  if (c.data.source === 'synthetic') return new CachedDataset(SyntheticDataset.fromConfig(c, model.config.text_embed_dim), { dir: c.data.cache_dir });
+  throw new Error("buildDataset: data.source 'folder' needs prepared caches: run `vrepa prepare --config FILE` first, then train with data.cache_dir set");
+}
+
+export interface LossParts {
+  total: number;
+  diffusion: number;
+  alignment: number | null;
+}
+
+function finite(x: number | null): number | null {
+  return x === null || Number.isFinite(x) ? x : null;
+}
+
+/**
+ * A training run: everything a step needs, plus the state a checkpoint saves. `step()` does one
+ * optimizer step (with accumulation); `run()` loops to max steps with checkpoints and logs.
+ */
+export class Trainer {
+  readonly model: CogVideoXTransformer3DModel;
+  readonly schedule: NoiseSchedule;
+  readonly dataset: TrainDataset;
+  readonly params: Map<string, tf.Variable>;
+  private readonly paramObjs: Map<string, Parameter>;
+  readonly optimizer: AdamW;
+  readonly rng: Rng;
+  readonly cursor: DataCursor;
+  readonly hash: string;
+  readonly maxSteps: number;
+  readonly checkpointEvery: number;
+  step = 0;
+  nanStreak = 0;
+  skippedSteps = 0;
+  lastLr = 0;
+  private readonly log: (msg: string) => void;
+  private tb: TensorBoardWriter | null = null;
+
+  constructor(
+    readonly config: TrainConfig,
+    readonly opts: TrainerOptions,
+  ) {
+    const c = config;
+    this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
+    this.model = buildModel(c);
+    this.schedule = buildScheduler(c);
+    this.dataset = opts.dataset ?? buildDataset(c, this.model);
+    this.paramObjs = new Map(this.model.namedParameters().filter(([, p]) => p.trainable));
+    if (this.paramObjs.size === 0) throw new Error('Trainer: the model has no trainable parameters');
+    this.params = new Map([...this.paramObjs].map(([n, p]) => [n, p.value]));
+    this.optimizer = new AdamW(this.params, { lr: c.optim.learning_rate, beta1: c.optim.beta1, beta2: c.optim.beta2, eps: c.optim.epsilon, weightDecay: c.optim.weight_decay });
+    this.rng = Rng.fromSeed(c.train.seed, 7);
+    this.cursor = new DataCursor(c.train.seed, this.dataset.length);
+    this.hash = configHash(c);
+    const perStep = c.optim.batch_size * c.optim.gradient_accumulation_steps;
+    this.maxSteps = opts.maxSteps ?? c.train.max_steps ?? Math.max(1, Math.ceil((c.train.num_epochs * this.dataset.length) / perStep));
+    this.checkpointEvery = opts.checkpointEvery ?? c.train.checkpointing_steps;
+  }
+
+  /** Learning rate of the next update. */
+  currentLr(): number {
+    const o = this.config.optim;
+    return o.learning_rate * lrLambda(o.lr_scheduler, this.optimizer.step, o.lr_warmup_steps, this.maxSteps);
+  }
+
+  private lossFn(batch: { latents: tf.Tensor; text: tf.Tensor; teacher?: tf.Tensor }, fixed?: { timesteps: number[]; noise: tf.Tensor }, inject = false) {
+    const c = this.config;
+    let parts!: ReturnType<typeof trainingLoss>;
+    const f = () => {
+      parts = trainingLoss(this.model, this.schedule, {
+        latents: batch.latents,
+        textEmbeddings: batch.text,
+        teacher: batch.teacher,
+        teacherGrid: this.dataset.teacherGrid,
+        rng: fixed ? undefined : this.rng,
+        timesteps: fixed?.timesteps,
+        noise: fixed?.noise,
+        lambda: c.align.proj_coeff,
+        align: { loss: c.align.loss, margin: c.align.margin },
+      });
+      return inject ? (tf.mul(parts.total, NaN) as tf.Scalar) : parts.total;
+    };
+    return { f, parts: () => parts };
+  }
+
+  /** The loss on a batch with fixed timesteps and noise (no update): for evaluation and tests. */
+  evaluate(batch: { latents: tf.Tensor; text: tf.Tensor; teacher?: tf.Tensor }, fixed: { timesteps: number[]; noise: tf.Tensor }): LossParts {
+    const { f, parts } = this.lossFn(batch, fixed);
+    const total = tf.tidy(f);
+    const p = parts();
+    const out = { total: total.dataSync()[0]!, diffusion: p.diffusion.dataSync()[0]!, alignment: p.alignment ? p.alignment.dataSync()[0]! : null };
+    tf.dispose([total, p.diffusion, ...(p.alignment ? [p.alignment] : [])]);
+    return out;
+  }
+
+  /** One optimizer step (gradient accumulation over micro-batches). */
+  trainStep(): StepLog {
+    const c = this.config;
+    const accum = c.optim.gradient_accumulation_steps;
+    const stepNo = this.step + 1;
+    const inject = this.opts.hooks?.injectNonFinite?.(stepNo) ?? false;
+    let msData = 0;
+    let msFwd = 0;
+    let sums = { total: 0, diffusion: 0, alignment: 0 };
+    let hasAlign = false;
+    let grads: Map<string, tf.Tensor> | null = null;
+    for (let k = 0; k < accum; k++) {
+      let t0 = performance.now();
+      const samples = this.cursor.take(c.optim.batch_size).map((i) => this.dataset.get(i));
+      const batch = collate(samples);
+      samples.forEach(disposeSample);
+      msData += performance.now() - t0;
+      t0 = performance.now();
+      const { f, parts } = this.lossFn(batch, undefined, inject);
+      const vars = [...this.params.values()];
+      const { value, grads: g } = tf.variableGrads(f, vars);
+      const p = parts();
+      sums.total += value.dataSync()[0]!;
+      sums.diffusion += p.diffusion.dataSync()[0]!;
+      if (p.alignment) {
+        hasAlign = true;
+        sums.alignment += p.alignment.dataSync()[0]!;
+      }
+      tf.dispose([value, p.diffusion, ...(p.alignment ? [p.alignment] : []), batch.latents, batch.text, ...(batch.teacher ? [batch.teacher] : [])]);
+      // accumulate the mean over micro-batches (torch: loss / accum per micro-batch, grads summed)
+      const next = new Map<string, tf.Tensor>();
+      for (const [n, v] of this.params) {
+        const gi = g[v.name];
+        if (!gi) continue;
+        const scaled = accum > 1 ? tf.div(gi, accum) : gi;
+        if (scaled !== gi) gi.dispose();
+        const prev = grads?.get(n);
+        if (prev) {
+          next.set(n, tf.add(prev, scaled));
+          prev.dispose();
+          scaled.dispose();
+        } else next.set(n, scaled);
+      }
+      for (const t of Object.values(g)) if (!t.isDisposed && ![...next.values()].includes(t)) t.dispose();
+      grads = next;
+      msFwd += performance.now() - t0;
+    }
+    const t1 = performance.now();
+    const loss = sums.total / accum;
+    const lossDiff = sums.diffusion / accum;
+    const lossAlign = hasAlign ? sums.alignment / accum : null;
+    const clipped = clipGradients(grads!, c.optim.max_grad_norm);
+    grads = clipped.grads;
+    const lr = this.currentLr();
+    const ok = Number.isFinite(loss) && Number.isFinite(clipped.norm);
+    if (ok) {
+      this.optimizer.apply(grads, lr);
+      this.nanStreak = 0;
+    } else {
+      this.nanStreak += 1;
+      this.skippedSteps += 1;
+      this.log(`warning: step ${stepNo}: non-finite ${Number.isFinite(loss) ? 'gradient norm' : 'loss'} (loss ${loss}, grad norm ${clipped.norm}); step skipped, weights unchanged (${this.nanStreak} in a row, stop at ${c.train.nan_max_consecutive})`);
+    }
+    tf.dispose([...grads.values()]);
+    this.step = stepNo;
+    this.lastLr = lr;
+    const entry: StepLog = {
+      step: stepNo,
+      loss: finite(loss),
+      loss_diff: finite(lossDiff),
+      loss_align: finite(lossAlign),
+      lr,
+      grad_norm: finite(clipped.norm),
+      skipped: !ok,
+      epoch: this.cursor.epoch,
+      ms_data: msData,
+      ms_fwd_bwd: msFwd,
+      ms_opt: performance.now() - t1,
+    };
+    if (this.nanStreak >= c.train.nan_max_consecutive) {
+      throw new NonFiniteError(`training stopped at step ${stepNo}: ${this.nanStreak} non-finite steps in a row (train.nan_max_consecutive = ${c.train.nan_max_consecutive}); the last checkpoint holds the last good weights`, entry);
+    }
+    return entry;
+  }
+
+  state(): TrainState {
+    return {
+      step: this.step,
+      optimizerStep: this.optimizer.step,
+      epoch: this.cursor.epoch,
+      position: this.cursor.position,
+      rng: this.rng.state(),
+      lr: this.lastLr,
+      nanStreak: this.nanStreak,
+      skippedSteps: this.skippedSteps,
+    };
+  }
+
+  /** Trainable parameters in PyTorch layout under their state-dict names (caller disposes). */
+  trainableStateDict(): Map<string, tf.Tensor> {
+    return new Map([...this.paramObjs].map(([n, p]) => [n, toTorchLayout(p.value, p.layout)]));
+  }
+
+  saveCheckpoint(): string {
+    const sd = this.trainableStateDict();
+    try {
+      return saveCheckpoint(
+        this.opts.out,
+        {
+          step: this.step,
+          configHash: this.hash,
+          params: sd,
+          exp_avg: this.optimizer.m,
+          exp_avg_sq: this.optimizer.v,
+          state: this.state(),
+          extra: this.config.model.training_type === 'lora' ? (dir) => void saveLora(this.model, dir) : undefined,
+          beforeManifest: this.opts.hooks?.beforeManifest,
+        },
+        this.config.train.keep_last,
+      );
+    } finally {
+      tf.dispose([...sd.values()]);
+    }
+  }
+
+  /** Restore the newest valid checkpoint; returns its step, or null when there is none. */
+  restore(): number | null {
+    const shapes = new Map([...this.paramObjs].map(([n, p]) => [n, { shape: p.torchShape }]));
+    const ck = loadLatestCheckpoint(this.opts.out, { configHash: this.hash, paramsSignature: paramsSignature(shapes) }, this.log);
+    if (!ck) return null;
+    try {
+      for (const [n, p] of this.paramObjs) {
+        const t = ck.params.get(n);
+        if (!t) throw new Error(`restore: ${ck.dir} has no tensor for parameter ${n}`);
+        const stored = fromTorchLayout(t, p.layout);
+        p.value.assign(stored);
+        if (stored !== t) stored.dispose();
+      }
+      this.optimizer.load(ck.exp_avg, ck.exp_avg_sq, ck.state.optimizerStep);
+      const s = ck.state;
+      this.step = s.step;
+      this.cursor.seek(s.epoch, s.position);
+      this.rng.setState(s.rng);
+      this.nanStreak = s.nanStreak;
+      this.skippedSteps = s.skippedSteps;
+      this.lastLr = s.lr;
+      return s.step;
+    } finally {
+      disposeLoaded(ck);
+    }
+  }
+
+  /** The whole run: resume (optional), steps, checkpoints, logs. */
+  async run(): Promise<TrainResult> {
+    const { out } = this.opts;
+    const c = this.config;
+    fs.mkdirSync(out, { recursive: true });
+    const logFile = path.join(out, 'log.jsonl');
+    const hasCheckpoints = fs.existsSync(path.join(out, 'checkpoints')) && fs.readdirSync(path.join(out, 'checkpoints')).some((n) => n.startsWith('step-'));
+    if (!this.opts.resume && hasCheckpoints) throw new Error(`train: ${out} already holds checkpoints; pass --resume to continue, or choose another --out`);
+    let resumedFrom: number | null = null;
+    if (this.opts.resume) {
+      resumedFrom = this.restore();
+      this.log(resumedFrom === null ? 'resume: no checkpoint found; starting from step 0' : `resume: continuing from step ${resumedFrom}`);
+    }
+    truncateLog(logFile, resumedFrom ?? 0);
+    fs.writeFileSync(path.join(out, 'config.resolved.json'), JSON.stringify(c, null, 2) + '\n');
+    if (c.train.tensorboard) this.tb = new TensorBoardWriter(path.join(out, 'tensorboard'));
+    const bar = new ProgressBar(this.maxSteps, this.step, this.opts.progress ?? true);
+    const t0 = performance.now();
+    const startStep = this.step;
+    try {
+      while (this.step < this.maxSteps) {
+        const entry = this.trainStep();
+        fs.appendFileSync(logFile, JSON.stringify(entry) + '\n');
+        if (this.tb) {
+          if (entry.loss !== null) this.tb.scalar('loss/total', entry.loss, entry.step);
+          if (entry.loss_diff !== null) this.tb.scalar('loss/diffusion', entry.loss_diff, entry.step);
+          if (entry.loss_align !== null) this.tb.scalar('loss/align', entry.loss_align, entry.step);
+          this.tb.scalar('lr', entry.lr, entry.step);
+          if (entry.grad_norm !== null) this.tb.scalar('grad_norm', entry.grad_norm, entry.step);
+        }
+        bar.update(entry);
+        this.opts.hooks?.onStep?.(entry);
+        if (this.step % this.checkpointEvery === 0 || this.step === this.maxSteps) this.saveCheckpoint();
+        if (c.train.plot_every > 0 && this.step % c.train.plot_every === 0) await writeLossPlot(logFile, path.join(out, 'loss.png'));
+      }
+    } finally {
+      bar.done();
+      this.tb?.close();
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const plot = await writeLossPlot(logFile, path.join(out, 'loss.png')).catch((e) => {
+      this.log(`warning: loss plot not written (${(e as Error).message})`);
+      return null;
+    });
+    const final = this.exportFinal(path.join(out, 'final'));
+    const stepsRun = this.step - startStep;
+    return { steps: this.step, stepsRun, seconds, stepsPerSecond: stepsRun / Math.max(seconds, 1e-9), resumedFrom, skippedSteps: this.skippedSteps, logFile, plot, final };
+  }
+
+  /** The trained weights in diffusers format: the LoRA file, or the full transformer folder. */
+  exportFinal(dir: string): string {
+    fs.mkdirSync(dir, { recursive: true });
+    if (this.config.model.training_type === 'lora') return saveLora(this.model, dir);
+    savePretrained(this.model, path.join(dir, 'transformer'));
+    return path.join(dir, 'transformer');
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    this.model.dispose();
+    if (this.dataset instanceof CachedDataset) this.dataset.dispose();
+  }
+}
+
+export class NonFiniteError extends Error {
+  constructor(
+    message: string,
+    readonly entry: StepLog,
+  ) {
+    super(message);
+    this.name = 'NonFiniteError';
+  }
+}
+
+export interface TrainResult {
+  steps: number;
+  stepsRun: number;
+  seconds: number;
+  stepsPerSecond: number;
+  resumedFrom: number | null;
+  skippedSteps: number;
+  logFile: string;
+  plot: string | null;
+  final: string;
+}
+
+/** Keep the log lines of steps ≤ `step` (a resumed run rewrites what the killed run logged after its checkpoint). */
+export function truncateLog(file: string, step: number): void {
+  if (!fs.existsSync(file)) return;
+  const keep = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => {
+      if (!l.trim()) return false;
+      try {
+        return (JSON.parse(l) as { step: number }).step <= step;
+      } catch {
+        return false; // a line cut by the kill
+      }
+    });
+  fs.writeFileSync(file, keep.map((l) => `${l}\n`).join(''));
+}
