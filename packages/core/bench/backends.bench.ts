@@ -6,6 +6,7 @@
  * short: that loop's rate does not depend on M. Targets: every wasm matmul form ≥ 25 GFLOP/s single-threaded
  * (≥ 50 with VREPA_WASM_THREADS=2), every native form ≥ 150.
  */
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { printBenchTable, runInChild, switchBackend, timeIt, withStockWasmKernels, wasmThreadsCount, type BenchRow } from '../src/index.js';
 
@@ -197,6 +198,8 @@ export async function run(): Promise<void> {
   // VREPA_BENCH_TABLES=tensorflow,wasm,wasm2 picks tables (default: all).
   const pick = process.env.VREPA_BENCH_TABLES?.split(',');
   const keys = ['tensorflow', 'wasm', 'wasm2'];
+  const load = () => os.loadavg().map((v) => v.toFixed(1)).join(' / ');
+  process.stdout.write(`\nbackends bench: load average ${load()} (1/5/15 min) on ${os.cpus().length} cores at the start\n`);
   for (const [i, p] of plan.entries()) {
     if (pick && !pick.includes(keys[i]!)) continue;
     const r = await runInChild<{ rows: BenchRow[]; threads?: number; unit: string }>(
@@ -215,6 +218,7 @@ export async function run(): Promise<void> {
       (text) => process.stdout.write(text.replace(/^backend \S+/m, `backend ${p.mode}`)),
     );
   }
+  process.stdout.write(`\nload average at the end: ${load()}; numbers taken under load are proportionally lower than on an idle machine.\n`);
   process.stdout.write(
     '\ncpu backend: not benchmarked (about 0.2 GFLOP/s; these shapes would take minutes). Numbers vary with other load on the machine; compare rows within one table.\n',
   );
