@@ -112,6 +112,12 @@ describe('CogVideoXPipeline', () => {
 
   it('leaks no tensors across generate calls', async () => {
     expect(await tensorLeakAcross(() => pipe.generate({ prompt: 'a', numInferenceSteps: 2 }), 2)).toBe(0);
+    // an interrupted run (a callback that throws) frees its latents and embeddings too
+    const interrupted = () =>
+      pipe
+        .generate({ prompt: 'a', numInferenceSteps: 3, onStep: ({ step }) => { if (step === 1) throw new Error('stop'); } })
+        .then(() => { throw new Error('not interrupted'); }, (e: Error) => expect(e.message).toBe('stop'));
+    expect(await tensorLeakAcross(interrupted, 2)).toBe(0);
   });
 
   it('dynamic CFG: the official schedule (1 at t = n, 1 + g at t = 0)', () => {

@@ -224,6 +224,9 @@ export class CogVideoXPipeline {
         await new Promise((r) => setImmediate(r));
         opts.onStep?.({ step: i, total: timesteps.length, timestep: t, elapsedMs: performance.now() - t0 });
       }
+    } catch (e) {
+      latents.dispose();
+      throw e;
     } finally {
       embeds.dispose();
       oldPred?.dispose();
