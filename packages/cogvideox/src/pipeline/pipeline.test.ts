@@ -116,7 +116,10 @@ describe('CogVideoXPipeline', () => {
     const interrupted = () =>
       pipe
         .generate({ prompt: 'a', numInferenceSteps: 3, onStep: ({ step }) => { if (step === 1) throw new Error('stop'); } })
-        .then(() => { throw new Error('not interrupted'); }, (e: Error) => expect(e.message).toBe('stop'));
+        .then(
+          () => { throw new Error('not interrupted'); },
+          (e: Error) => { expect(e.message).toBe('stop'); return undefined; },
+        );
     expect(await tensorLeakAcross(interrupted, 2)).toBe(0);
   });
 
