@@ -1,0 +1,29 @@
+/** `vrepa prepare`: fill the per-sample caches so that training never re-encodes. */
+import { Rng } from '@vrepa/core';
+import type { TrainConfig } from './config.js';
+import { CachedDataset, SyntheticDataset, disposeSample } from './data.js';
+import { ProgressBar } from './logging.js';
+
+export interface PrepareResult {
+  written: number;
+  cached: number;
+  skipped: string[];
+}
+
+export async function prepareCaches(c: TrainConfig, opts: { progress?: boolean } = {}): Promise<PrepareResult> {
+  if (!c.data.cache_dir) throw new Error('prepareCaches: data.cache_dir is not set');
+  if (c.data.source !== 'synthetic') throw new Error("prepareCaches: data.source 'folder' is not implemented yet");
+  const textDim = typeof c.model.transformer === 'string' ? 0 : Number((c.model.transformer as Record<string, unknown>).text_embed_dim);
+  void Rng;
+  const ds = new CachedDataset(SyntheticDataset.fromConfig(c, textDim), { dir: c.data.cache_dir, memory: false });
+  const bar = new ProgressBar(ds.length, 0, opts.progress ?? true);
+  try {
+    for (let i = 0; i < ds.length; i++) {
+      disposeSample(ds.get(i));
+      bar.update({ step: i + 1, loss: null, loss_diff: null, loss_align: null, lr: 0 });
+    }
+  } finally {
+    bar.done();
+  }
+  return { written: ds.stats.misses, cached: ds.stats.hits, skipped: [] };
+}
