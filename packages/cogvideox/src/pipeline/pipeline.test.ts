@@ -45,6 +45,22 @@ describe('init-model', () => {
     expect(() => initModel('tiny', modelDir)).toThrow(/not empty .*--overwrite/);
   });
 
+  it('--dtype bf16 / f16: half-size files that load (widened) and generate', async () => {
+    for (const dtype of ['BF16', 'F16'] as const) {
+      const d = path.join(tmp, `tiny-${dtype}`);
+      initModel('tiny', d, { seed: 5, dtype });
+      const f32 = fs.statSync(path.join(modelDir, 'vae/diffusion_pytorch_model.safetensors')).size;
+      const half = fs.statSync(path.join(d, 'vae/diffusion_pytorch_model.safetensors')).size;
+      expect(half).toBeLessThan(0.6 * f32);
+      const p = CogVideoXPipeline.fromPretrained(d);
+      const r = await p.generate({ prompt: 'a', numInferenceSteps: 1, outputType: 'latent' });
+      expect(r.latents.shape).toEqual([1, 3, 8, 8, 4]);
+      expect(tf.all(tf.isFinite(r.latents)).dataSync()[0]).toBe(1);
+      r.latents.dispose();
+      p.dispose();
+    }
+  });
+
   it('shape lists built without the full models equal the models\' state dicts', () => {
     const cfg = presetConfigs('tiny');
     const t5 = new T5EncoderModel(cfg.textEncoder, { init: 'zeros' });
