@@ -18,7 +18,12 @@ const errorOf = (f: () => unknown): ConfigError => {
 
 describe('config', () => {
   it('every preset validates; the official recipes carry the paper values', () => {
-    for (const name of Object.keys(PRESETS)) expect(() => presetConfig(name)).not.toThrow();
+    for (const name of Object.keys(PRESETS)) {
+      // tiny-folder needs the user's folders
+      const paths = name === 'tiny-folder' ? { model: { pipeline: 'p' }, data: { dataset_dir: 'd', cache_dir: 'c' } } : {};
+      expect(() => presetConfig(name, paths)).not.toThrow();
+    }
+    expect(() => presetConfig('tiny-folder')).toThrow(/data\.dataset_dir: required.*data\.cache_dir: required.*model\.pipeline: required/);
     const sft = presetConfig('videorepa-2b-sft');
     expect(sft.optim.learning_rate).toBe(2e-6);
     expect(sft.optim.batch_size).toBe(4);

@@ -27,6 +27,8 @@ export const modelSchema = z
     lora_rank: posInt.default(128),
     lora_alpha: z.number().positive().default(64),
     gradient_checkpointing: z.boolean().default(false),
+    /** a diffusers pipeline folder (vae/, text_encoder/, tokenizer/) that encodes a dataset folder's clips and captions */
+    pipeline: z.string().min(1).optional(),
     /** 'cogvideox-2b' (DDIM scheduler, snr shift 3) or 'cogvideox-5b' scheduler constants */
     scheduler: z.enum(['cogvideox-2b', 'cogvideox-5b']).default('cogvideox-2b'),
   })
@@ -54,6 +56,8 @@ export const teacherSchema = z
      */
     source: z.enum(['synthetic', 'model']).default('synthetic'),
     name: z.string().min(1).default('videomaev2-b'),
+    /** a full teacher config object (@vrepa/teachers TeacherConfig) instead of a registered name */
+    config: z.record(z.string(), z.unknown()).optional(),
     checkpoint: z.string().min(1).optional(),
     /** token grid of the teacher features (e.g. 24×10×15 for VideoMAEv2-B at 48×160×240) */
     grid: grid.optional(),
@@ -166,23 +170,41 @@ export const TINY_TRANSFORMER = {
   max_text_seq_length: 5,
 };
 
+/** A VideoMAEv2-style teacher small enough for the tiny presets (random weights). */
+export const TINY_TEACHER = {
+  family: 'videomaev2',
+  name: 'tiny-videomaev2',
+  official: 'none (a 1-block ViT shaped like VideoMAEv2)',
+  imgSize: 16,
+  numFrames: 8,
+  embedDim: 8,
+  depth: 1,
+  numHeads: 2,
+  mlpRatio: 2,
+  patchSize: 8,
+  tubeletSize: 2,
+  inChans: 3,
+  qkvBias: 'qv',
+  layerNormEps: 1e-6,
+};
+
 /** Presets as plain data (the input form; validated on use). */
 export const PRESETS: Record<string, TrainConfigInput> = {
   /** the official 2B recipe: full finetune (bf16 weights widened to float32 on load) */
   'videorepa-2b-sft': {
-    model: { transformer: 'CogVideoX-2b/transformer', training_type: 'full', scheduler: 'cogvideox-2b', gradient_checkpointing: true },
+    model: { transformer: 'CogVideoX-2b/transformer', pipeline: 'CogVideoX-2b', training_type: 'full', scheduler: 'cogvideox-2b', gradient_checkpointing: true },
     align: { align_layer: 18, align_dims: [768], projector_dim: 2048, proj_coeff: 0.5, loss: 'trd', margin: 0.1 },
     teacher: { source: 'model', name: 'videomaev2-b', grid: { frames: 24, height: 10, width: 15 }, dim: 768 },
-    data: { source: 'folder', dataset_dir: 'openvid', annotations: 'openvid_3w2.csv', train_resolution: '49x480x720', text_seq_length: 226 },
+    data: { source: 'folder', dataset_dir: 'openvid', annotations: 'openvid_3w2.csv', cache_dir: 'cache', train_resolution: '49x480x720', text_seq_length: 226 },
     optim: { learning_rate: 2e-6, batch_size: 4, lr_scheduler: 'constant_with_warmup', lr_warmup_steps: 100 },
     train: { num_epochs: 4, checkpointing_steps: 800 },
   },
   /** the official 5B recipe: LoRA r 128 α 64 on the attention projections, lr 1e-4 */
   'videorepa-5b-lora': {
-    model: { transformer: 'CogVideoX-5b/transformer', training_type: 'lora', lora_rank: 128, lora_alpha: 64, scheduler: 'cogvideox-5b', gradient_checkpointing: true },
+    model: { transformer: 'CogVideoX-5b/transformer', pipeline: 'CogVideoX-5b', training_type: 'lora', lora_rank: 128, lora_alpha: 64, scheduler: 'cogvideox-5b', gradient_checkpointing: true },
     align: { align_layer: 18, align_dims: [768], projector_dim: 2048, proj_coeff: 0.5, loss: 'trd', margin: 0.1 },
     teacher: { source: 'model', name: 'videomaev2-b', grid: { frames: 24, height: 10, width: 15 }, dim: 768 },
-    data: { source: 'folder', dataset_dir: 'openvid', annotations: 'openvid_3w2.csv', train_resolution: '49x480x720', text_seq_length: 226 },
+    data: { source: 'folder', dataset_dir: 'openvid', annotations: 'openvid_3w2.csv', cache_dir: 'cache', train_resolution: '49x480x720', text_seq_length: 226 },
     optim: { learning_rate: 1e-4, batch_size: 4, lr_scheduler: 'constant_with_warmup', lr_warmup_steps: 100 },
     train: { num_epochs: 4, checkpointing_steps: 800 },
   },
@@ -192,6 +214,20 @@ export const PRESETS: Record<string, TrainConfigInput> = {
     align: { align_layer: 1, align_dims: [8], projector_dim: 16, proj_coeff: 0.5, margin: 0.1 },
     teacher: { source: 'synthetic', grid: { frames: 4, height: 2, width: 2 }, dim: 8 },
     data: { source: 'synthetic', num_samples: 4, latent_shape: [3, 12, 12, 4], text_seq_length: 5 },
+    optim: { learning_rate: 1e-3, batch_size: 2, lr_scheduler: 'constant_with_warmup', lr_warmup_steps: 2, weight_decay: 1e-4, max_grad_norm: 1.0 },
+    train: { num_epochs: 10, checkpointing_steps: 5, keep_last: 2 },
+  },
+  /**
+   * tiny, on a dataset folder (videos + captions.csv): clips 9×48×48 → the tiny pipeline's VAE (latents
+   * 3×12×12×4) and T5 (16-dim), teacher = a 1-block VideoMAEv2-style ViT with random weights (patch 8,
+   * 48/3 = 16 px frames → 4×2×2 tokens of 8). Set model.pipeline (vrepa init-model --preset tiny),
+   * data.dataset_dir and data.cache_dir.
+   */
+  'tiny-folder': {
+    model: { transformer: { ...TINY_TRANSFORMER, text_embed_dim: 16, max_text_seq_length: 16 }, training_type: 'full', init_seed: 0 },
+    align: { align_layer: 1, align_dims: [8], projector_dim: 16, proj_coeff: 0.5, margin: 0.1 },
+    teacher: { source: 'model', name: 'tiny-videomaev2', config: TINY_TEACHER, dim: 8 },
+    data: { source: 'folder', train_resolution: '9x48x48', text_seq_length: 16, annotations: 'captions.csv' },
     optim: { learning_rate: 1e-3, batch_size: 2, lr_scheduler: 'constant_with_warmup', lr_warmup_steps: 2, weight_decay: 1e-4, max_grad_norm: 1.0 },
     train: { num_epochs: 10, checkpointing_steps: 5, keep_last: 2 },
   },
@@ -255,6 +291,9 @@ export function parseConfig(raw: unknown, what = 'config'): TrainConfig {
   // cross-field checks
   const problems: { path: string; message: string }[] = [];
   if (c.data.source === 'folder' && !c.data.dataset_dir) problems.push({ path: 'data.dataset_dir', message: "required when data.source is 'folder'" });
+  if (c.data.source === 'folder' && !c.data.cache_dir) problems.push({ path: 'data.cache_dir', message: "required when data.source is 'folder' (the prepared latents / embeddings / teacher features)" });
+  if (c.data.source === 'folder' && !c.model.pipeline) problems.push({ path: 'model.pipeline', message: "required when data.source is 'folder' (the VAE and T5 that encode the clips)" });
+  if (c.data.source === 'folder' && c.align.proj_coeff > 0 && c.teacher.source !== 'model') problems.push({ path: 'teacher.source', message: "must be 'model' when data.source is 'folder' (teacher features are computed from the clips)" });
   if (c.data.source === 'synthetic' && !c.data.latent_shape) problems.push({ path: 'data.latent_shape', message: "required when data.source is 'synthetic' ([frames, height, width, channels] of the latents)" });
   if (c.teacher.source === 'synthetic' && (!c.teacher.grid || !c.teacher.dim)) problems.push({ path: 'teacher.grid', message: "teacher.grid and teacher.dim are required when teacher.source is 'synthetic'" });
   if (c.teacher.dim !== undefined && c.teacher.dim !== c.align.align_dims[0]) problems.push({ path: 'teacher.dim', message: `${c.teacher.dim} does not match align.align_dims[0] = ${c.align.align_dims[0]}` });
@@ -280,6 +319,7 @@ export function loadConfigFile(file: string): TrainConfig {
   const dir = path.dirname(path.resolve(file));
   const abs = (p: string | undefined) => (p === undefined || path.isAbsolute(p) ? p : path.resolve(dir, p));
   if (typeof c.model.transformer === 'string') c.model.transformer = abs(c.model.transformer)!;
+  c.model.pipeline = abs(c.model.pipeline);
   c.data.dataset_dir = abs(c.data.dataset_dir);
   c.data.cache_dir = abs(c.data.cache_dir);
   c.teacher.checkpoint = abs(c.teacher.checkpoint);

@@ -7,3 +7,4 @@ export * from './logging.js';
 export * from './trainer.js';
 export * from './prepare.js';
 export { commands, trainCommand, prepareCommand } from './commands.js';
+export * from './folder.js';

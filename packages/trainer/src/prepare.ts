@@ -1,8 +1,8 @@
 /** `vrepa prepare`: fill the per-sample caches so that training never re-encodes. */
-import { Rng } from '@vrepa/core';
 import type { TrainConfig } from './config.js';
 import { CachedDataset, SyntheticDataset, disposeSample } from './data.js';
 import { ProgressBar } from './logging.js';
+import { prepareFolder } from './folder.js';
 
 export interface PrepareResult {
   written: number;
@@ -12,9 +12,11 @@ export interface PrepareResult {
 
 export async function prepareCaches(c: TrainConfig, opts: { progress?: boolean } = {}): Promise<PrepareResult> {
   if (!c.data.cache_dir) throw new Error('prepareCaches: data.cache_dir is not set');
-  if (c.data.source !== 'synthetic') throw new Error("prepareCaches: data.source 'folder' is not implemented yet");
+  if (c.data.source === 'folder') {
+    const r = prepareFolder(c, { progress: opts.progress });
+    return { written: r.written, cached: r.cached, skipped: r.skipped };
+  }
   const textDim = typeof c.model.transformer === 'string' ? 0 : Number((c.model.transformer as Record<string, unknown>).text_embed_dim);
-  void Rng;
   const ds = new CachedDataset(SyntheticDataset.fromConfig(c, textDim), { dir: c.data.cache_dir, memory: false });
   const bar = new ProgressBar(ds.length, 0, opts.progress ?? true);
   try {

@@ -25,6 +25,7 @@ import { AdamW, clipGradients, lrLambda } from './optim.js';
 import { CachedDataset, DataCursor, SyntheticDataset, collate, disposeSample, type TrainDataset } from './data.js';
 import { disposeLoaded, loadLatestCheckpoint, paramsSignature, saveCheckpoint, type TrainState } from './checkpoint.js';
 import { TensorBoardWriter } from './tensorboard.js';
+import { CachedFolderDataset, prepareFolder } from './folder.js';
 import { ProgressBar, writeLossPlot } from './logging.js';
 
 export interface StepLog {
@@ -84,9 +85,11 @@ export function buildScheduler(c: TrainConfig): CogVideoXDDIMScheduler {
   return new CogVideoXDDIMScheduler(c.model.scheduler === 'cogvideox-5b' ? COGVIDEOX_5B_SCHEDULER : COGVIDEOX_2B_SCHEDULER);
 }
 
-export function buildDataset(c: TrainConfig, model: CogVideoXTransformer3DModel): TrainDataset {
+export function buildDataset(c: TrainConfig, model: CogVideoXTransformer3DModel, log: (m: string) => void = () => {}): TrainDataset {
   if (c.data.source === 'synthetic') return new CachedDataset(SyntheticDataset.fromConfig(c, model.config.text_embed_dim), { dir: c.data.cache_dir });
-  throw new Error("buildDataset: data.source 'folder' needs prepared caches: run `vrepa prepare --config FILE` first, then train with data.cache_dir set");
+  // a dataset folder: encode what is not cached yet (bad clips are handled here, before any step), then read the cache
+  const r = prepareFolder(c, { progress: true, log });
+  return new CachedDataset(new CachedFolderDataset(c.data.cache_dir!, r.index));
 }
 
 export interface LossParts {
@@ -130,7 +133,7 @@ export class Trainer {
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
     this.model = buildModel(c);
     this.schedule = buildScheduler(c);
-    this.dataset = opts.dataset ?? buildDataset(c, this.model);
+    this.dataset = opts.dataset ?? buildDataset(c, this.model, this.log);
     this.paramObjs = new Map(this.model.namedParameters().filter(([, p]) => p.trainable));
     if (this.paramObjs.size === 0) throw new Error('Trainer: the model has no trainable parameters');
     this.params = new Map([...this.paramObjs].map(([n, p]) => [n, p.value]));

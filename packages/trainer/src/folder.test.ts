@@ -1,0 +1,82 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initModel, findFfmpeg } from '@vrepa/cogvideox';
+import { presetConfig } from './config.js';
+import { prepareFolder, decodeClip } from './folder.js';
+import { Trainer } from './trainer.js';
+import { CachedDataset } from './data.js';
+
+let root: string;
+let pipeline: string;
+
+function makeVideo(file: string, frames: number, size = '64x48') {
+  const r = spawnSync(findFfmpeg(), ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=${size}:rate=8`, '-frames:v', String(frames), '-pix_fmt', 'yuv420p', file]);
+  if (r.status !== 0) throw new Error(String(r.stderr));
+}
+
+beforeAll(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-folder-'));
+  pipeline = path.join(root, 'tiny-pipeline');
+  initModel('tiny', pipeline, { seed: 0 });
+  const data = path.join(root, 'data');
+  fs.mkdirSync(data);
+  makeVideo(path.join(data, 'a.mp4'), 12);
+  makeVideo(path.join(data, 'b.mp4'), 10, '80x48'); // another size: scaled + centre-cropped
+  makeVideo(path.join(data, 'short.mp4'), 4);
+  fs.writeFileSync(path.join(data, 'broken.mp4'), 'not a video');
+  fs.writeFileSync(
+    path.join(data, 'captions.csv'),
+    ['video,caption', 'a.mp4,a ball rolls', 'b.mp4,"two balls, colliding"', 'short.mp4,too short', 'missing.mp4,gone', 'broken.mp4,broken', 'a.mp4,'].join('\n') + '\n',
+  );
+}, 60_000);
+
+const cfg = (over: Record<string, unknown> = {}) =>
+  presetConfig('tiny-folder', { model: { pipeline }, data: { dataset_dir: path.join(root, 'data'), cache_dir: path.join(root, `cache-${Math.random().toString(36).slice(2)}`), ...over } });
+
+describe('dataset folder', () => {
+  it('decodes clips to [1, F, H, W, 3] in [-1, 1] and names bad files', () => {
+    const v = decodeClip(path.join(root, 'data/b.mp4'), { frames: 9, height: 48, width: 48 });
+    expect(v.shape).toEqual([1, 9, 48, 48, 3]);
+    const [lo, hi] = [v.min().dataSync()[0]!, v.max().dataSync()[0]!];
+    expect(lo).toBeGreaterThanOrEqual(-1);
+    expect(hi).toBeLessThanOrEqual(1);
+    v.dispose();
+    expect(() => decodeClip(path.join(root, 'data/short.mp4'), { frames: 9, height: 48, width: 48 })).toThrow(/too short: 4 frames, need 9/);
+    expect(() => decodeClip(path.join(root, 'data/nope.mp4'), { frames: 9, height: 48, width: 48 })).toThrow(/does not exist/);
+    expect(() => decodeClip(path.join(root, 'data/broken.mp4'), { frames: 9, height: 48, width: 48 })).toThrow(/cannot be decoded/);
+  });
+
+  it('prepare skips bad rows with a report, caches the rest, and a second prepare encodes nothing', () => {
+    const c = cfg();
+    const r = prepareFolder(c);
+    expect(r.written).toBe(2);
+    expect(r.skipped).toHaveLength(4);
+    expect(r.skipped.join('\n')).toMatch(/row 3 \(short.mp4\): video .* is too short/);
+    expect(r.skipped.join('\n')).toMatch(/row 4 \(missing.mp4\): video .* does not exist/);
+    expect(r.skipped.join('\n')).toMatch(/row 5 \(broken.mp4\): video .* cannot be decoded/);
+    expect(r.skipped.join('\n')).toMatch(/row 6 \(a.mp4\): the caption is missing/);
+    expect(r.index.teacherGrid).toEqual({ frames: 4, height: 2, width: 2 });
+    const again = prepareFolder(c);
+    expect(again.written).toBe(0);
+    expect(again.cached).toBe(2);
+    expect(() => prepareFolder(cfg({ on_bad_video: 'error' }))).toThrow(/dataset row 3 \(short.mp4\): video .* too short.*on_bad_video = 'error'/);
+  }, 60_000);
+
+  it('trains on the cache; the second epoch is served from the cache (counted)', () => {
+    const c = cfg();
+    const t = new Trainer(c, { out: fs.mkdtempSync(path.join(root, 'out-')), progress: false, log: () => {} });
+    try {
+      const ds = t.dataset as CachedDataset;
+      const first = t.trainStep(); // epoch 0: both samples (batch 2)
+      expect(first.loss_align).not.toBeNull();
+      expect(ds.stats).toMatchObject({ misses: 2, hits: 0 });
+      t.trainStep(); // epoch 1
+      expect(ds.stats).toMatchObject({ misses: 2, hits: 2 });
+    } finally {
+      t.dispose();
+    }
+  }, 60_000);
+});

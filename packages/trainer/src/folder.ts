@@ -1,0 +1,239 @@
+/**
+ * A dataset folder of videos + captions (OpenVid-style CSV with `video` / `caption` columns, or JSON
+ * lines): each clip is decoded with ffmpeg (scaled to cover and centre-cropped to the training size, the
+ * first F frames), encoded once — VAE latents (posterior sample × scaling_factor, as the official
+ * trainer stores them), T5 embeddings of the caption, teacher features — and cached in
+ * `data.cache_dir` (`sample-<i>.safetensors` + `index.json`). Training then reads the cache only.
+ * Bad rows (missing / unreadable / too short videos, empty captions) are skipped with a report or stop
+ * the preparation (`data.on_bad_video`), always before the first training step.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs';
+import { Rng, setInitRng, getInitRng } from '@vrepa/core';
+import { CogVideoXPipeline, findFfmpeg } from '@vrepa/cogvideox';
+import { VideoMAEv2, type TeacherConfig, type VideoTeacher } from '@vrepa/teachers';
+import { parseCsvRecords } from '@vrepa/eval';
+import type { TokenGrid } from '@vrepa/align-dims';
+import { canonicalJson, type TrainConfig } from './config.js';
+import { readSample, writeSample, type Sample, type TrainDataset } from './data.js';
+import { ProgressBar } from './logging.js';
+
+export interface DatasetRow {
+  video: string;
+  caption: string;
+}
+
+/** Read the annotations (CSV or .jsonl) of a dataset folder. */
+export function readAnnotations(dir: string, file: string, cols: { video: string; caption: string }): DatasetRow[] {
+  const full = path.resolve(dir, file);
+  if (!fs.existsSync(full)) throw new Error(`dataset: annotations file ${full} does not exist (data.annotations)`);
+  const text = fs.readFileSync(full, 'utf8');
+  let records: Record<string, unknown>[];
+  if (/\.jsonl?$/i.test(full)) {
+    records = text
+      .split('\n')
+      .map((l, i) => [l, i] as const)
+      .filter(([l]) => l.trim())
+      .map(([l, i]) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch (e) {
+          throw new Error(`dataset: ${full} line ${i + 1} is not valid JSON (${(e as Error).message})`);
+        }
+      });
+  } else {
+    const r = parseCsvRecords(text, full);
+    for (const c of [cols.video, cols.caption]) if (!r.columns.includes(c)) throw new Error(`dataset: ${full} has no column '${c}' (columns: ${r.columns.join(', ')})`);
+    records = r.records;
+  }
+  return records.map((r) => ({ video: String(r[cols.video] ?? ''), caption: String(r[cols.caption] ?? '') }));
+}
+
+export function parseResolution(s: string): { frames: number; height: number; width: number } {
+  const [frames, height, width] = s.split('x').map(Number) as [number, number, number];
+  return { frames, height, width };
+}
+
+/**
+ * Decode the first `frames` frames of a video, scaled to cover height×width and centre-cropped, as
+ * `[1, frames, height, width, 3]` in [-1, 1]. Throws a clear error for missing / unreadable / short videos.
+ */
+export function decodeClip(file: string, size: { frames: number; height: number; width: number }, ffmpeg = findFfmpeg()): tf.Tensor {
+  if (!fs.existsSync(file)) throw new Error(`video ${file} does not exist`);
+  const { frames: F, height: H, width: W } = size;
+  const vf = `scale=${W}:${H}:force_original_aspect_ratio=increase:flags=bicubic,crop=${W}:${H}`;
+  const r = spawnSync(ffmpeg, ['-v', 'error', '-i', file, '-vf', vf, '-frames:v', String(F), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { maxBuffer: F * H * W * 3 + 1024 });
+  if (r.status !== 0) throw new Error(`video ${file} cannot be decoded: ${String(r.stderr).trim().split('\n').slice(-2).join(' ') || `ffmpeg exited ${r.status}`}`);
+  const got = r.stdout.length / (H * W * 3);
+  if (got < F) throw new Error(`video ${file} is too short: ${got} frames, need ${F}`);
+  const bytes = new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, F * H * W * 3);
+  return tf.tidy(() => tf.sub(tf.div(tf.tensor(bytes, [1, F, H, W, 3], 'int32').toFloat(), 127.5), 1));
+}
+
+/** The encoders that fill the cache: a pipeline folder's VAE and T5, and the teacher. */
+export interface Encoders {
+  pipeline: CogVideoXPipeline;
+  teacher: VideoTeacher | null;
+  dispose(): void;
+}
+
+export function buildTeacher(c: TrainConfig): VideoTeacher | null {
+  if (c.align.proj_coeff === 0) return null;
+  const t = c.teacher;
+  if (t.source !== 'model') return null;
+  const cfg = (t.config ?? t.name) as string | TeacherConfig;
+  if (t.checkpoint) return VideoMAEv2.fromCheckpoint(t.checkpoint, { config: cfg }) as unknown as VideoTeacher;
+  // random weights (tiny examples): seeded
+  const prev = getInitRng();
+  setInitRng(Rng.fromSeed(c.model.init_seed, 3));
+  try {
+    return new VideoMAEv2(cfg) as unknown as VideoTeacher;
+  } finally {
+    setInitRng(prev);
+  }
+}
+
+export function buildEncoders(c: TrainConfig): Encoders {
+  if (!c.model.pipeline) throw new Error("dataset: model.pipeline (a diffusers pipeline folder with vae/, text_encoder/, tokenizer/) is required when data.source is 'folder'");
+  const pipeline = CogVideoXPipeline.fromPretrained(c.model.pipeline);
+  const teacher = buildTeacher(c);
+  return {
+    pipeline,
+    teacher,
+    dispose() {
+      pipeline.dispose();
+      teacher?.dispose();
+    },
+  };
+}
+
+export interface CacheIndex {
+  format: 'vrepa-train-cache/1';
+  /** hash of what the cached tensors depend on (data + encoders config) */
+  key: string;
+  samples: { row: number; video: string; file: string }[];
+  skipped: { row: number; video: string; reason: string }[];
+  teacherGrid: TokenGrid | null;
+}
+
+/** What the cached tensors depend on: a different key means the cache must be rebuilt. */
+export function cacheKeyOf(c: TrainConfig): string {
+  const d = c.data;
+  return createHash('sha256')
+    .update(canonicalJson({ d: [d.dataset_dir, d.annotations, d.video_column, d.caption_column, d.train_resolution, d.text_seq_length, d.data_seed], p: c.model.pipeline, t: c.align.proj_coeff > 0 ? c.teacher : null }))
+    .digest('hex');
+}
+
+export interface PrepareReport {
+  written: number;
+  cached: number;
+  skipped: string[];
+  index: CacheIndex;
+}
+
+/**
+ * Encode every row not yet in the cache (a cache of another config is rebuilt). Bad rows are skipped
+ * with a reason (`on_bad_video: 'skip'`) or stop with an error naming the row (`'error'`).
+ */
+export function prepareFolder(c: TrainConfig, opts: { progress?: boolean; encoders?: Encoders; log?: (m: string) => void } = {}): PrepareReport {
+  const dir = c.data.cache_dir;
+  if (!dir) throw new Error("dataset: data.cache_dir is required when data.source is 'folder'");
+  fs.mkdirSync(dir, { recursive: true });
+  const rows = readAnnotations(c.data.dataset_dir!, c.data.annotations, { video: c.data.video_column, caption: c.data.caption_column });
+  if (rows.length === 0) throw new Error(`dataset: ${path.resolve(c.data.dataset_dir!, c.data.annotations)} lists no videos`);
+  const key = cacheKeyOf(c);
+  const indexFile = path.join(dir, 'index.json');
+  let index: CacheIndex | null = null;
+  if (fs.existsSync(indexFile)) {
+    try {
+      index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as CacheIndex;
+      if (index.key !== key) index = null;
+    } catch {
+      index = null;
+    }
+  }
+  const size = parseResolution(c.data.train_resolution);
+  const done = new Map((index?.samples ?? []).filter((s) => fs.existsSync(path.join(dir, s.file))).map((s) => [s.row, s]));
+  const skipped: CacheIndex['skipped'] = [];
+  let enc = opts.encoders;
+  let owned = false;
+  let teacherGrid: TokenGrid | null = index?.teacherGrid ?? null;
+  let written = 0;
+  const bar = new ProgressBar(rows.length, 0, opts.progress ?? false);
+  try {
+    rows.forEach((row, i) => {
+      bar.update({ step: i + 1, loss: null, loss_diff: null, loss_align: null, lr: 0 });
+      if (done.has(i)) return;
+      const bad = (reason: string) => {
+        if (c.data.on_bad_video === 'error') throw new Error(`dataset row ${i + 1} (${row.video || 'no video'}): ${reason} (data.on_bad_video = 'error'; use 'skip' to leave it out)`);
+        skipped.push({ row: i, video: row.video, reason });
+      };
+      if (!row.video) return bad('no video path');
+      if (!row.caption.trim()) return bad('the caption is missing');
+      let video: tf.Tensor;
+      try {
+        video = decodeClip(path.resolve(c.data.dataset_dir!, row.video), size);
+      } catch (e) {
+        return bad((e as Error).message);
+      }
+      if (!enc) {
+        enc = buildEncoders(c);
+        owned = true;
+      }
+      const sample: Sample = tf.tidy(() => {
+        const latents = tf.squeeze(enc!.pipeline.vae.encodeToLatents(video, { rng: Rng.fromSeed(c.data.data_seed, i) }), [0]);
+        const text = tf.squeeze(enc!.pipeline.encodePrompt([row.caption], c.data.text_seq_length), [0]);
+        let teacher: tf.Tensor | undefined;
+        if (enc!.teacher) {
+          const r = enc!.teacher.encodeVideo(video);
+          teacher = tf.squeeze(r.tokens, [0]);
+          const g = { frames: r.grid.frames, height: r.grid.height, width: r.grid.width };
+          if (teacherGrid && canonicalJson(teacherGrid) !== canonicalJson(g)) throw new Error(`dataset row ${i + 1}: teacher grid ${g.frames}×${g.height}×${g.width} differs from the other clips' ${teacherGrid.frames}×${teacherGrid.height}×${teacherGrid.width}`);
+          teacherGrid = g;
+        }
+        return { latents, text, teacher };
+      });
+      video.dispose();
+      const file = `sample-${i}.safetensors`;
+      writeSample(path.join(dir, file), sample);
+      tf.dispose([sample.latents, sample.text, ...(sample.teacher ? [sample.teacher] : [])]);
+      done.set(i, { row: i, video: row.video, file });
+      written++;
+    });
+  } finally {
+    bar.done();
+    if (owned) enc?.dispose();
+  }
+  const prevSkipped = (index?.skipped ?? []).filter((s) => !done.has(s.row) && !skipped.some((x) => x.row === s.row));
+  const out: CacheIndex = { format: 'vrepa-train-cache/1', key, samples: [...done.values()].sort((a, b) => a.row - b.row), skipped: [...prevSkipped, ...skipped].sort((a, b) => a.row - b.row), teacherGrid };
+  if (out.samples.length === 0) throw new Error(`dataset: no usable video in ${c.data.dataset_dir} (${out.skipped.length} skipped: ${out.skipped.slice(0, 3).map((s) => s.reason).join('; ')})`);
+  const tmp = `${indexFile}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(out, null, 2) + '\n');
+  fs.renameSync(tmp, indexFile);
+  for (const s of skipped) opts.log?.(`skipped row ${s.row + 1} (${s.video}): ${s.reason}`);
+  return { written, cached: out.samples.length - written, skipped: out.skipped.map((s) => `row ${s.row + 1} (${s.video}): ${s.reason}`), index: out };
+}
+
+/** The prepared cache of a dataset folder as a training dataset (reads only the cache). */
+export class CachedFolderDataset implements TrainDataset {
+  readonly length: number;
+  readonly teacherGrid?: TokenGrid;
+  constructor(
+    private readonly dir: string,
+    private readonly index: CacheIndex,
+  ) {
+    this.length = index.samples.length;
+    this.teacherGrid = index.teacherGrid ?? undefined;
+  }
+  get(i: number): Sample {
+    const s = this.index.samples[i];
+    if (!s) throw new Error(`dataset: sample ${i} is outside [0, ${this.length})`);
+    return readSample(path.join(this.dir, s.file));
+  }
+  describe(): string {
+    return `dataset folder: ${this.length} clips cached in ${this.dir}${this.index.skipped.length ? `, ${this.index.skipped.length} skipped (see index.json)` : ''}`;
+  }
+}
