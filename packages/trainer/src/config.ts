@@ -224,10 +224,10 @@ export const PRESETS: Record<string, TrainConfigInput> = {
    * data.dataset_dir and data.cache_dir.
    */
   'tiny-folder': {
-    model: { transformer: { ...TINY_TRANSFORMER, text_embed_dim: 16, max_text_seq_length: 16 }, training_type: 'full', init_seed: 0 },
+    model: { transformer: { ...TINY_TRANSFORMER, text_embed_dim: 16, max_text_seq_length: 226 }, training_type: 'full', init_seed: 0 },
     align: { align_layer: 1, align_dims: [8], projector_dim: 16, proj_coeff: 0.5, margin: 0.1 },
     teacher: { source: 'model', name: 'tiny-videomaev2', config: TINY_TEACHER, dim: 8 },
-    data: { source: 'folder', train_resolution: '9x48x48', text_seq_length: 16, annotations: 'captions.csv' },
+    data: { source: 'folder', train_resolution: '9x48x48', text_seq_length: 226, annotations: 'captions.csv' },
     optim: { learning_rate: 1e-3, batch_size: 2, lr_scheduler: 'constant_with_warmup', lr_warmup_steps: 2, weight_decay: 1e-4, max_grad_norm: 1.0 },
     train: { num_epochs: 10, checkpointing_steps: 5, keep_last: 2 },
   },

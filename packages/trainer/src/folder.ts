@@ -165,7 +165,7 @@ export function prepareFolder(c: TrainConfig, opts: { progress?: boolean; encode
   const bar = new ProgressBar(rows.length, 0, opts.progress ?? false);
   try {
     rows.forEach((row, i) => {
-      bar.update({ step: i + 1, loss: null, loss_diff: null, loss_align: null, lr: 0 });
+      bar.count(i + 1, 'encoding clip');
       if (done.has(i)) return;
       const bad = (reason: string) => {
         if (c.data.on_bad_video === 'error') throw new Error(`dataset row ${i + 1} (${row.video || 'no video'}): ${reason} (data.on_bad_video = 'error'; use 'skip' to leave it out)`);

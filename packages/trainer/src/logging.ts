@@ -37,17 +37,29 @@ export class ProgressBar {
     return `step ${e.step}/${this.total} [${bar}] loss ${fmt(e.loss)} (diff ${fmt(e.loss_diff)}, align ${fmt(e.loss_align)}) lr ${e.lr.toExponential(2)} ${rate.toFixed(2)} it/s ETA ${formatDuration(eta)}`;
   }
 
+  /** A plain counter (`label i/total … it/s ETA`) for work other than training steps. */
+  count(i: number, label: string, now = performance.now()): void {
+    if (!this.enabled) return;
+    const secs = (now - this.t0) / 1000;
+    const rate = (i - this.start) / Math.max(secs, 1e-9);
+    const eta = (this.total - i) / Math.max(rate, 1e-9);
+    this.emit(i, `${label} ${i}/${this.total} ${rate.toFixed(2)} it/s ETA ${formatDuration(eta)}`);
+  }
+
   update(e: { step: number; loss: number | null; loss_diff: number | null; loss_align: number | null; lr: number }): void {
     if (!this.enabled) return;
-    const text = this.line(e);
+    this.emit(e.step, this.line(e));
+  }
+
+  private emit(step: number, text: string): void {
     if (this.tty) {
       this.stream.write(`\r\x1b[2K${text}`);
       return;
     }
     const every = Math.max(1, Math.floor(this.total / 10));
-    if (e.step === this.total || e.step - this.lastPrinted >= every || this.lastPrinted < 0) {
+    if (step === this.total || step - this.lastPrinted >= every || this.lastPrinted < 0) {
       this.stream.write(`${text}\n`);
-      this.lastPrinted = e.step;
+      this.lastPrinted = step;
     }
   }
 

@@ -22,7 +22,7 @@ export async function prepareCaches(c: TrainConfig, opts: { progress?: boolean }
   try {
     for (let i = 0; i < ds.length; i++) {
       disposeSample(ds.get(i));
-      bar.update({ step: i + 1, loss: null, loss_diff: null, loss_align: null, lr: 0 });
+      bar.count(i + 1, 'caching sample');
     }
   } finally {
     bar.done();
