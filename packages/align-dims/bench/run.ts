@@ -30,6 +30,25 @@ const nS = studentGrid.frames * studentGrid.height * studentGrid.width;
 const nT = teacherGrid.frames * teacherGrid.height * teacherGrid.width;
 const frames = 2 * (studentGrid.frames - 1);
 
+/** The tensors in a container (duck-typed: two copies of tfjs-core may be loaded, so instanceof can fail). */
+function tensorsIn(x: unknown): tf.Tensor[] {
+  if (x && typeof x === 'object' && 'dataId' in x && typeof (x as tf.Tensor).dispose === 'function') return [x as tf.Tensor];
+  if (Array.isArray(x)) return x.flatMap(tensorsIn);
+  if (x && typeof x === 'object') return Object.values(x).flatMap(tensorsIn);
+  return [];
+}
+
+/** A trainable variable holding `t` (the initial tensor is released: a variable shares its data). */
+function variableOf(t: tf.Tensor, trainable: boolean, name: string): tf.Variable {
+  const v = tf.variable(t, trainable, name);
+  t.dispose();
+  return v;
+}
+
+function disposeAll(x: unknown): void {
+  for (const t of tensorsIn(x)) t.dispose();
+}
+
 interface Measured {
   ms: number;
   peakMB: number;
@@ -54,10 +73,10 @@ async function measure(f: () => tf.TensorContainer, opts: { warmup?: number; run
   const once = async () => {
     const t0 = performance.now();
     const out = f();
-    const ts = tf.util.flatten([out as any]).filter((x: unknown): x is tf.Tensor => x instanceof tf.Tensor) as tf.Tensor[];
+    const ts = tensorsIn(out);
     for (const t of ts) await t.data();
     const ms = performance.now() - t0;
-    tf.dispose(ts);
+    disposeAll(ts);
     return ms;
   };
   for (let i = 0; i < (opts.warmup ?? 1); i++) await once();
@@ -78,7 +97,7 @@ function valueAndGrads(f: () => tf.Scalar, vars: tf.Variable[]): tf.Tensor[] {
 const rng = Rng.fromSeed(1);
 const projector = new Projector({ inDim: INNER, hiddenDim: HIDDEN, outDim: ALIGN }, { rng });
 const downsampler = new Downsampler({ channels: ALIGN }, { rng });
-const hidden = tf.variable(tf.randomNormal([1, nS, INNER], 0, 1, 'float32', 2), true, 'bench_hidden');
+const hidden = variableOf(tf.randomNormal([1, nS, INNER], 0, 1, 'float32', 2), true, 'bench_hidden');
 const teacher = tf.randomNormal([1, nT, ALIGN], 0, 1, 'float32', 3);
 const params = [...projector.parameters(), ...downsampler.parameters()];
 const big = scale === 1 ? { warmup: 0, runs: 1 } : { warmup: 1, runs: 1 };
@@ -87,6 +106,7 @@ console.log(`align-dims bench: hidden [1, ${nS}, ${INNER}] (grid ${studentGrid.f
 
 // Order: comparisons of interpolation first (the full path grows the wasm heap to ~3.2 GB, and it never
 // shrinks), the full path, then the downsampler comparison whose tf.conv2d weight gradient may not fit.
+console.log(`live tensors after setup: ${(tf.memory().numBytes / MB).toFixed(0)} MB in ${tf.memory().numTensors} tensors`);
 // ---- 2. interpolation by matrices vs tf.image.resizeBilinear ---------------------------------------------
 const interpRows: BenchRow[] = [];
 for (const [label, shape, size] of [
@@ -94,7 +114,7 @@ for (const [label, shape, size] of [
   ['position table 14×14 → 10×15', [8, 14, 14, ALIGN], [10, 15]],
   ['video frames 480×720 → 160×240', [scale === 1 ? 16 : 4, 480, 720, 3], [160, 240]],
 ] as Array<[string, number[], [number, number]]>) {
-  const x = tf.variable(tf.randomNormal(shape, 0, 1, 'float32', 9), true, `bench_img_${label}`);
+  const x = variableOf(tf.randomNormal(shape, 0, 1, 'float32', 9), true, `bench_img_${label}`);
   const w = tf.randomNormal([shape[0]!, size[0], size[1], shape[3]!], 0, 1, 'float32', 10);
   const tfr = (z: tf.Tensor) => tf.image.resizeBilinear(z as tf.Tensor4D, size, false, true);
   const ours = (z: tf.Tensor) => interpolate(z, { size, mode: 'bilinear' });
@@ -107,10 +127,11 @@ for (const [label, shape, size] of [
     { name: `${label} [${shape.join(',')}]: tf.image.resizeBilinear (baseline)`, 'fwd ms': baseF.ms, 'fwd+bwd ms': baseB.ms, 'peak MB': baseB.peakMB, 'fwd ratio': 1, 'fwd+bwd ratio': 1, 'max |diff|': 0 },
     { name: `${label}: interpolation matrices`, 'fwd ms': oursF.ms, 'fwd+bwd ms': oursB.ms, 'peak MB': oursB.peakMB, 'fwd ratio': oursF.ms / baseF.ms, 'fwd+bwd ratio': oursB.ms / baseB.ms, 'max |diff|': diff },
   );
-  tf.dispose([x, w]);
+  disposeAll([x, w]);
 }
 printBenchTable('Bilinear (align_corners=False): separable matrices vs tf.image.resizeBilinear(halfPixelCenters)', interpRows);
 
+console.log(`live tensors before the full path: ${(tf.memory().numBytes / MB).toFixed(0)} MB in ${tf.memory().numTensors} tensors`);
 // ---- 1. the full path and its stages -----------------------------------------------------------------
 const full = await measure(() => valueAndGrads(() => alignmentLoss(hidden, teacher, { projector, downsampler, studentGrid, teacherGrid, timeScaleFactor: 2 }), [hidden, ...params]), big);
 console.log(`full path: ${full.ms.toFixed(0)} ms`);
@@ -118,7 +139,7 @@ console.log(`full path: ${full.ms.toFixed(0)} ms`);
 const proj = await measure(() => valueAndGrads(() => tf.sum(tf.mul(projector.forward(hidden), 1e-3)) as tf.Scalar, [hidden, ...projector.parameters()]), big);
 console.log(`projector: ${proj.ms.toFixed(0)} ms`);
 
-const projected = tf.variable(tf.randomNormal([1, studentGrid.frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 4), true, 'bench_projected');
+const projected = variableOf(tf.randomNormal([1, studentGrid.frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 4), true, 'bench_projected');
 const upW = tf.randomNormal([1, 2 * (studentGrid.frames - 1), studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 5);
 const interp = await measure(() =>
   valueAndGrads(() => {
@@ -127,11 +148,11 @@ const interp = await measure(() =>
   }, [projected]),
 );
 
-const convIn = tf.variable(tf.randomNormal([frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 6), true, 'bench_conv_in');
+const convIn = variableOf(tf.randomNormal([frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 6), true, 'bench_conv_in');
 const convW = tf.randomNormal([frames, teacherGrid.height, teacherGrid.width, ALIGN], 0, 1, 'float32', 7);
 const conv = await measure(() => valueAndGrads(() => tf.sum(tf.mul(downsampler.forward(convIn), convW)) as tf.Scalar, [convIn, ...downsampler.parameters()]));
 
-const student = tf.variable(tf.randomNormal([1, nT, ALIGN], 0, 1, 'float32', 8), true, 'bench_student');
+const student = variableOf(tf.randomNormal([1, nT, ALIGN], 0, 1, 'float32', 8), true, 'bench_student');
 const trd = await measure(() => valueAndGrads(() => trdLoss(student as tf.Tensor as tf.Tensor3D, teacher as tf.Tensor3D, { grid: teacherGrid, margin: 0.1 }), [student]));
 
 const fullRow = (name: string, m: Measured): BenchRow => ({ name, 'fwd+bwd ms': m.ms, 'peak MB': m.peakMB, 'ms / full path': m.ms / full.ms, 'peak / full path': m.peakMB / full.peakMB });
@@ -143,11 +164,11 @@ printBenchTable(`Official alignment path, forward + backward (hidden [1, ${nS}, 
   fullRow(`TRD official, N=${nT}, D=${ALIGN}`, trd),
   { name: 'sum of stages', 'fwd+bwd ms': proj.ms + interp.ms + conv.ms + trd.ms, 'ms / full path': (proj.ms + interp.ms + conv.ms + trd.ms) / full.ms },
 ]);
-tf.dispose([projected, upW, convIn, convW, student]);
+disposeAll([projected, upW, convIn, convW, student]);
 
 // ---- 3. downsampler: patchify vs tf.conv2d ------------------------------------------------------------------
 {
-  const x = tf.variable(tf.randomNormal([frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 11), true, 'bench_ds_x');
+  const x = variableOf(tf.randomNormal([frames, studentGrid.height, studentGrid.width, ALIGN], 0, 1, 'float32', 11), true, 'bench_ds_x');
   const w = tf.randomNormal([frames, teacherGrid.height, teacherGrid.width, ALIGN], 0, 1, 'float32', 12);
   const conv2dPath = () => tf.add(tf.conv2d(x as tf.Tensor as tf.Tensor4D, downsampler.conv.weight.value as tf.Tensor4D, 3, 'valid'), downsampler.conv.bias!.value);
   const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(conv2dPath(), downsampler.forward(x)))).dataSync()[0]!);
@@ -165,9 +186,9 @@ tf.dispose([projected, upW, convIn, convW, student]);
     { name: 'tf.conv2d + bias (baseline)', 'fwd ms': baseF.ms, 'fwd+bwd ms': baseB?.ms ?? 'n/a', 'peak MB': baseB?.peakMB ?? 'n/a', 'fwd ratio': 1, 'fwd+bwd ratio': baseB ? 1 : 'n/a', 'max |diff|': 0 },
     { name: 'patchify: reshape → transpose → matMul', 'fwd ms': oursF.ms, 'fwd+bwd ms': oursB.ms, 'peak MB': oursB.peakMB, 'fwd ratio': oursF.ms / baseF.ms, 'fwd+bwd ratio': baseB ? oursB.ms / baseB.ms : 'n/a', 'max |diff|': diff },
   ]);
-  tf.dispose([x, w]);
+  disposeAll([x, w]);
 }
 
 projector.dispose();
 downsampler.dispose();
-tf.dispose([hidden, teacher]);
+disposeAll([hidden, teacher]);

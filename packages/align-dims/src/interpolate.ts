@@ -256,7 +256,8 @@ export function interpolationAxes(inSpatial: readonly number[], opts: Interpolat
  * `x.transpose(0, 2, …, 1)` here. Defaults as PyTorch: mode 'nearest', alignCorners false.
  */
 export function interpolate(x: tf.Tensor, opts: InterpolateOptions): tf.Tensor {
-  if (!(x instanceof tf.Tensor)) throw new Error('interpolate: x must be a tf.Tensor');
+  // duck-typed, so tensors made by another loaded copy of tfjs-core are accepted too
+  if (!x || typeof x !== 'object' || !Array.isArray((x as tf.Tensor).shape) || !('dataId' in x)) throw new Error('interpolate: x must be a tf.Tensor');
   if (x.rank < 3 || x.rank > 5) {
     throw new Error(`interpolate: x must be [batch, ...spatial, channels] with 1 to 3 spatial dims (rank 3 to 5), got shape [${x.shape.join(', ')}]`);
   }
