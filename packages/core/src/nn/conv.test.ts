@@ -146,6 +146,19 @@ describe('conv3d', () => {
     tf.dispose([x, w, b]);
   });
 
+  it('inference mode: same output as the default, lower peak memory (tf.profile), no leaks', async () => {
+    const x = rand([1, 6, 8, 8, 4], 10);
+    const w = rand([3, 3, 3, 4, 4], 11);
+    const opts = { padding: [[2, 0], 1, 1] as [[number, number], number, number] };
+    const a = conv3d(x, w, null, opts);
+    const b = conv3d(x, w, null, { ...opts, inference: true });
+    expect(maxAbsDiff(a, b)).toBe(0);
+    const peak = async (inference: boolean) => (await tf.profile(() => conv3d(x, w, null, { ...opts, inference }))).peakBytes;
+    expect(await peak(true)).toBeLessThan(await peak(false));
+    expect(await tensorLeakAcross(() => conv3d(x, w, null, { ...opts, inference: true }))).toBe(0);
+    tf.dispose([x, w, a, b]);
+  });
+
   it('names bad shapes and paddings', () => {
     expect(() => conv3d(tf.zeros([1, 2, 3, 3, 4]), tf.zeros([1, 1, 1, 5, 2]))).toThrow(/weight must be \[kT, kH, kW, 4, out\]/);
     expect(() => conv3d(tf.zeros([1, 1, 3, 3, 1]), tf.zeros([3, 1, 1, 1, 1]))).toThrow(/larger than the padded input/);

@@ -69,6 +69,12 @@ export interface Conv3dOptions {
   padding?: number | [AxisPad, AxisPad, AxisPad];
   /** 'taps' (default): Σ over time taps of conv2d; 'native': tf.conv3d (symmetric padding only) */
   impl?: 'taps' | 'native';
+  /**
+   * 'taps' only: free each tap's slice and partial sum as soon as it is used, so the peak is ~3 output-
+   * sized tensors instead of ~2·kT (large video decoders). Forward only: no gradient can flow through
+   * the freed tensors, so never set it under tf.grad.
+   */
+  inference?: boolean;
 }
 
 /**
@@ -117,7 +123,15 @@ export function conv3d(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null,
       }
       const wi = tf.reshape(tf.slice(weight, [i, 0, 0, 0, 0], [1, kh, kw, c, cout]), [kh, kw, c, cout]);
       const y = conv2d(tf.reshape(frames, [b * to, h, w, c]), wi, null, { stride: [sh, sw], padding: [ph!, pw!] });
-      acc = acc ? tf.add(acc, y) : y;
+      if (opts.inference) {
+        frames.dispose();
+        if (acc) {
+          const sum: tf.Tensor = tf.add(acc, y);
+          acc.dispose();
+          y.dispose();
+          acc = sum;
+        } else acc = y;
+      } else acc = acc ? tf.add(acc, y) : y;
     }
     let out = tf.reshape(acc!, [b, to, ho, wo, cout]);
     if (bias) out = tf.add(out, bias);
