@@ -43,6 +43,11 @@ export class ConvCache {
 export class CausalConv3d extends Module {
   /** How the 3D convolutions run: 'taps' (default; Σ of conv2d over time taps) or 'native' tf.conv3d (benchmark baseline). */
   static impl: 'taps' | 'native' = 'taps';
+  /**
+   * Free intermediates as soon as they are used (conv taps, resnet and block chains): a much lower peak
+   * for 480×720 videos. Forward only — set false to differentiate through the VAE.
+   */
+  static freeIntermediates = true;
   readonly conv: Conv3d;
   readonly kt: number;
   private readonly pad: number;
@@ -65,7 +70,7 @@ export class CausalConv3d extends Module {
         if (cache) cache.set(this, tf.slice(inp, [0, inp.shape[1]! - (k - 1), 0, 0, 0], [b!, k - 1, h!, w!, c!]));
       }
       const p = this.pad;
-      return conv3d(inp, this.conv.weight.value, this.conv.bias?.value, { padding: [0, p, p], impl: CausalConv3d.impl });
+      return conv3d(inp, this.conv.weight.value, this.conv.bias?.value, { padding: [0, p, p], impl: CausalConv3d.impl, inference: CausalConv3d.freeIntermediates });
     });
   }
 }
@@ -125,6 +130,18 @@ export class SpatialNorm3D extends Module {
   }
 }
 
+/**
+ * `step(t, f)` = f(t), then frees t (unless it is the chain's input) when CausalConv3d.freeIntermediates
+ * is on: a chain of big activations keeps one or two alive instead of all of them until tidy ends.
+ */
+function chainStep(input: tf.Tensor): (t: tf.Tensor, f: (t: tf.Tensor) => tf.Tensor) => tf.Tensor {
+  return (t, f) => {
+    const y = f(t);
+    if (CausalConv3d.freeIntermediates && t !== input && t !== y) t.dispose();
+    return y;
+  };
+}
+
 /** CogVideoXResnetBlock3D (no time embedding): norm1, conv1, norm2, conv2, conv_shortcut (1×1×1) when channels change. */
 export class ResnetBlock3D extends Module {
   readonly norm1: GroupNorm | SpatialNorm3D;
@@ -150,12 +167,14 @@ export class ResnetBlock3D extends Module {
   }
   forward(x: tf.Tensor, zq: tf.Tensor | null, cache?: ConvCache): tf.Tensor {
     return tf.tidy(() => {
-      let h = silu(this.norm(this.norm1, x, zq, cache));
-      h = this.conv1.forward(h, cache);
-      h = silu(this.norm(this.norm2, h, zq, cache));
-      h = this.conv2.forward(h, cache);
+      const step = chainStep(x);
+      let h = step(this.norm(this.norm1, x, zq, cache), (t) => silu(t));
+      h = step(h, (t) => this.conv1.forward(t, cache));
+      h = step(h, (t) => this.norm(this.norm2, t, zq, cache));
+      h = step(h, (t) => silu(t));
+      h = step(h, (t) => this.conv2.forward(t, cache));
       const skip = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
-      return tf.add(h, skip);
+      return step(h, (t) => tf.add(t, skip));
     });
   }
 }
@@ -262,10 +281,11 @@ export class VaeBlock3D extends Module {
   }
   forward(x: tf.Tensor, zq: tf.Tensor | null, cache?: ConvCache): tf.Tensor {
     return tf.tidy(() => {
+      const step = chainStep(x);
       let h = x;
-      for (const r of this.resnets) h = r.forward(h, zq, cache);
-      if (this.downsamplers) for (const d of this.downsamplers) h = d.forward(h);
-      if (this.upsamplers) for (const u of this.upsamplers) h = u.forward(h);
+      for (const r of this.resnets) h = step(h, (t) => r.forward(t, zq, cache));
+      if (this.downsamplers) for (const d of this.downsamplers) h = step(h, (t) => d.forward(t));
+      if (this.upsamplers) for (const u of this.upsamplers) h = step(h, (t) => u.forward(t));
       return h;
     });
   }
@@ -299,11 +319,13 @@ export class Encoder3D extends Module {
   }
   forward(x: tf.Tensor, cache?: ConvCache): tf.Tensor {
     return tf.tidy(() => {
+      const step = chainStep(x);
       let h = this.conv_in.forward(x, cache);
-      for (const b of this.down_blocks) h = b.forward(h, null, cache);
-      h = this.mid_block.forward(h, null, cache);
-      h = silu(this.norm_out.forward(h));
-      return this.conv_out.forward(h, cache);
+      for (const b of this.down_blocks) h = step(h, (t) => b.forward(t, null, cache));
+      h = step(h, (t) => this.mid_block.forward(t, null, cache));
+      h = step(h, (t) => this.norm_out.forward(t));
+      h = step(h, (t) => silu(t));
+      return step(h, (t) => this.conv_out.forward(t, cache));
     });
   }
 }
@@ -337,11 +359,13 @@ export class Decoder3D extends Module {
   }
   forward(z: tf.Tensor, cache?: ConvCache): tf.Tensor {
     return tf.tidy(() => {
+      const step = chainStep(z);
       let h = this.conv_in.forward(z, cache);
-      h = this.mid_block.forward(h, z, cache);
-      for (const b of this.up_blocks) h = b.forward(h, z, cache);
-      h = silu(this.norm_out.forward(h, z, cache));
-      return this.conv_out.forward(h, cache);
+      h = step(h, (t) => this.mid_block.forward(t, z, cache));
+      for (const b of this.up_blocks) h = step(h, (t) => b.forward(t, z, cache));
+      h = step(h, (t) => this.norm_out.forward(t, z, cache));
+      h = step(h, (t) => silu(t));
+      return step(h, (t) => this.conv_out.forward(t, cache));
     });
   }
 }
