@@ -123,6 +123,12 @@ export const trainSchema = z
     /** write a loss-curve PNG every N steps (and at the end); 0: only at the end */
     plot_every: nonNegInt.default(0),
     tensorboard: z.boolean().default(true),
+    /** generate validation videos every N steps (and at the end) with model.pipeline's VAE/T5; 0: never */
+    validation_every: nonNegInt.default(0),
+    validation_prompts: z.array(z.string().min(1)).default([]),
+    validation_inference_steps: posInt.default(50),
+    validation_guidance: z.number().nonnegative().default(6),
+    validation_seed: nonNegInt.default(42),
   })
   .strict();
 
@@ -297,6 +303,8 @@ export function parseConfig(raw: unknown, what = 'config'): TrainConfig {
   if (c.data.source === 'synthetic' && !c.data.latent_shape) problems.push({ path: 'data.latent_shape', message: "required when data.source is 'synthetic' ([frames, height, width, channels] of the latents)" });
   if (c.teacher.source === 'synthetic' && (!c.teacher.grid || !c.teacher.dim)) problems.push({ path: 'teacher.grid', message: "teacher.grid and teacher.dim are required when teacher.source is 'synthetic'" });
   if (c.teacher.dim !== undefined && c.teacher.dim !== c.align.align_dims[0]) problems.push({ path: 'teacher.dim', message: `${c.teacher.dim} does not match align.align_dims[0] = ${c.align.align_dims[0]}` });
+  if (c.train.validation_every > 0 && !c.model.pipeline) problems.push({ path: 'model.pipeline', message: 'required when train.validation_every > 0 (its VAE and T5 render the validation videos)' });
+  if (c.train.validation_every > 0 && c.train.validation_prompts.length === 0) problems.push({ path: 'train.validation_prompts', message: 'give at least one prompt when train.validation_every > 0' });
   if (problems.length) throw new ConfigError(`${what}: ${problems.map((i) => `${i.path}: ${i.message}`).join('; ')}`, problems);
   return c;
 }
@@ -343,7 +351,7 @@ export function canonicalJson(v: unknown): string {
  * may change when resuming (max_steps, checkpointing_steps, keep_last, plot_every, tensorboard).
  */
 export function configHash(c: TrainConfig): string {
-  const { max_steps: _a, checkpointing_steps: _b, keep_last: _c, plot_every: _d, tensorboard: _e, ...train } = c.train;
+  const { max_steps: _a, checkpointing_steps: _b, keep_last: _c, plot_every: _d, tensorboard: _e, validation_every: _f, validation_prompts: _g, validation_inference_steps: _h, validation_guidance: _i, validation_seed: _j, ...train } = c.train;
   const { preset: _p, ...rest } = c;
   return createHash('sha256').update(canonicalJson({ ...rest, train })).digest('hex');
 }

@@ -79,4 +79,21 @@ describe('dataset folder', () => {
       t.dispose();
     }
   }, 60_000);
+
+  it('writes validation videos from fixed prompts with the weights being trained', async () => {
+    const c = presetConfig('tiny-folder', {
+      model: { pipeline },
+      data: { dataset_dir: path.join(root, 'data'), cache_dir: path.join(root, 'cache-val') },
+      train: { validation_every: 2, validation_prompts: ['a ball rolls'], validation_inference_steps: 2, tensorboard: false },
+    });
+    const out = fs.mkdtempSync(path.join(root, 'out-val-'));
+    const t = new Trainer(c, { out, maxSteps: 2, progress: false, log: () => {} });
+    try {
+      await t.run();
+    } finally {
+      t.dispose();
+    }
+    for (const f of ['step-2-0.gif', 'step-2-0.png']) expect(fs.statSync(path.join(out, 'validation', f)).size).toBeGreaterThan(100);
+    expect(fs.readFileSync(path.join(out, 'validation/step-2-0.gif')).subarray(0, 3).toString()).toBe('GIF');
+  }, 60_000);
 });

@@ -8,3 +8,4 @@ export * from './trainer.js';
 export * from './prepare.js';
 export { commands, trainCommand, prepareCommand } from './commands.js';
 export * from './folder.js';
+export * from './validation.js';

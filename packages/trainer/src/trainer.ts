@@ -26,6 +26,7 @@ import { CachedDataset, DataCursor, SyntheticDataset, collate, disposeSample, ty
 import { disposeLoaded, loadLatestCheckpoint, paramsSignature, saveCheckpoint, type TrainState } from './checkpoint.js';
 import { TensorBoardWriter } from './tensorboard.js';
 import { CachedFolderDataset, prepareFolder } from './folder.js';
+import { Validator } from './validation.js';
 import { ProgressBar, writeLossPlot } from './logging.js';
 
 export interface StepLog {
@@ -124,6 +125,7 @@ export class Trainer {
   lastLr = 0;
   private readonly log: (msg: string) => void;
   private tb: TensorBoardWriter | null = null;
+  private validator: Validator | null = null;
 
   constructor(
     readonly config: TrainConfig,
@@ -341,7 +343,7 @@ export class Trainer {
     fs.mkdirSync(out, { recursive: true });
     const logFile = path.join(out, 'log.jsonl');
     const hasCheckpoints = fs.existsSync(path.join(out, 'checkpoints')) && fs.readdirSync(path.join(out, 'checkpoints')).some((n) => n.startsWith('step-'));
-    if (!this.opts.resume && hasCheckpoints) throw new Error(`train: ${out} already holds checkpoints; pass --resume to continue, or choose another --out`);
+    if (!this.opts.resume && hasCheckpoints) throw new Error(`${out} already holds checkpoints; pass --resume to continue, or choose another --out`);
     let resumedFrom: number | null = null;
     if (this.opts.resume) {
       resumedFrom = this.restore();
@@ -368,6 +370,7 @@ export class Trainer {
         this.opts.hooks?.onStep?.(entry);
         if (this.step % this.checkpointEvery === 0 || this.step === this.maxSteps) this.saveCheckpoint();
         if (c.train.plot_every > 0 && this.step % c.train.plot_every === 0) await writeLossPlot(logFile, path.join(out, 'loss.png'));
+        if (c.train.validation_every > 0 && (this.step % c.train.validation_every === 0 || this.step === this.maxSteps)) await this.validate();
       }
     } finally {
       bar.done();
@@ -383,6 +386,16 @@ export class Trainer {
     return { steps: this.step, stepsRun, seconds, stepsPerSecond: stepsRun / Math.max(seconds, 1e-9), resumedFrom, skippedSteps: this.skippedSteps, logFile, plot, final };
   }
 
+  /** Render the validation prompts with the current weights into OUT/validation (see Validator). */
+  async validate(): Promise<string[]> {
+    const c = this.config;
+    if (!c.model.pipeline) throw new Error('validate: model.pipeline is not set');
+    this.validator ??= new Validator(c.model.pipeline, this.model, { prompts: c.train.validation_prompts, steps: c.train.validation_inference_steps, seed: c.train.validation_seed, guidance: c.train.validation_guidance });
+    const files = await this.validator.run(path.join(this.opts.out, 'validation'), this.step);
+    this.log(`validation: ${files.join(', ')}`);
+    return files;
+  }
+
   /** The trained weights in diffusers format: the LoRA file, or the full transformer folder. */
   exportFinal(dir: string): string {
     fs.mkdirSync(dir, { recursive: true });
@@ -392,6 +405,7 @@ export class Trainer {
   }
 
   dispose(): void {
+    this.validator?.dispose();
     this.optimizer.dispose();
     this.model.dispose();
     if (this.dataset instanceof CachedDataset) this.dataset.dispose();
