@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findPackageDir, installNative, nativeBindingPath, nativeSmokeTest } from './native.js';
-import { backendInfo, parseBackendChoice } from '../backend.js';
+import * as tf from '@tensorflow/tfjs';
+import { backendInfo, parseBackendChoice, switchBackend } from '../backend.js';
 import { runBackendProbe, runInChild, type BackendProbe } from './probe.js';
 
 const nativeDir = findPackageDir('@tensorflow/tfjs-node');
@@ -48,6 +49,16 @@ describe('backend selection', () => {
     } else {
       expect(info!.requested).toBe(process.env.VREPA_BACKEND);
     }
+  });
+
+  it.skipIf(!nativeBuilt)('round on int32 is exact on the native backend (TF 2.21 returns zeros without core\'s fix)', async () => {
+    await switchBackend('tensorflow');
+    const i = tf.round(tf.tensor1d([-12345678, 3, 0, 7], 'int32'));
+    expect(i.dtype).toBe('int32');
+    expect(Array.from(i.dataSync())).toEqual([-12345678, 3, 0, 7]);
+    const f = tf.round(tf.tensor1d([1.5, 2.5, -0.5, -1.7]));
+    expect(Array.from(f.dataSync())).toEqual([2, 2, -0, -2]); // half to even, as TensorFlow rounds
+    tf.dispose([i, f]);
   });
 
   it.skipIf(!nativeBuilt)('the native binding passes the smoke test (matMul, transposes, batched matMul, conv2d, gradient)', () => {
