@@ -4,7 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { Rng, tensorLeakAcross } from '@vrepa/core';
-import { presetConfig } from './config.js';
+import { presetConfig, TINY_TRANSFORMER } from './config.js';
 import { Trainer, NonFiniteError } from './trainer.js';
 import { collate, disposeSample } from './data.js';
 import { readLog } from './logging.js';
@@ -68,6 +68,22 @@ describe('Trainer', () => {
       expect(t.trainStep().skipped).toBe(false); // step 3 is clean: the streak resets
       t.trainStep(); // step 4 non-finite (1 in a row)
       expect(() => t.trainStep()).toThrow(NonFiniteError); // step 5: 2 in a row
+    } finally {
+      t.dispose();
+    }
+  });
+
+  it('trains a 5B-style (3D rotary) tiny model with LoRA and gradient accumulation', () => {
+    const c = presetConfig('tiny-lora', {
+      model: { transformer: { ...TINY_TRANSFORMER, use_rotary_positional_embeddings: true }, scheduler: 'cogvideox-5b', gradient_checkpointing: true },
+      optim: { gradient_accumulation_steps: 2, batch_size: 1, lr_warmup_steps: 0 },
+    });
+    const t = new Trainer(c, { out: tmp(), progress: false, log: () => {} });
+    try {
+      const a = t.trainStep();
+      expect(a.skipped).toBe(false);
+      expect(t.cursor.position).toBe(2); // two micro-batches of 1
+      expect(a.loss).toBeCloseTo(a.loss_diff! + 0.5 * a.loss_align!, 4);
     } finally {
       t.dispose();
     }

@@ -1,0 +1,89 @@
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { AdamW, clipGradients, globalNorm } from './optim.js';
+
+/** torch.optim.AdamW written out in float64, one scalar parameter (the reference). */
+function adamwRef(p0: number, grads: number[], lrs: number[], o: { beta1: number; beta2: number; eps: number; weightDecay: number }): number {
+  let p = p0;
+  let m = 0;
+  let v = 0;
+  grads.forEach((g, i) => {
+    const t = i + 1;
+    const lr = lrs[i]!;
+    p *= 1 - lr * o.weightDecay;
+    m = o.beta1 * m + (1 - o.beta1) * g;
+    v = o.beta2 * v + (1 - o.beta2) * g * g;
+    const denom = Math.sqrt(v) / Math.sqrt(1 - o.beta2 ** t) + o.eps;
+    p -= (lr / (1 - o.beta1 ** t)) * (m / denom);
+  });
+  return p;
+}
+
+describe('AdamW', () => {
+  it('matches torch AdamW (float64 reference) over several steps', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.float({ min: -3, max: 3, noNaN: true }), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.double({ min: -2, max: 2, noNaN: true }), { minLength: 1, maxLength: 8 }),
+        fc.double({ min: 1e-4, max: 1e-1, noNaN: true }),
+        fc.double({ min: 0, max: 0.1, noNaN: true }),
+        (p0, gs, lr, wd) => {
+          const o = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: wd };
+          const v = tf.variable(tf.tensor1d(p0));
+          const opt = new AdamW(new Map([['w', v]]), { lr, ...o });
+          for (const g of gs) {
+            const gt = tf.fill([p0.length], g);
+            opt.apply(new Map([['w', gt]]), lr);
+            gt.dispose();
+          }
+          const got = v.dataSync();
+          opt.dispose();
+          v.dispose();
+          return p0.every((x, i) => {
+            const want = adamwRef(Math.fround(x), gs.map(Math.fround), gs.map(() => lr), o);
+            return Math.abs(got[i]! - want) <= 1e-5 * Math.max(1, Math.abs(want));
+          });
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('a parameter without a gradient is left alone; load() checks shapes', () => {
+    const a = tf.variable(tf.ones([2]));
+    const b = tf.variable(tf.ones([3]));
+    const opt = new AdamW(
+      new Map([
+        ['a', a],
+        ['b', b],
+      ]),
+      { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.5 },
+    );
+    const g = tf.ones([2]);
+    opt.apply(new Map([['a', g]]), 0.1);
+    expect(Array.from(b.dataSync())).toEqual([1, 1, 1]);
+    expect(a.dataSync()[0]).toBeLessThan(1);
+    expect(() => opt.load(new Map([['a', tf.zeros([2])], ['b', tf.zeros([2])]]), new Map([['a', tf.zeros([2])], ['b', tf.zeros([3])]]), 1)).toThrow(/exp_avg for b has shape \[2\], expected \[3\]/);
+    tf.dispose([a, b, g]);
+    opt.dispose();
+  });
+});
+
+describe('clipGradients (clip_grad_norm_)', () => {
+  it('scales by max/(norm + 1e-6) only above the max, and reports the pre-clip norm', () => {
+    const grads = new Map([
+      ['x', tf.tensor1d([3, 0])],
+      ['y', tf.tensor1d([4])],
+    ]);
+    expect(globalNorm(grads.values())).toBeCloseTo(5, 6);
+    const { grads: out, norm } = clipGradients(grads, 1);
+    expect(norm).toBeCloseTo(5, 6);
+    const c = 1 / (5 + 1e-6);
+    expect(out.get('x')!.dataSync()[0]).toBeCloseTo(3 * c, 6);
+    expect(globalNorm(out.values())).toBeCloseTo(1, 5);
+    const same = clipGradients(out, 10);
+    expect(same.grads).toBe(out); // below the max: untouched
+    tf.dispose([...out.values()]);
+  });
+});
