@@ -45,6 +45,7 @@ export const WASM_KERNEL_FIXES = [
   'Conv3D',
   'Conv3DBackpropInputV2',
   'Conv3DBackpropFilterV2',
+  'Identity',
 ] as const;
 export type WasmKernelFix = (typeof WASM_KERNEL_FIXES)[number];
 
@@ -577,6 +578,18 @@ function conv3dBackpropFilterKernel(args: KernelArgs): tf.TensorInfo {
 // ---------------------------------------------------------------------------------------------------------
 // registration
 
+/**
+ * Identity sharing the input's buffer (a reference count), as the cpu and tfjs-node kernels do. The engine
+ * runs Identity to clone every tensor a gradient saves for the backward; the stock wasm kernel copies it,
+ * so under a gradient tape each saved activation and each weight a matMul uses was held (and copied) twice.
+ */
+function identityKernel(args: KernelArgs): tf.TensorInfo {
+  const x = args.inputs.x as tf.TensorInfo;
+  if (x.dtype === 'string') return (stockWasmKernels.get('Identity')!.kernelFunc as unknown as KernelFn)(args) as tf.TensorInfo;
+  (args.backend as { incRef(dataId: object): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 const KERNELS: Record<WasmKernelFix, KernelFn> = {
   BatchMatMul: batchMatMulKernel as KernelFn,
   _FusedMatMul: fusedMatMulKernel as KernelFn,
@@ -587,6 +600,7 @@ const KERNELS: Record<WasmKernelFix, KernelFn> = {
   Conv3D: conv3dKernel as KernelFn,
   Conv3DBackpropInputV2: conv3dBackpropInputKernel as KernelFn,
   Conv3DBackpropFilterV2: conv3dBackpropFilterKernel as KernelFn,
+  Identity: identityKernel as KernelFn,
 };
 
 let installed = false;

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { applyRotary } from './rotary.js';
-import { customOp } from './custom.js';
+import { customOp, leanReshape } from './custom.js';
 
 export interface AttentionOptions {
   /** score scale; default 1/√d (T5 uses 1) */
@@ -45,14 +45,14 @@ export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor {
   if (x.rank !== 3 || x.shape[2]! % heads !== 0)
     throw new Error(`splitHeads: expected [B, N, heads·d] with dim divisible by ${heads}, got [${x.shape.join(', ')}]`);
   const [b, n, c] = x.shape as [number, number, number];
-  return tf.tidy(() => tf.transpose(tf.reshape(x, [b, n, heads, c / heads]), [0, 2, 1, 3]));
+  return tf.tidy(() => tf.transpose(leanReshape(x, [b, n, heads, c / heads]), [0, 2, 1, 3]));
 }
 
 /** `[B, heads, N, d]` → `[B, N, heads·d]` */
 export function mergeHeads(x: tf.Tensor): tf.Tensor {
   if (x.rank !== 4) throw new Error(`mergeHeads: expected [B, heads, N, d], got [${x.shape.join(', ')}]`);
   const [b, h, n, d] = x.shape as [number, number, number, number];
-  return tf.tidy(() => tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [b, n, h * d]));
+  return tf.tidy(() => leanReshape(tf.transpose(x, [0, 2, 1, 3]), [b, n, h * d]));
 }
 
 /**
@@ -80,9 +80,9 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opts: Attent
     const mask = opts.mask ? normaliseMask(opts.mask, b, h, nq, nk) : null;
     if (!plan) return attentionDirect(qq, kk, v, scale, mask);
     // blocks work on [B·H, N, d]; a mask that varies over batch or head is broadcast to [B·H, mq, Nk]
-    const m3 = !mask ? null : mask.shape[0] === 1 && mask.shape[1] === 1 ? tf.reshape(mask, mask.shape.slice(1)) : tf.reshape(tf.broadcastTo(mask, [b, h, mask.shape[2]!, nk]), [b * h, mask.shape[2]!, nk]);
-    const out = blockedAttention(tf.reshape(qq, [b * h, nq, d]), tf.reshape(kk, [b * h, nk, d]), tf.reshape(v, [b * h, nk, v.shape[3]!]), scale, m3, plan);
-    return tf.reshape(out, [b, h, nq, v.shape[3]!]);
+    const m3 = !mask ? null : mask.shape[0] === 1 && mask.shape[1] === 1 ? leanReshape(mask, mask.shape.slice(1)) : leanReshape(tf.broadcastTo(mask, [b, h, mask.shape[2]!, nk]), [b * h, mask.shape[2]!, nk]);
+    const out = blockedAttention(leanReshape(qq, [b * h, nq, d]), leanReshape(kk, [b * h, nk, d]), leanReshape(v, [b * h, nk, v.shape[3]!]), scale, m3, plan);
+    return leanReshape(out, [b, h, nq, v.shape[3]!]);
   });
 }
 

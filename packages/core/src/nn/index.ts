@@ -8,3 +8,5 @@ export * from './attention.js';
 export * from './embeddings.js';
 export * from './conv.js';
 export * from './embedding.js';
+export { leanReshape, leanAdd, leanConcat } from './custom.js';
+export * from './memory.js';

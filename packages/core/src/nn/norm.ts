@@ -36,12 +36,14 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor | null | undefined, bi
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xh, rs] = saved as [tf.Tensor, tf.Tensor];
-        const g = w ? tf.mul(dy, w) : dy;
-        const dx = tf.mul(rs, tf.sub(tf.sub(g, tf.mean(g, axis, true)), tf.mul(xh, tf.mean(tf.mul(g, xh), axis, true))));
-        const grads = [dx];
-        const dy2 = tf.reshape(dy, [-1, c]);
-        if (w) grads.push(tf.sum(tf.mul(dy2, tf.reshape(xh, [-1, c])), 0));
-        if (b) grads.push(tf.sum(dy2, 0));
+        const grads = [
+          () => {
+            const g = w ? tf.mul(dy, w) : dy;
+            return tf.mul(rs, tf.sub(tf.sub(g, tf.mean(g, axis, true)), tf.mul(xh, tf.mean(tf.mul(g, xh), axis, true))));
+          },
+        ];
+        if (w) grads.push(() => tf.sum(tf.mul(tf.reshape(dy, [-1, c]), tf.reshape(xh, [-1, c])), 0));
+        if (b) grads.push(() => tf.sum(tf.reshape(dy, [-1, c]), 0));
         return grads;
       },
     };
