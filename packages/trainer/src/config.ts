@@ -59,6 +59,8 @@ export const teacherSchema = z
     /** a full teacher config object (@vrepa/teachers TeacherConfig) instead of a registered name */
     config: z.record(z.string(), z.unknown()).optional(),
     checkpoint: z.string().min(1).optional(),
+    /** @vrepa/teachers FeatureCache folder: teacher features keyed by weights + clip content, shared across runs */
+    cache_dir: z.string().min(1).optional(),
     /** token grid of the teacher features (e.g. 24×10×15 for VideoMAEv2-B at 48×160×240) */
     grid: grid.optional(),
     dim: posInt.optional(),
@@ -331,6 +333,7 @@ export function loadConfigFile(file: string): TrainConfig {
   c.data.dataset_dir = abs(c.data.dataset_dir);
   c.data.cache_dir = abs(c.data.cache_dir);
   c.teacher.checkpoint = abs(c.teacher.checkpoint);
+  c.teacher.cache_dir = abs(c.teacher.cache_dir);
   return c;
 }
 

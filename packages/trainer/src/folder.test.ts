@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initModel, findFfmpeg } from '@vrepa/cogvideox';
 import { presetConfig } from './config.js';
-import { prepareFolder, decodeClip } from './folder.js';
+import { prepareFolder, decodeClip, buildEncoders } from './folder.js';
 import { Trainer } from './trainer.js';
 import { CachedDataset } from './data.js';
 
@@ -95,5 +95,25 @@ describe('dataset folder', () => {
     }
     for (const f of ['step-2-0.gif', 'step-2-0.png']) expect(fs.statSync(path.join(out, 'validation', f)).size).toBeGreaterThan(100);
     expect(fs.readFileSync(path.join(out, 'validation/step-2-0.gif')).subarray(0, 3).toString()).toBe('GIF');
+  }, 60_000);
+
+  it("teacher features go through @vrepa/teachers' FeatureCache when teacher.cache_dir is set", () => {
+    const featDir = path.join(root, 'features');
+    const mk = () =>
+      presetConfig('tiny-folder', {
+        model: { pipeline },
+        teacher: { cache_dir: featDir },
+        data: { dataset_dir: path.join(root, 'data'), cache_dir: path.join(root, `cache-${Math.random().toString(36).slice(2)}`) },
+      });
+    const first = buildEncoders(mk());
+    const r1 = prepareFolder(mk(), { encoders: first });
+    expect(first.featureCache!.stats).toMatchObject({ misses: 2, hits: 0 });
+    first.dispose();
+    // a new training cache (another run): the teacher features are read back, not recomputed
+    const second = buildEncoders(mk());
+    const r2 = prepareFolder(mk(), { encoders: second });
+    expect(second.featureCache!.stats).toMatchObject({ misses: 0, hits: 2 });
+    second.dispose();
+    expect(r2.index.teacherGrid).toEqual(r1.index.teacherGrid);
   }, 60_000);
 });

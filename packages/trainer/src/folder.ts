@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { Rng, setInitRng, getInitRng } from '@vrepa/core';
 import { CogVideoXPipeline, findFfmpeg } from '@vrepa/cogvideox';
-import { VideoMAEv2, type TeacherConfig, type VideoTeacher } from '@vrepa/teachers';
+import { FeatureCache, OmniMAE, TEACHER_CONFIGS, VJEPA, VideoMAE, VideoMAEv2, cachedEncodeVideo, type TeacherConfig, type VideoTeacher } from '@vrepa/teachers';
 import { parseCsvRecords } from '@vrepa/eval';
 import type { TokenGrid } from '@vrepa/align-dims';
 import { canonicalJson, type TrainConfig } from './config.js';
@@ -77,20 +77,27 @@ export function decodeClip(file: string, size: { frames: number; height: number;
 export interface Encoders {
   pipeline: CogVideoXPipeline;
   teacher: VideoTeacher | null;
+  /** @vrepa/teachers' feature cache (teacher.cache_dir): features shared across runs and configs */
+  featureCache: FeatureCache | null;
   dispose(): void;
 }
 
+const TEACHER_CLASSES = { videomaev2: VideoMAEv2, videomae: VideoMAE, vjepa: VJEPA, omnimae: OmniMAE } as const;
+
+/** The teacher of a config: any @vrepa/teachers family, from its checkpoint or (tiny runs) seeded random weights. */
 export function buildTeacher(c: TrainConfig): VideoTeacher | null {
   if (c.align.proj_coeff === 0) return null;
   const t = c.teacher;
   if (t.source !== 'model') return null;
-  const cfg = (t.config ?? t.name) as string | TeacherConfig;
-  if (t.checkpoint) return VideoMAEv2.fromCheckpoint(t.checkpoint, { config: cfg }) as unknown as VideoTeacher;
-  // random weights (tiny examples): seeded
+  const cfg = (t.config as TeacherConfig | undefined) ?? TEACHER_CONFIGS[t.name];
+  if (!cfg) throw new Error(`teacher.name: '${t.name}' is not a registered teacher (${Object.keys(TEACHER_CONFIGS).join(', ')}); or give teacher.config`);
+  const Cls = TEACHER_CLASSES[cfg.family as keyof typeof TEACHER_CLASSES];
+  if (!Cls) throw new Error(`teacher.config.family: '${String(cfg.family)}' is not one of ${Object.keys(TEACHER_CLASSES).join(', ')}`);
+  if (t.checkpoint) return Cls.fromCheckpoint(t.checkpoint, { config: cfg } as never) as VideoTeacher;
   const prev = getInitRng();
   setInitRng(Rng.fromSeed(c.model.init_seed, 3));
   try {
-    return new VideoMAEv2(cfg) as unknown as VideoTeacher;
+    return new Cls(cfg as never) as VideoTeacher;
   } finally {
     setInitRng(prev);
   }
@@ -103,6 +110,7 @@ export function buildEncoders(c: TrainConfig): Encoders {
   return {
     pipeline,
     teacher,
+    featureCache: teacher && c.teacher.cache_dir ? new FeatureCache({ dir: c.teacher.cache_dir }) : null,
     dispose() {
       pipeline.dispose();
       teacher?.dispose();
@@ -123,7 +131,7 @@ export interface CacheIndex {
 export function cacheKeyOf(c: TrainConfig): string {
   const d = c.data;
   return createHash('sha256')
-    .update(canonicalJson({ d: [d.dataset_dir, d.annotations, d.video_column, d.caption_column, d.train_resolution, d.text_seq_length, d.data_seed], p: c.model.pipeline, t: c.align.proj_coeff > 0 ? c.teacher : null }))
+    .update(canonicalJson({ d: [d.dataset_dir, d.annotations, d.video_column, d.caption_column, d.train_resolution, d.text_seq_length, d.data_seed], p: c.model.pipeline, t: c.align.proj_coeff > 0 ? { ...c.teacher, cache_dir: undefined } : null }))
     .digest('hex');
 }
 
@@ -188,7 +196,7 @@ export function prepareFolder(c: TrainConfig, opts: { progress?: boolean; encode
         const text = tf.squeeze(enc!.pipeline.encodePrompt([row.caption], c.data.text_seq_length), [0]);
         let teacher: tf.Tensor | undefined;
         if (enc!.teacher) {
-          const r = enc!.teacher.encodeVideo(video);
+          const r = enc!.featureCache ? cachedEncodeVideo(enc!.featureCache, enc!.teacher, video) : enc!.teacher.encodeVideo(video);
           teacher = tf.squeeze(r.tokens, [0]);
           const g = { frames: r.grid.frames, height: r.grid.height, width: r.grid.width };
           if (teacherGrid && canonicalJson(teacherGrid) !== canonicalJson(g)) throw new Error(`dataset row ${i + 1}: teacher grid ${g.frames}×${g.height}×${g.width} differs from the other clips' ${teacherGrid.frames}×${teacherGrid.height}×${teacherGrid.width}`);
