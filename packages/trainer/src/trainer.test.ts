@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { Rng, tensorLeakAcross } from '@vrepa/core';
+import { initModel, fromPretrained } from '@vrepa/cogvideox';
 import { presetConfig, TINY_TRANSFORMER } from './config.js';
 import { Trainer, NonFiniteError } from './trainer.js';
 import { collate, disposeSample } from './data.js';
@@ -84,6 +85,32 @@ describe('Trainer', () => {
       expect(a.skipped).toBe(false);
       expect(t.cursor.position).toBe(2); // two micro-batches of 1
       expect(a.loss).toBeCloseTo(a.loss_diff! + 0.5 * a.loss_align!, 4);
+    } finally {
+      t.dispose();
+    }
+  });
+
+  it('finetunes a diffusers transformer folder (full) and exports it in the same layout', async () => {
+    const root = tmp();
+    const pipe = path.join(root, 'pipe');
+    initModel('tiny', pipe, { seed: 0 });
+    const c = presetConfig('tiny', {
+      model: { transformer: path.join(pipe, 'transformer') },
+      data: { latent_shape: [3, 8, 8, 4], text_seq_length: 226 },
+      teacher: { grid: { frames: 4, height: 1, width: 1 } },
+    });
+    const t = new Trainer(c, { out: path.join(root, 'out'), progress: false, log: () => {} });
+    try {
+      expect(t.trainStep().skipped).toBe(false);
+      const dir = t.exportFinal(path.join(root, 'final'));
+      const { model } = fromPretrained(dir);
+      try {
+        const mine = new Map(t.model.namedParameters());
+        for (const [n, p] of model.namedParameters()) expect(Array.from(p.value.dataSync()), n).toEqual(Array.from(mine.get(n)!.value.dataSync()));
+        expect(model.projector).not.toBeNull(); // the align parts travel with it
+      } finally {
+        model.dispose();
+      }
     } finally {
       t.dispose();
     }

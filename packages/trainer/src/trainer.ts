@@ -71,8 +71,10 @@ export function buildModel(c: TrainConfig): CogVideoXTransformer3DModel {
   const alignOpt = { align_layer: c.align.align_layer, align_dims: c.align.align_dims, projector_dim: c.align.projector_dim };
   let model: CogVideoXTransformer3DModel;
   if (typeof c.model.transformer === 'string') {
-    model = fromPretrained(c.model.transformer, { align: alignOpt }).model;
-    if (model.alignConfig && model.alignConfig.align_layer !== c.align.align_layer) model.setAlignLayer(c.align.align_layer);
+    // a VideoREPA checkpoint brings its align parts; a plain CogVideoX folder gets fresh ones (official init, seeded)
+    model = fromPretrained(c.model.transformer).model;
+    if (!model.projector) model.createAlignParts(alignOpt, { rng: Rng.fromSeed(c.model.init_seed, 1) });
+    else if (model.alignConfig!.align_layer !== c.align.align_layer) model.setAlignLayer(c.align.align_layer);
   } else {
     model = new CogVideoXTransformer3DModel(c.model.transformer, { rng: Rng.fromSeed(c.model.init_seed), align: alignOpt });
   }
