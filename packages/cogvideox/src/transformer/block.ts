@@ -8,7 +8,7 @@
  * (`enc_*`) or vision chunk of the conditioning for each part.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Module, ModuleList, Linear, LayerNorm, geluTanh, gelu, silu, attention, splitHeads, mergeHeads } from '@vrepa/core';
+import { Module, ModuleList, Linear, LayerNorm, geluTanh, gelu, silu, attention, splitHeads, mergeHeads, leanAdd, leanConcat } from '@vrepa/core';
 import { LoraLinear } from '../lora/lora-linear.js';
 import type { CogVideoXTransformerConfig } from './config.js';
 import { innerDim } from './config.js';
@@ -137,21 +137,22 @@ export class CogVideoXBlock extends Module {
       const N = S - textLen;
       let [e, h] = tf.split(x, [textLen, N], 1) as [tf.Tensor, tf.Tensor];
       const [shift, scale, gate, eShift, eScale, eGate] = this.norm1.modulation(temb) as tf.Tensor[];
-      const mod = (t: tf.Tensor, norm: LayerNorm, sc: tf.Tensor, sh: tf.Tensor) => tf.add(tf.mul(norm.forward(t), tf.add(sc, 1)), sh);
+      // leanAdd / leanConcat: same values as tf.add / tf.concat, but their gradients keep no inputs alive
+      const mod = (t: tf.Tensor, norm: LayerNorm, sc: tf.Tensor, sh: tf.Tensor) => leanAdd(tf.mul(norm.forward(t), tf.add(sc, 1)), sh);
       const nh = mod(h, this.norm1.norm, scale!, shift!);
       const ne = mod(e, this.norm1.norm, eScale!, eShift!);
-      const a = this.attn1.forward(tf.concat([ne, nh], 1), textLen, rotary);
+      const a = this.attn1.forward(leanConcat([ne, nh], 1), textLen, rotary);
       const [ae, ah] = tf.split(a, [textLen, N], 1) as [tf.Tensor, tf.Tensor];
-      h = tf.add(h, tf.mul(gate!, ah));
-      e = tf.add(e, tf.mul(eGate!, ae));
+      h = leanAdd(h, tf.mul(gate!, ah));
+      e = leanAdd(e, tf.mul(eGate!, ae));
       const [shift2, scale2, gate2, eShift2, eScale2, eGate2] = this.norm2.modulation(temb) as tf.Tensor[];
       const nh2 = mod(h, this.norm2.norm, scale2!, shift2!);
       const ne2 = mod(e, this.norm2.norm, eScale2!, eShift2!);
-      const f = this.ff.forward(tf.concat([ne2, nh2], 1));
+      const f = this.ff.forward(leanConcat([ne2, nh2], 1));
       const [fe, fh] = tf.split(f, [textLen, N], 1) as [tf.Tensor, tf.Tensor];
-      h = tf.add(h, tf.mul(gate2!, fh));
-      e = tf.add(e, tf.mul(eGate2!, fe));
-      return tf.concat([e, h], 1);
+      h = leanAdd(h, tf.mul(gate2!, fh));
+      e = leanAdd(e, tf.mul(eGate2!, fe));
+      return leanConcat([e, h], 1);
     });
   }
 }
