@@ -8,6 +8,9 @@
  * 2. The cache's saving per step on a dataset folder (tiny-folder preset): encoding one clip (ffmpeg
  *    decode + VAE + T5 + teacher) vs reading it from the cache.
  *
+ * 3. The real presets: one block at the real width measured, scaled by FLOPs to the recipe's token count
+ *    (ESTIMATES; VREPA_BENCH_ESTIMATE=0 skips them).
+ *
  * No PyTorch anchor: no python with torch is installed on this machine.
  * Numbers taken while other jobs use the 2 cores are noisy: compare rows within one run.
  */
@@ -16,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, printBenchTable, switchBackend, type BenchRow } from '@vrepa/core';
+import { initBackend, printBenchTable, switchBackend, timeIt, type BenchRow } from '@vrepa/core';
 import { initModel, findFfmpeg } from '@vrepa/cogvideox';
 import { Trainer, presetConfig, prepareFolder, readSample, decodeClip, buildEncoders, parseResolution, type TrainConfig, type StepLog } from '../src/index.js';
 
@@ -104,3 +107,54 @@ printBenchTable('dataset-folder cache (tiny-folder: 9×48×48 clips, 226 text to
   { name: 'saving per step (batch 2)', ms: 2 * (encodeMs - readMs) },
 ]);
 fs.rmSync(tmp, { recursive: true, force: true });
+
+// ---- real presets: per-block measurement → step-time and memory estimates (ESTIMATES, not runs)
+if (process.env.VREPA_BENCH_ESTIMATE !== '0') {
+  const { CogVideoXTransformer3DModel, CogVideoXDDIMScheduler, COGVIDEOX_2B_TRANSFORMER, COGVIDEOX_5B_TRANSFORMER, COGVIDEOX_2B_SCHEDULER, trainingLoss } = await import('@vrepa/cogvideox');
+  const { Rng } = await import('@vrepa/core');
+  const est: BenchRow[] = [];
+  const sched = new CogVideoXDDIMScheduler(COGVIDEOX_2B_SCHEDULER);
+  for (const [label, base, blocks, lora] of [
+    ['videorepa-2b-sft (full)', COGVIDEOX_2B_TRANSFORMER, 30, false],
+    ['videorepa-5b-lora', COGVIDEOX_5B_TRANSFORMER, 42, true],
+  ] as const) {
+    const D = base.num_attention_heads * base.attention_head_dim;
+    const small = { ...base, sample_height: 16, sample_width: 16, sample_frames: 9 };
+    const latents = tf.zeros([1, 3, 16, 16, 16]);
+    const text = tf.zeros([1, 226, base.text_embed_dim]);
+    const time = async (layers: number) => {
+      const m = new CogVideoXTransformer3DModel({ ...small, num_layers: layers }, { init: 'zeros' });
+      const rng = Rng.fromSeed(0);
+      const vars = m.trainableParameters();
+      const r = await timeIt(() => {
+        const { value, grads } = tf.variableGrads(() => trainingLoss(m, sched, { latents, textEmbeddings: text, rng, timesteps: [500] }).total, vars);
+        const out = [value, ...Object.values(grads)];
+        return out;
+      }, { warmup: 1, runs: 2 });
+      const params = m.numParameters();
+      m.dispose();
+      return { ms: r.medianMs, params };
+    };
+    const one = await time(1);
+    const two = await time(2);
+    tf.dispose([latents, text]);
+    const blockMs = Math.max(1e-3, two.ms - one.ms);
+    const blockParams = two.params - one.params;
+    const totalParams = one.params - blockParams + blocks * blockParams;
+    const flops = (n: number) => 24 * n * D * D + 4 * n * n * D; // one block's forward (dense + attention)
+    const nMeas = 3 * 8 * 8 + 226;
+    const nFull = 13 * 30 * 45 + 226; // 49×480×720 → latents 13×60×90 → 17,550 vision + 226 text tokens
+    const stepS = (blocks * blockMs * (flops(nFull) / flops(nMeas)) * (4 / 3)) / 1000; // ×4/3: gradient checkpointing recompute
+    const weightsGB = (totalParams * 4) / 1e9;
+    const memGB = lora ? weightsGB : weightsGB * 4; // full: weights + grads + 2 AdamW moments (float32)
+    est.push({
+      name: `${label} (estimate)`,
+      'params (B)': totalParams / 1e9,
+      'block fwd+bwd ms @418 tok': blockMs,
+      'block GFLOP/s': (3 * flops(nMeas)) / (blockMs * 1e6),
+      'est. s/step @17,776 tok, batch 1': stepS,
+      'est. GB weights(+grads+moments)': memGB,
+    });
+  }
+  printBenchTable('real presets: ESTIMATES from one measured block (not a run; float32; activations not counted)', est);
+}
