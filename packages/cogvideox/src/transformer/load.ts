@@ -127,9 +127,11 @@ export function fromPretrained(dir: string, opts: FromPretrainedOptions = {}): {
     const found = alignConfigFromWeights(config, src, { alignLayer: opts.alignLayer ?? align?.align_layer, source: weights });
     const alignCfg = found ?? (opts.align ? { ...align, ...opts.align } : undefined);
     model = new CogVideoXTransformer3DModel(config, { init: 'zeros', align: false });
-    // the transformer weights all come from the file; fresh align parts (no checkpoint ones) get the official init
-    if (alignCfg) model.createAlignParts(alignCfg, { init: found ? 'zeros' : 'torch' });
+    // Align parts the checkpoint holds are loaded with the rest; fresh ones (a plain diffusers folder plus
+    // `align`) are created after the strict load, with the official init, so they are not reported missing.
+    if (found) model.createAlignParts(found, { init: 'zeros' });
     const report = loadTransformerWeights(model, src, { ...opts, source: weights });
+    if (!found && alignCfg) model.createAlignParts(alignCfg, { init: 'torch' });
     return { model, report: { ...report, align: found } };
   } catch (e) {
     model?.dispose();

@@ -138,6 +138,31 @@ describe('CogVideoXTransformer3DModel', () => {
     }
   });
 
+  it('fromPretrained with `align` on a folder without align weights adds fresh align parts (no missing-key error)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-cvx-noalign-'));
+    const plain = new CogVideoXTransformer3DModel(tinyConfig({}), { rng: Rng.fromSeed(5), align: false });
+    try {
+      savePretrained(plain, dir);
+      const { model, report } = fromPretrained(dir, { align: { align_layer: 2, align_dims: [8], projector_dim: 16 } });
+      try {
+        expect(report.align).toBeNull();
+        const names = model.namedParameters().map(([n]) => n);
+        expect(names.filter((n) => n.startsWith('projectors.0.')).length).toBe(6);
+        expect(names.some((n) => n.startsWith('downsampler_cogvideo_output.'))).toBe(true);
+        // the transformer weights are the saved ones
+        const want = plain.stateDict();
+        const got = model.stateDict();
+        for (const [k, t] of want) expect(Array.from(got.get(k)!.dataSync())).toEqual(Array.from(t.dataSync()));
+        tf.dispose([...want.values(), ...got.values()]);
+      } finally {
+        model.dispose();
+      }
+    } finally {
+      plain.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('savePretrained → fromPretrained round trip is bit-exact (single file and shards)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-cvx-save-'));
     const model = new CogVideoXTransformer3DModel(tinyConfig({ use_rotary_positional_embeddings: true }), { rng: Rng.fromSeed(21), align: { align_layer: 2, align_dims: [8], projector_dim: 16 } });
