@@ -48,6 +48,8 @@ export class CausalConv3d extends Module {
    * for 480×720 videos. Forward only — set false to differentiate through the VAE.
    */
   static freeIntermediates = true;
+  /** Inputs above this many elements are convolved in time chunks (the official CogVideoXSafeConv3d splits above 1 Gi fp16 values; default 2^27 float32 = 512 MiB). */
+  static maxChunkElements = 2 ** 27;
   readonly conv: Conv3d;
   readonly kt: number;
   private readonly pad: number;
@@ -70,7 +72,23 @@ export class CausalConv3d extends Module {
         if (cache) cache.set(this, tf.slice(inp, [0, inp.shape[1]! - (k - 1), 0, 0, 0], [b!, k - 1, h!, w!, c!]));
       }
       const p = this.pad;
-      return conv3d(inp, this.conv.weight.value, this.conv.bias?.value, { padding: [0, p, p], impl: CausalConv3d.impl, inference: CausalConv3d.freeIntermediates });
+      const run = (t: tf.Tensor) =>
+        conv3d(t, this.conv.weight.value, this.conv.bias?.value, { padding: [0, p, p], impl: CausalConv3d.impl, inference: CausalConv3d.freeIntermediates });
+      // CogVideoXSafeConv3d: large inputs are convolved in time chunks overlapping by k − 1 frames (same result)
+      const outFrames = inp.shape[1]! - (k - 1);
+      const parts = Math.min(outFrames, Math.ceil(inp.size / CausalConv3d.maxChunkElements));
+      if (parts <= 1) return run(inp);
+      const per = Math.ceil(outFrames / parts);
+      const outs: tf.Tensor[] = [];
+      for (let a = 0; a < outFrames; a += per) {
+        const n = Math.min(per, outFrames - a);
+        const piece = tf.slice(inp, [0, a, 0, 0, 0], [-1, n + k - 1, -1, -1, -1]);
+        outs.push(run(piece));
+        if (CausalConv3d.freeIntermediates) piece.dispose();
+      }
+      const y = tf.concat(outs, 1);
+      if (CausalConv3d.freeIntermediates) tf.dispose(outs);
+      return y;
     });
   }
 }

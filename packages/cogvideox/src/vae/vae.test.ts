@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Rng, setInitRng, tensorLeakAcross, writeSafetensors } from '@vrepa/core';
-import { AutoencoderKLCogVideoX, frameBatches, nearestIndices, tiledSpatial } from './model.js';
+import { AutoencoderKLCogVideoX, CausalConv3d, frameBatches, nearestIndices, tiledSpatial } from './model.js';
 import { loadVaeFromDir } from './load.js';
 import { resolveVaeConfig } from './config.js';
 
@@ -123,6 +123,23 @@ describe('AutoencoderKLCogVideoX', () => {
     const x2 = tf.concat([tf.zerosLike(tf.slice(x, [0, 0, 0, 0, 0], [-1, 1, -1, -1, -1])), tf.slice(x, [0, 1, 0, 0, 0], [-1, 16, -1, -1, -1])], 1);
     const other = vae.encode(x2);
     expect(maxDiff(tf.slice(other.mean, [0, 4, 0, 0, 0], [-1, 1, -1, -1, -1]), tf.slice(long.mean, [0, 4, 0, 0, 0], [-1, 1, -1, -1, -1]))).toBeGreaterThan(0);
+    vae.dispose();
+  });
+
+  it('time-chunked causal convs (CogVideoXSafeConv3d) give exactly the unchunked result', () => {
+    const vae = makeVae();
+    const z = Rng.fromSeed(12).randomTensor([1, 3, 2, 3, 4]);
+    const whole = vae.decode(z);
+    const saved = CausalConv3d.maxChunkElements;
+    CausalConv3d.maxChunkElements = 500; // forces several chunks in every 3×3×3 conv
+    try {
+      const chunked = vae.decode(z);
+      expect(maxDiff(whole, chunked)).toBe(0);
+      tf.dispose(chunked);
+    } finally {
+      CausalConv3d.maxChunkElements = saved;
+    }
+    tf.dispose([z, whole]);
     vae.dispose();
   });
 
