@@ -10,6 +10,7 @@ if [ "$(pnpm --version 2>/dev/null || true)" != "12.4.2" ]; then
   npm i -g pnpm@12.4.2 --no-audit --no-fund
 fi
 pnpm install --frozen-lockfile
+bash scripts/ensure-ffmpeg.sh
 pnpm turbo run build
 if pnpm run backend:install-native; then
   echo "[vrepa] native TensorFlow backend ready"
@@ -20,3 +21,5 @@ node packages/cli/dist/cli.js backend
 FIXTURES="${VREPA_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
 node packages/cli/dist/cli.js conformance "$FIXTURES"
 pnpm --filter ./examples/quickstart start
+# the main job: VideoREPA finetuning end to end on a tiny model (scenes → caches → train → kill/resume → video)
+pnpm --filter @vrepa/example-train-tiny start
