@@ -1,7 +1,9 @@
 /**
  * nn block benchmarks: softmax, layer norm, GELU/SiLU forms, Linear (matMul + add vs fused), attention
- * chunked vs unchunked at [1, 12, 3600, 64], conv3d (taps vs tf.conv3d). Each table has its baseline
- * row measured in the same run and a ratio column. `VREPA_BENCH_QUICK=1` uses smaller sizes.
+ * chunked vs unchunked at [1, 12, 3600, 64], conv3d (taps vs tf.conv3d), and a transformer block at
+ * the CogVideoX-2B width: bytes held from forward to backward and step time, core's lean ops vs the
+ * autodiff forms they replaced. Each table has its baseline row measured in the same run and a ratio
+ * column. `VREPA_BENCH_QUICK=1` uses smaller sizes; `VREPA_BENCH_NN=block` runs only the block table.
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -11,7 +13,12 @@ import {
   geluTanh,
   layerNorm,
   layerNormReference,
+  leanAdd,
   linear,
+  linearReference,
+  mergeHeads,
+  savedForBackward,
+  splitHeads,
   printBenchTable,
   reference,
   Rng,
@@ -50,7 +57,95 @@ async function table(title: string, cases: Case[], runs = 3): Promise<void> {
 /** fwd + bwd of Σ f(x)·r: returns the gradient (the harness reads and disposes it). */
 const fwdBwd = (f: (x: tf.Tensor) => tf.Tensor, x: tf.Tensor) => () => tf.grad((a: tf.Tensor) => tf.sum(f(a)))(x);
 
+/** The activation as it was before core's lean ops: a custom gradient saving x and σ(2u). */
+const geluTanhSavingTwo = (() => {
+  const c = Math.sqrt(2 / Math.PI);
+  return tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+    const s = tf.sigmoid(tf.mul(tf.mul(x, tf.add(1, tf.mul(tf.square(x), 0.044715))), 2 * c));
+    save([x, s]);
+    return {
+      value: tf.mul(x, s),
+      gradFunc: (dy: tf.Tensor, [xs, sg]: tf.Tensor[]) => {
+        const du2 = tf.mul(tf.add(1, tf.mul(tf.square(xs!), 3 * 0.044715)), 2 * c);
+        return tf.mul(dy, tf.add(sg!, tf.mul(tf.mul(sg!, tf.sub(1, sg!)), tf.mul(xs!, du2))));
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
+})();
+
+/**
+ * A pre-LN transformer block at the CogVideoX-2B width (D 1920, 30 heads × 64, QK LayerNorm, FF 4·D,
+ * GELU tanh), forward + backward for every weight: core's ops now ('lean') vs the forms before
+ * (autodiff linear with 2-D reshapes, tf.reshape head split/merge, tf.add residuals, an activation
+ * saving two tensors). Held MB = distinct buffers the tape keeps from forward to backward
+ * (savedForBackward); tf.memory MB = what tf.memory().numBytes / tf.profile count for the same state
+ * (every saved clone and every reshape again).
+ */
+async function blockTable(): Promise<void> {
+  const [D, H, F] = [1920, 30, 4 * 1920];
+  const S = quick ? 512 : 1226;
+  const rng = Rng.fromSeed(21);
+  const w = (i: number, o: number) => tf.variable(tf.mul(rng.randomTensor([i, o]), 1 / Math.sqrt(i)));
+  const z = (n: number) => tf.variable(tf.zeros([n]));
+  const o1 = (n: number) => tf.variable(tf.ones([n]));
+  const P = {
+    ln1: [o1(D), z(D)], q: [w(D, D), z(D)], k: [w(D, D), z(D)], v: [w(D, D), z(D)], out: [w(D, D), z(D)],
+    nq: [o1(64), z(64)], nk: [o1(64), z(64)], ln2: [o1(D), z(D)], fc1: [w(D, F), z(F)], fc2: [w(F, D), z(D)],
+  };
+  const vars = Object.values(P).flat();
+  const x = rng.randomTensor([1, S, D]);
+  const forward = (lean: boolean) => {
+    const lin = (t: tf.Tensor, [wt, b]: tf.Variable[]) => (lean ? linear : linearReference)(t, wt!, b);
+    const add = lean ? leanAdd : tf.add;
+    const split = (t: tf.Tensor) => (lean ? splitHeads(t, H) : tf.transpose(tf.reshape(t, [1, S, H, D / H]), [0, 2, 1, 3]));
+    const merge = (t: tf.Tensor) => (lean ? mergeHeads(t) : tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [1, S, D]));
+    const ln = (t: tf.Tensor, [g, b]: tf.Variable[], eps = 1e-5) => layerNorm(t, g, b, eps);
+    const h = ln(x, P.ln1);
+    const o = attention(split(lin(h, P.q)), split(lin(h, P.k)), split(lin(h, P.v)), { qNorm: (t) => ln(t, P.nq, 1e-6), kNorm: (t) => ln(t, P.nk, 1e-6) });
+    const x1 = add(x, lin(merge(o), P.out));
+    return add(x1, lin((lean ? geluTanh : geluTanhSavingTwo)(lin(ln(x1, P.ln2), P.fc1)), P.fc2));
+  };
+  const held = (lean: boolean) => {
+    let r = { held: 0, engine: 0 };
+    const before = tf.memory().numBytes;
+    const g = tf.variableGrads(() => {
+      const y = forward(lean);
+      r = { held: savedForBackward([x, ...vars]).bytes, engine: tf.memory().numBytes - before - y.size * 4 };
+      return tf.mean(tf.square(y)) as tf.Scalar;
+    }, vars);
+    tf.dispose([g.value, ...Object.values(g.grads)]);
+    return r;
+  };
+  const step = (lean: boolean) => () => {
+    const g = tf.variableGrads(() => tf.mean(tf.square(forward(lean))) as tf.Scalar, vars);
+    return [g.value, ...Object.values(g.grads)];
+  };
+  const act = S * D * 4;
+  const mem = [held(false), held(true)];
+  // the two forms alternate (one warm-up each, then rounds of one run each) so that load from other
+  // processes on the shared cores hits both alike; the median per form is reported
+  const times: number[][] = [[], []];
+  for (const lean of [false, true]) await timeIt(step(lean), { warmup: 0, runs: 1 });
+  for (let r = 0; r < (quick ? 3 : 4); r++)
+    for (const [i, lean] of [false, true].entries()) times[i]!.push((await timeIt(step(lean), { warmup: 0, runs: 1 })).medianMs);
+  const median = (a: number[]) => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+  const rows: BenchRow[] = [false, true].map((lean, i) => ({
+    name: lean ? "core's lean ops (now)" : 'autodiff forms (before) (baseline)',
+    tokens: S,
+    'held MB': mem[i]!.held / 2 ** 20,
+    'held / [S,D]': mem[i]!.held / act,
+    'tf.memory MB': mem[i]!.engine / 2 ** 20,
+    'fwd+bwd ms (median)': median(times[i]!),
+    'runs ms': times[i]!.map((t) => t.toFixed(0)).join(' '),
+    '× baseline held': mem[i]!.held / mem[0]!.held,
+    '× baseline time': median(times[i]!) / median(times[0]!),
+  }));
+  printBenchTable(`transformer block D ${D}, ${H} heads, FF ${F}, ${S} tokens: bytes held forward → backward, step time (${tf.getBackend()}; times noisy on shared cores)`, rows);
+  tf.dispose([x, ...vars]);
+}
+
 export async function run(): Promise<void> {
+  if (process.env.VREPA_BENCH_NN === 'block') return blockTable();
   // --- softmax at attention-score sizes
   {
     const shape = quick ? [12, 300, 3600] : [12, 900, 3600];
@@ -176,4 +271,6 @@ export async function run(): Promise<void> {
     ]);
     tf.dispose([xc, wc]);
   }
+
+  await blockTable();
 }
