@@ -288,6 +288,18 @@ describe('trdLoss properties (fast-check over B, F, h, w, D, margin, chunk sizes
 });
 
 describe('trdLoss details', () => {
+  it('differentiates when the teacher is an intermediate of the differentiated function', () => {
+    const grid = { frames: 2, height: 2, width: 2 };
+    const s = tf.randomNormal([1, 8, 6], 0, 1, 'float32', 11);
+    const base = tf.randomNormal([1, 8, 5], 0, 1, 'float32', 12);
+    // The teacher is made inside f (as strategies that move the teacher do), so tf.grad disposes it early.
+    const f = (x: tf.Tensor) => trdLoss(x as tf.Tensor3D, tf.mul(base, 2) as tf.Tensor3D, { grid, margin: 0.05 });
+    const g = tf.grad(f)(s);
+    const want = tf.grad((x: tf.Tensor) => trdLossNaive(x as tf.Tensor3D, tf.mul(base, 2) as tf.Tensor3D, { grid, margin: 0.05 }))(s);
+    expect(tf.max(tf.abs(tf.sub(g, want))).dataSync()[0]!).toBeLessThan(1e-6);
+    tf.dispose([s, base, g, want]);
+  });
+
   it('the teacher is a constant: its gradient is zero (chunked and naive)', () => {
     const s = tf.randomNormal([1, 6, 4]) as tf.Tensor3D;
     const t = tf.randomNormal([1, 6, 3]) as tf.Tensor3D;

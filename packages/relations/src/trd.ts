@@ -184,6 +184,9 @@ export function trdLoss(student: tf.Tensor3D, teacher: tf.Tensor3D, opts: TrdOpt
     const save = args[2] as tf.GradSaveFunc;
     const { loss, grad } = trdBlocks(s as tf.Tensor3D, t as tf.Tensor3D, cfg, wantGrad);
     if (grad) save([grad]);
+    // The teacher may be an intermediate of the differentiated function, disposed before the backward runs:
+    // keep only its shape for the (zero) teacher gradient.
+    const teacherShape = t.shape;
     return {
       value: loss,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -197,7 +200,7 @@ export function trdLoss(student: tf.Tensor3D, teacher: tf.Tensor3D, opts: TrdOpt
         }
         const ds = tf.mul(dy, g);
         if (own) g.dispose();
-        return [ds, tf.zerosLike(t)];
+        return [ds, tf.zeros(teacherShape)];
       },
     };
   });
