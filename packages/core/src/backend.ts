@@ -8,6 +8,7 @@ import { installWasmHeapGuard } from './backends/heap-guard.js';
 import { findPackageDir, nativeBindingPath } from './backends/native.js';
 import { installNativeKernelFixes } from './backends/native-fixes.js';
 import { installWasmKernels } from './backends/wasm-kernels.js';
+import { installWasmExtraKernels } from './backends/wasm-kernels-extra.js';
 import { prepareWasm, requestedWasmThreads, unrefWasmWorkers } from './backends/wasm-setup.js';
 import type { WasmBackend } from './backends/wasm-util.js';
 
@@ -77,7 +78,10 @@ onBackendInit((info) => {
   if (info.name === 'tensorflow') installNativeKernelFixes();
   if (info.name !== 'wasm') return;
   // VREPA_WASM_FIXES=0 keeps the stock tfjs kernels (to compare or bisect); the heap guard stays.
-  if (process.env.VREPA_WASM_FIXES !== '0') installWasmKernels();
+  if (process.env.VREPA_WASM_FIXES !== '0') {
+    installWasmKernels();
+    installWasmExtraKernels();
+  }
   installWasmHeapGuard(tf.backend() as unknown as WasmBackend);
   unrefWasmWorkers();
 });

@@ -20,6 +20,7 @@ export {
   DEFAULT_WASM_HEAP_LIMIT,
 } from './heap-guard.js';
 export { WASM_KERNEL_FIXES, installWasmKernels, wasmKernelsInstalled, withStockWasmKernels, type WasmKernelFix } from './wasm-kernels.js';
+export { WASM_EXTRA_KERNEL_FIXES, ACCURATE_REDUCE_FROM, installWasmExtraKernels, withStockWasmExtraKernels, type WasmExtraKernelFix } from './wasm-kernels-extra.js';
 export { wasmThreadsCount, requestedWasmThreads, wasmBinaryDir } from './wasm-setup.js';
 export {
   probeBackends,
