@@ -44,10 +44,7 @@ const pkg = {
   publishConfig: { access: 'public' },
 };
 if (!fs.existsSync(path.join(dir, 'package.json'))) fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
-fs.writeFileSync(
-  path.join(dir, 'tsup.config.ts'),
-  `import { defineConfig } from 'tsup';\n\nexport default defineConfig({\n  entry: ['src/index.ts'],\n  format: ['esm', 'cjs'],\n  dts: true,\n  target: 'node20',\n  clean: true,\n  sourcemap: true,\n  shims: true,\n});\n`,
-);
+fs.writeFileSync(path.join(dir, 'tsup.config.ts'), `import { vrepaTsup } from '../../tsup.shared.ts';\n\nexport default vrepaTsup();\n`);
 fs.writeFileSync(
   path.join(dir, 'tsconfig.json'),
   JSON.stringify({ extends: '../../tsconfig.base.json', include: ['src', 'bench', '*.ts'] }, null, 2) + '\n',

@@ -1,11 +1,3 @@
-import { defineConfig } from 'tsup';
+import { vrepaTsup } from '../../tsup.shared.ts';
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  target: 'node20',
-  clean: true,
-  sourcemap: true,
-  shims: true,
-});
+export default vrepaTsup();
