@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { GroupNorm, LayerNorm, RMSNorm, groupNorm, layerNorm, layerNormReference, rmsNorm } from './norm.js';
+import { GroupNorm, LayerNorm, RMSNorm, groupNorm, groupNormInference, layerNorm, layerNormReference, rmsNorm } from './norm.js';
+import { Rng } from '../rng.js';
 import { tensorLeakAcross } from '../leaks.js';
 import { gradCheck, maxAbsDiff, rand } from './testutil.js';
 
@@ -117,5 +118,25 @@ describe('norms are tidy-clean', () => {
     }
     [ln, gn, rn].forEach((m) => m.dispose());
     x.dispose();
+  });
+});
+
+describe('groupNormInference', () => {
+  it('equals groupNorm (float32 rounding), lower peak memory (tf.profile), no leaks', async () => {
+    const r = Rng.fromSeed(3);
+    const x = tf.add(r.randomTensor([2, 3, 5, 4, 8]), 2);
+    const w = r.randomTensor([8]);
+    const b = r.randomTensor([8]);
+    const want = groupNorm(x, 4, w, b, 1e-6);
+    const got = groupNormInference(x, 4, w, b, 1e-6);
+    expect(got.shape).toEqual(x.shape);
+    expect(tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]).toBeLessThan(1e-5);
+    const noAffine = groupNormInference(x, 2);
+    expect(tf.max(tf.abs(tf.sub(noAffine, groupNorm(x, 2)))).dataSync()[0]).toBeLessThan(1e-5);
+    const peak = async (f: () => tf.Tensor) => (await tf.profile(f)).peakBytes;
+    expect(await peak(() => groupNormInference(x, 4, w, b))).toBeLessThan(await peak(() => groupNorm(x, 4, w, b)));
+    expect(await tensorLeakAcross(() => groupNormInference(x, 4, w, b))).toBe(0);
+    expect(() => groupNormInference(x, 3)).toThrow(/channels 8 must be divisible by groups 3/);
+    tf.dispose([x, w, b, want, got, noAffine]);
   });
 });

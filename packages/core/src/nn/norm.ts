@@ -115,6 +115,36 @@ export function groupNorm(x: tf.Tensor, groups: number, weight?: tf.Tensor | nul
   });
 }
 
+/**
+ * groupNorm for inference on large activations: the same result (up to float32 rounding: the affine is
+ * folded into one per-channel scale), with at most two input-sized temporaries alive instead of ~4
+ * (each freed as soon as it is used). Forward only: no gradient flows through the freed tensors.
+ */
+export function groupNormInference(x: tf.Tensor, groups: number, weight?: tf.Tensor | null, bias?: tf.Tensor | null, eps = 1e-5): tf.Tensor {
+  const c = x.shape[x.rank - 1]!;
+  if (x.rank < 2) throw new Error(`groupNormInference: input must be [B, ..., C], got [${x.shape.join(', ')}]`);
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0)
+    throw new Error(`groupNormInference: channels ${c} must be divisible by groups ${groups}`);
+  return tf.tidy(() => {
+    const b = x.shape[0]!;
+    const cg = c / groups;
+    const g = tf.reshape(x, [b, -1, groups, cg]);
+    const d = tf.sub(g, tf.mean(g, [1, 3], true));
+    const sq = tf.square(d);
+    const rstd = tf.rsqrt(tf.add(tf.mean(sq, [1, 3], true), eps));
+    sq.dispose();
+    const scale = weight ? tf.mul(rstd, tf.reshape(weight, [1, 1, groups, cg])) : rstd;
+    let y = tf.mul(d, scale);
+    d.dispose();
+    if (bias) {
+      const shifted = tf.add(y, tf.reshape(bias, [1, 1, groups, cg]));
+      y.dispose();
+      y = shifted;
+    }
+    return tf.reshape(y, x.shape);
+  });
+}
+
 /** PyTorch nn.GroupNorm(num_groups, num_channels): `weight`, `bias` `[C]`; input channels-last `[B, ..., C]`. */
 export class GroupNorm extends Module {
   readonly weight: Parameter | null;
