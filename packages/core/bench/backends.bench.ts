@@ -8,7 +8,7 @@
  */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { printBenchTable, runInChild, switchBackend, timeIt, withStockWasmKernels, wasmThreadsCount, type BenchRow } from '../src/index.js';
+import { printBenchTable, runInChild, switchBackend, timeIt, withStockWasmExtraKernels, withStockWasmKernels, wasmThreadsCount, type BenchRow } from '../src/index.js';
 
 type Mode = 'wasm' | 'tensorflow';
 
@@ -124,8 +124,22 @@ function cases(): Case[] {
     };
     out.push({ name: 'layer norm', shape: '[16200,1152]', elems: 16200 * 1152, op: () => tf.tidy(() => ln(h)) });
     out.push({ name: 'layer norm grad', shape: '[16200,1152]', elems: 16200 * 1152, op: () => tf.grad((v: tf.Tensor) => tf.sum(ln(v)))(h), runs: 2 });
+    // Reductions (core's wasm Sum/Mean accumulate reductions of ≥ 1024 entries in float64; stock: float32).
+    out.push({ name: 'mean(-1)', shape: '[16200,1152]', elems: 16200 * 1152, op: () => tf.mean(h, -1) });
+    out.push({ name: 'sum(0) (bias grad)', shape: '[16200,1152]', elems: 16200 * 1152, op: () => tf.sum(h, 0) });
   }
-  return out;
+  {
+    const v = tf.randomUniform([10_000_000], -1, 1);
+    out.push({ name: 'sum (all)', shape: '10M', elems: 1e7, op: () => tf.sum(v) });
+    out.push({ name: 'mean (all)', shape: '10M', elems: 1e7, op: () => tf.mean(v) });
+    out.push({ name: 'sign', shape: '10M', elems: 1e7, op: () => tf.sign(v) });
+    out.push({ name: 'clipByValue', shape: '10M', elems: 1e7, op: () => tf.clipByValue(v, -0.5, 0.5) });
+    // Stock: XNNPACK rejects the clamp and returns uninitialised memory (timed for completeness; wrong values).
+    out.push({ name: 'clipByValue, bounds equal in f32', shape: '10M', elems: 1e7, op: () => tf.clipByValue(v, 0.1, 0.1 + 1e-9) });
+  }
+  // VREPA_BENCH_FILTER=text1,text2 keeps the cases whose name contains one of the texts.
+  const filter = process.env.VREPA_BENCH_FILTER?.split(',');
+  return filter ? out.filter((c) => filter.some((f) => c.name.includes(f))) : out;
 }
 
 /**
@@ -157,7 +171,8 @@ export async function measure(mode: Mode, withStock = true): Promise<{ rows: Ben
         const s = c.stock ?? { op: c.op, flop: c.flop, elems: c.elems, shape: c.shape };
         const proxy = s.shape !== c.shape;
         // Proxies exist for the cases the stock kernels run slowly: those, and single-run cases, run once cold.
-        const st = proxy ? await timeIt(() => withStockWasmKernels(s.op), { warmup: 0, runs: 1 }) : await timeAdaptive(() => withStockWasmKernels(s.op), c.runs ?? 3);
+        const stockOp = () => withStockWasmKernels(() => withStockWasmExtraKernels(s.op));
+        const st = proxy ? await timeIt(stockOp, { warmup: 0, runs: 1 }) : await timeAdaptive(stockOp, c.runs ?? 3);
         row['stock ms'] = st.medianMs;
         row['stock rate'] = rate(s, st.medianMs);
         if (proxy) row['stock shape'] = s.shape;
