@@ -21,13 +21,8 @@ export function recordingIO(): CliIO & { stdout: () => string; stderr: () => str
   };
 }
 
-/** A usage error: the command line itself is wrong (exit code 2). */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+/** A usage error: the command line itself is wrong (exit code 2); one class for every vrepa command. */
+export { UsageError } from '@vrepa/core';
 
 /** Exit codes of every vrepa command. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;

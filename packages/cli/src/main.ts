@@ -5,7 +5,7 @@
  */
 import type { VrepaCommand } from '@vrepa/core';
 import { version } from '../package.json';
-import { wantsHelp } from './args.js';
+import { wantsHelp } from '@vrepa/core';
 import { backendCommands } from './commands/backend.js';
 import { conformanceCommand, runConformanceCommand } from './commands/conformance.js';
 import { convertCommand, runConvertCommand } from './commands/convert.js';

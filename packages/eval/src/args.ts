@@ -1,37 +1,6 @@
-/** Argument parsing shared by the eval commands (node:util parseArgs with readable errors). */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+/** Numeric options and the error-printing wrapper of the eval commands; parsing itself is @vrepa/core's. */
+import { UsageError, wantsHelp } from '@vrepa/core';
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
-export interface ParsedCommandArgs {
-  /** A string option's value (undefined when absent). */
-  str(name: string): string | undefined;
-  /** A boolean option (false when absent). */
-  flag(name: string): boolean;
-  positionals: string[];
-}
-
-export function parseCommandArgs(command: string, argv: string[], options: NonNullable<ParseArgsConfig['options']>): ParsedCommandArgs {
-  try {
-    const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-    const values = r.values as Record<string, string | boolean | undefined>;
-    return {
-      str: (name) => {
-        const v = values[name];
-        return typeof v === 'string' ? v : undefined;
-      },
-      flag: (name) => values[name] === true,
-      positionals: r.positionals,
-    };
-  } catch (e) {
-    throw new UsageError(`vrepa ${command}: ${(e as Error).message}`);
-  }
-}
 
 /** Parse a numeric option: integer or float, with bounds, naming the option on error. */
 export function numberOption(command: string, name: string, raw: string | undefined, def: number, opts: { integer?: boolean; min?: number; max?: number } = {}): number {
@@ -47,7 +16,7 @@ export function numberOption(command: string, name: string, raw: string | undefi
 
 /** Run a command body, printing known errors as one line on stderr with exit code 1 (2 for usage errors). */
 export async function runCommand(usage: string, argv: string[], body: () => Promise<number>): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
+  if (wantsHelp(argv)) {
     process.stdout.write(usage.endsWith('\n') ? usage : usage + '\n');
     return 0;
   }

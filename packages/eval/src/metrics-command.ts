@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { VrepaCommand } from '@vrepa/core';
-import { parseCommandArgs, runCommand, UsageError } from './args.js';
+import { parseCommandArgs, UsageError, type VrepaCommand } from '@vrepa/core';
+import { runCommand } from './args.js';
 import { decodeVideo } from './ffmpeg.js';
 import { progressBar } from './physion.js';
 import { trajectoryMetrics, type StatesFile, type TrajectoryMetrics } from './trajectory.js';

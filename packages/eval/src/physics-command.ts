@@ -1,5 +1,5 @@
-import type { VrepaCommand } from '@vrepa/core';
-import { numberOption, parseCommandArgs, runCommand, UsageError } from './args.js';
+import { parseCommandArgs, UsageError, type VrepaCommand } from '@vrepa/core';
+import { numberOption, runCommand } from './args.js';
 import { generateDataset } from './dataset.js';
 import { progressBar } from './physion.js';
 import { DEFAULT_CONTEXT, DEFAULT_VIDEO, SUBSETS, type Subset } from './scenes.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { VrepaCommand } from '@vrepa/core';
-import { numberOption, parseCommandArgs, runCommand, UsageError } from './args.js';
+import { parseCommandArgs, UsageError, type VrepaCommand } from '@vrepa/core';
+import { numberOption, runCommand } from './args.js';
 import { progressBar } from './physion.js';
 import { DEFAULT_RELATIVE_LAMBDAS, LinearProbe, ProbeInputError, readFeatureFile, trainProbe } from './probe.js';
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { VrepaCommand } from '@vrepa/core';
-import { numberOption, parseCommandArgs, runCommand, UsageError } from './args.js';
+import { parseCommandArgs, UsageError, type VrepaCommand } from '@vrepa/core';
+import { numberOption, runCommand } from './args.js';
 import { vegaLiteToPng } from './chart.js';
 import { parseVideoPhyRatings, scoreVideoPhy, videoPhyChartSpec, videoPhyCsv, videoPhyMarkdown, type VideoPhyScale } from './videophy.js';
 

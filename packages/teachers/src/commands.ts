@@ -1,6 +1,5 @@
 /** `vrepa cache ls|verify|prune`: manage the teacher FeatureCache on disk. */
-import { parseArgs } from 'node:util';
-import type { VrepaCommand } from '@vrepa/core';
+import { commandArgs, type VrepaCommand } from '@vrepa/core';
 import { FeatureCache, defaultCacheDir } from './cache.js';
 
 /** `12G`, `500M`, `1.5K`, `1024` → bytes. */
@@ -33,24 +32,15 @@ export function formatBytes(n: number): string {
 type Out = { log: (s: string) => void; error: (s: string) => void };
 const defaultOut: Out = { log: (s) => console.log(s), error: (s) => console.error(s) };
 
-function parse(usage: string, argv: string[], options: Record<string, { type: 'string' | 'boolean' }>, out: Out): { values: Record<string, string | boolean | undefined>; dir: string } | number {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { ...options, dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-  } catch (e) {
-    out.error(`${(e as Error).message}\n\n${usage}`);
+function parse(command: string, usage: string, argv: string[], options: Record<string, { type: 'string' | 'boolean' }>, out: Out): { values: Record<string, string | boolean | undefined>; dir: string } | number {
+  const line = (write: (s: string) => void) => (text: string) => write(text.replace(/\n$/, ''));
+  const p = commandArgs<Record<string, string | boolean | undefined>>(command, argv, { ...options, dir: { type: 'string' } }, usage, { output: { out: line(out.log), err: line(out.error) } });
+  if (typeof p === 'number') return p;
+  if (p.positionals.length > 1) {
+    out.error(`vrepa ${command}: unexpected argument '${p.positionals[1]}'\n${usage}`);
     return 2;
   }
-  if (parsed.values.help) {
-    out.log(usage);
-    return 0;
-  }
-  if (parsed.positionals.length > 1) {
-    out.error(`unexpected argument '${parsed.positionals[1]}'\n\n${usage}`);
-    return 2;
-  }
-  const dir = (parsed.values.dir as string | undefined) ?? parsed.positionals[0] ?? defaultCacheDir();
-  return { values: parsed.values as Record<string, string | boolean | undefined>, dir };
+  return { values: p.values, dir: p.str('dir') ?? p.positionals[0] ?? defaultCacheDir() };
 }
 
 const lsUsage = `vrepa cache ls [DIR] [--json]
@@ -74,7 +64,7 @@ export function cacheLsCommand(out: Out = defaultOut): VrepaCommand {
     summary: 'List the teacher feature cache (entries, sizes, total)',
     usage: lsUsage,
     async run(argv) {
-      const p = parse(lsUsage, argv, { json: { type: 'boolean' } }, out);
+      const p = parse('cache ls', lsUsage, argv, { json: { type: 'boolean' } }, out);
       if (typeof p === 'number') return p;
       const cache = new FeatureCache({ dir: p.dir });
       const list = cache.list();
@@ -97,7 +87,7 @@ export function cacheVerifyCommand(out: Out = defaultOut): VrepaCommand {
     summary: 'Check every teacher feature cache entry (header, key, grid, checksum)',
     usage: verifyUsage,
     async run(argv) {
-      const p = parse(verifyUsage, argv, { remove: { type: 'boolean' }, json: { type: 'boolean' } }, out);
+      const p = parse('cache verify', verifyUsage, argv, { remove: { type: 'boolean' }, json: { type: 'boolean' } }, out);
       if (typeof p === 'number') return p;
       const cache = new FeatureCache({ dir: p.dir });
       const checks = cache.verify({ remove: !!p.values.remove });
@@ -118,7 +108,7 @@ export function cachePruneCommand(out: Out = defaultOut): VrepaCommand {
     summary: 'Shrink the teacher feature cache (by age and/or total size)',
     usage: pruneUsage,
     async run(argv) {
-      const p = parse(pruneUsage, argv, { 'max-size': { type: 'string' }, 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean' } }, out);
+      const p = parse('cache prune', pruneUsage, argv, { 'max-size': { type: 'string' }, 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean' } }, out);
       if (typeof p === 'number') return p;
       let maxBytes: number | undefined;
       let olderThanMs: number | undefined;

@@ -1,7 +1,6 @@
 /** `vrepa train` and `vrepa prepare`. */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { initBackend, type VrepaCommand } from '@vrepa/core';
+import { commandArgs, initBackend, type VrepaCommand } from '@vrepa/core';
 import { ConfigError, loadConfigFile, presetConfig, PRESETS, type TrainConfig } from './config.js';
 import { Trainer } from './trainer.js';
 import { prepareCaches } from './prepare.js';
@@ -35,11 +34,6 @@ progress bar, so that training never re-encodes. Already cached samples are kept
   --cache-dir <dir>        overrides data.cache_dir
   -h, --help               this text`;
 
-function fail(cmd: string, msg: string, usage?: string): number {
-  process.stderr.write(`vrepa ${cmd}: ${msg}\n${usage ? usage + '\n' : ''}`);
-  return 2;
-}
-
 function posInt(cmd: string, name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -59,38 +53,31 @@ export const trainCommand: VrepaCommand = {
   summary: 'VideoREPA finetuning (TRD alignment), with checkpoints, exact resume, logs and plots',
   usage: TRAIN_USAGE,
   async run(argv: string[]): Promise<number> {
-    let values: Record<string, string | boolean | undefined>;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          config: { type: 'string' },
-          preset: { type: 'string' },
-          out: { type: 'string' },
-          resume: { type: 'boolean' },
-          'max-steps': { type: 'string' },
-          'checkpoint-every': { type: 'string' },
-          'no-progress': { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-    } catch (e) {
-      return fail('train', (e as Error).message, TRAIN_USAGE);
-    }
-    if (values.help) {
-      process.stdout.write(`${TRAIN_USAGE}\n`);
-      return 0;
-    }
+    const a = commandArgs<Record<string, string | boolean | undefined>>(
+      'train',
+      argv,
+      {
+        config: { type: 'string' },
+        preset: { type: 'string' },
+        out: { type: 'string' },
+        resume: { type: 'boolean' },
+        'max-steps': { type: 'string' },
+        'checkpoint-every': { type: 'string' },
+        'no-progress': { type: 'boolean' },
+      },
+      TRAIN_USAGE,
+      { required: ['out'], positionals: false },
+    );
+    if (typeof a === 'number') return a;
+    const values = a.values;
     let trainer: Trainer | undefined;
     try {
-      if (typeof values.out !== 'string') return fail('train', '--out <dir> is required', TRAIN_USAGE);
       const config = readConfig('train', values as { config?: string; preset?: string });
       const maxSteps = posInt('train', 'max-steps', values['max-steps'] as string | undefined);
       const checkpointEvery = posInt('train', 'checkpoint-every', values['checkpoint-every'] as string | undefined);
       const backend = await initBackend({ quiet: true });
       process.stderr.write(`vrepa train: backend ${backend.name}\n`);
-      trainer = new Trainer(config, { out: path.resolve(values.out), resume: !!values.resume, maxSteps, checkpointEvery, progress: !values['no-progress'] });
+      trainer = new Trainer(config, { out: path.resolve(String(values.out)), resume: !!values.resume, maxSteps, checkpointEvery, progress: !values['no-progress'] });
       process.stderr.write(`vrepa train: ${trainer.dataset.describe()}\n`);
       process.stderr.write(`vrepa train: ${config.model.training_type} finetune, ${[...trainer.params.values()].reduce((a, v) => a + v.size, 0).toLocaleString('en')} trainable parameters, ${trainer.maxSteps} steps\n`);
       const r = await trainer.run();
@@ -113,20 +100,15 @@ export const prepareCommand: VrepaCommand = {
   summary: 'fill the training caches (latents, text embeddings, teacher features) with a progress bar',
   usage: PREPARE_USAGE,
   async run(argv: string[]): Promise<number> {
-    let values: Record<string, string | boolean | undefined>;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: { config: { type: 'string' }, preset: { type: 'string' }, 'cache-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-        strict: true,
-      }));
-    } catch (e) {
-      return fail('prepare', (e as Error).message, PREPARE_USAGE);
-    }
-    if (values.help) {
-      process.stdout.write(`${PREPARE_USAGE}\n`);
-      return 0;
-    }
+    const a = commandArgs<Record<string, string | boolean | undefined>>(
+      'prepare',
+      argv,
+      { config: { type: 'string' }, preset: { type: 'string' }, 'cache-dir': { type: 'string' } },
+      PREPARE_USAGE,
+      { positionals: false },
+    );
+    if (typeof a === 'number') return a;
+    const values = a.values;
     try {
       const config = readConfig('prepare', values as { config?: string; preset?: string });
       if (typeof values['cache-dir'] === 'string') config.data.cache_dir = path.resolve(values['cache-dir']);

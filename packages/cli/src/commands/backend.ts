@@ -4,7 +4,7 @@
  * TensorFlow backend for this machine from a TensorFlow pip wheel (see @vrepa/core installNative).
  */
 import { installNative, PROBED_BACKENDS, probeBackends, machineSummary, type BackendProbe, type ProbedBackend, type VrepaCommand } from '@vrepa/core';
-import { parseCommandArgs } from '../args.js';
+import { parseCommandArgs } from '@vrepa/core';
 import { EXIT, padEnd, processIO, UsageError, type CliIO } from '../io.js';
 
 export const backendUsage = `Usage: vrepa backend [--seconds S] [--backend NAME] [--check-only] [--json]

@@ -14,7 +14,7 @@ import {
   type SubcaseResult,
   type VrepaCommand,
 } from '@vrepa/core';
-import { expectPositionals, parseCommandArgs } from '../args.js';
+import { expectPositionals, parseCommandArgs } from '@vrepa/core';
 import { EXIT, padEnd, padStart, processIO, UsageError, type CliIO } from '../io.js';
 import { handlersFrom, loadPackages, type LoadedPackage } from '../packages.js';
 

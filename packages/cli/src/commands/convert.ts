@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { convertCheckpoint, type VrepaCommand } from '@vrepa/core';
 import { keyOption } from './key-option.js';
-import { expectPositionals, parseCommandArgs } from '../args.js';
+import { expectPositionals, parseCommandArgs } from '@vrepa/core';
 import { EXIT, formatBytes, processIO, UsageError, type CliIO } from '../io.js';
 
 export const convertUsage = `Usage: vrepa convert <in> <out.safetensors> [--key PATH] [--strip-prefix P] [--dtype f32|f16|bf16]

@@ -1,7 +1,7 @@
 /** `vrepa inspect <file>`: tensors, dtypes, shapes, bytes and metadata of a checkpoint. */
 import { inspectCheckpoint, type InspectResult, type VrepaCommand } from '@vrepa/core';
 import { keyOption } from './key-option.js';
-import { expectPositionals, parseCommandArgs } from '../args.js';
+import { expectPositionals, parseCommandArgs } from '@vrepa/core';
 import { EXIT, formatBytes, padEnd, padStart, processIO, type CliIO } from '../io.js';
 
 export const inspectUsage = `Usage: vrepa inspect <file> [--key PATH] [--strip-prefix P] [--filter TEXT] [--json]

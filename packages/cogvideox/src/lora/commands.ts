@@ -3,8 +3,7 @@
  * the merged transformer as a diffusers folder — what a LoRA-trained VideoREPA model needs to be used
  * as a plain CogVideoX transformer.
  */
-import { parseArgs } from 'node:util';
-import type { VrepaCommand } from '@vrepa/core';
+import { commandArgs, type VrepaCommand } from '@vrepa/core';
 import { fromPretrained } from '../transformer/load.js';
 import { savePretrained } from '../transformer/save.js';
 import { loadLora, mergeLora } from './lora.js';
@@ -26,35 +25,22 @@ export const loraMergeCommand: VrepaCommand = {
   summary: 'fold a LoRA adapter into a CogVideoX transformer checkpoint',
   usage: USAGE,
   async run(argv: string[]): Promise<number> {
-    let values: Record<string, string | boolean | undefined>;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          transformer: { type: 'string' },
-          lora: { type: 'string' },
-          out: { type: 'string' },
-          alpha: { type: 'string' },
-          dtype: { type: 'string' },
-          'max-shard-gb': { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-    } catch (e) {
-      process.stderr.write(`vrepa lora merge: ${(e as Error).message}\n${USAGE}\n`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
-    for (const k of ['transformer', 'lora', 'out'] as const) {
-      if (!values[k]) {
-        process.stderr.write(`vrepa lora merge: --${k} is required\n${USAGE}\n`);
-        return 2;
-      }
-    }
+    const a = commandArgs<Record<string, string | undefined>>(
+      'lora merge',
+      argv,
+      {
+        transformer: { type: 'string' },
+        lora: { type: 'string' },
+        out: { type: 'string' },
+        alpha: { type: 'string' },
+        dtype: { type: 'string' },
+        'max-shard-gb': { type: 'string' },
+      },
+      USAGE,
+      { required: ['transformer', 'lora', 'out'], positionals: false },
+    );
+    if (typeof a === 'number') return a;
+    const values = a.values;
     const dtypes: Record<string, 'F32' | 'F16' | 'BF16'> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
     const dtype = dtypes[String(values.dtype ?? 'f32').toLowerCase()];
     if (!dtype) {
