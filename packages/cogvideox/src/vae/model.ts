@@ -19,7 +19,7 @@
  * - tiling (opt-in, as enable_tiling): overlapping spatial tiles blended linearly, diffusers' sizes.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Conv2d, Conv3d, GroupNorm, Module, ModuleList, Rng, conv3d, silu, type InitOptions } from '@vrepa/core';
+import { Conv2d, Conv3d, GroupNorm, Module, ModuleList, Rng, conv3d, groupNormInference, silu, type InitOptions } from '@vrepa/core';
 import { latentFrames, resolveVaeConfig, vaeSpatialFactor, type CogVideoXVaeConfig } from './config.js';
 
 /** Per-conv caches carried between frame batches (each tensor kept; replaced ones disposed). */
@@ -93,6 +93,11 @@ export class CausalConv3d extends Module {
   }
 }
 
+/** GroupNorm forward; the lean forward-only form when CausalConv3d.freeIntermediates is on. */
+function gn(n: GroupNorm, x: tf.Tensor): tf.Tensor {
+  return CausalConv3d.freeIntermediates ? groupNormInference(x, n.groups, n.weight?.value, n.bias?.value, n.eps) : n.forward(x);
+}
+
 /** PyTorch 'nearest' source indices for resizing `inSize` → `outSize` (float32 scale in/out, floor, clamp). */
 export function nearestIndices(inSize: number, outSize: number): Int32Array {
   const idx = new Int32Array(outSize);
@@ -141,9 +146,16 @@ export class SpatialNorm3D extends Module {
       } else {
         z = resizeNearest3d(zq, [t!, h!, w!]);
       }
+      // norm(f)·conv_y(z) + conv_b(z), freeing each full-size intermediate after its use
+      const free = CausalConv3d.freeIntermediates;
+      const n = gn(this.norm_layer, f);
       const y = this.conv_y.forward(z, cache);
+      const m = tf.mul(n, y);
+      if (free) tf.dispose([n, y]);
       const b = this.conv_b.forward(z, cache);
-      return tf.add(tf.mul(this.norm_layer.forward(f), y), b);
+      const out = tf.add(m, b);
+      if (free) tf.dispose([m, b]);
+      return out;
     });
   }
 }
@@ -181,7 +193,7 @@ export class ResnetBlock3D extends Module {
     if (inC !== outC) this.conv_shortcut = this.module('conv_shortcut', new Conv3d(inC, outC, 1, init));
   }
   private norm(n: GroupNorm | SpatialNorm3D, x: tf.Tensor, zq: tf.Tensor | null, cache?: ConvCache): tf.Tensor {
-    return n instanceof SpatialNorm3D ? n.forward(x, zq!, cache) : n.forward(x);
+    return n instanceof SpatialNorm3D ? n.forward(x, zq!, cache) : gn(n, x);
   }
   forward(x: tf.Tensor, zq: tf.Tensor | null, cache?: ConvCache): tf.Tensor {
     return tf.tidy(() => {
@@ -341,7 +353,7 @@ export class Encoder3D extends Module {
       let h = this.conv_in.forward(x, cache);
       for (const b of this.down_blocks) h = step(h, (t) => b.forward(t, null, cache));
       h = step(h, (t) => this.mid_block.forward(t, null, cache));
-      h = step(h, (t) => this.norm_out.forward(t));
+      h = step(h, (t) => gn(this.norm_out, t));
       h = step(h, (t) => silu(t));
       return step(h, (t) => this.conv_out.forward(t, cache));
     });
