@@ -1,6 +1,7 @@
 export * from './backend.js';
 export * from './safetensors.js';
 export * from './zip.js';
+export * from './png.js';
 export * from './pickle.js';
 export * from './pth.js';
 export * from './sharded.js';

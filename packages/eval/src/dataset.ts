@@ -4,9 +4,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { encodePng } from '@vrepa/core';
 import { parseCsvRecords, toCsv } from './csv.js';
 import { encodeMp4, findFfmpeg } from './ffmpeg.js';
-import { contactSheet, encodePng } from './png.js';
+import { contactSheet } from './png.js';
 import { Rng } from './rng.js';
 import {
   DEFAULT_CONTEXT,
