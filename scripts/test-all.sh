@@ -15,7 +15,7 @@ node scripts/pack-test.mjs
 for b in tensorflow wasm; do
   if VREPA_BACKEND=$b node packages/cli/dist/cli.js backend --check-only >/dev/null 2>&1; then
     echo "== conformance on $b"
-    VREPA_BACKEND=$b node packages/cli/dist/cli.js conformance "$FIXTURES"
+    VREPA_BACKEND=$b node packages/cli/dist/cli.js conformance "$FIXTURES" --strict
   else
     echo "== conformance on $b: backend not available here, skipped"
   fi
