@@ -58,6 +58,18 @@ export function teacherConfig(c: string | TeacherConfig | undefined, family: Tea
   return c;
 }
 
+/** Construction options every teacher class takes (they override the config's `init` / `maxScoreElements`). */
+export interface TeacherOptions {
+  init?: 'torch' | 'zeros';
+  maxScoreElements?: number;
+}
+
+/** `teacherConfig(c, family)` with the constructor options applied: what every teacher class passes to its base. */
+export function teacherConfigWith(c: string | TeacherConfig | undefined, family: TeacherFamily, opts: TeacherOptions = {}): TeacherConfig {
+  const base = teacherConfig(c, family);
+  return { ...base, ...(opts.init ? { init: opts.init } : {}), ...(opts.maxScoreElements ? { maxScoreElements: opts.maxScoreElements } : {}) };
+}
+
 /**
  * The registered config of `family` that a state dict fits: embed dim, tubelet and patch from
  * `patch_embed.proj.weight` `[D, C, t, p, p]`, depth from the `blocks.{i}` keys, MLP width from

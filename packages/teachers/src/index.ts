@@ -4,6 +4,7 @@ export * from './teacher.js';
 export * from './configs.js';
 export * from './videomaev2.js';
 export * from './videomae.js';
+export { VideoMaeFamilyTeacher } from './videomae-family.js';
 export * from './vjepa.js';
 export * from './omnimae.js';
 export { conformanceHandlers, teacherHandler } from './conformance.js';

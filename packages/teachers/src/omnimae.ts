@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LayerNorm, type ModuleBuffer } from '@vrepa/core';
-import { inferTeacherConfig, teacherConfig } from './configs.js';
+import { inferTeacherConfig, teacherConfig, teacherConfigWith, type TeacherOptions } from './configs.js';
 import { interpolateSinusoidPosEmbed, videoMaeSinusoidTable } from './posembed.js';
 import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
 import type { TeacherGrid } from './vit.js';
@@ -20,9 +20,9 @@ export class OmniMAE extends VideoTeacher {
   readonly posEmbed: ModuleBuffer;
   readonly norm: LayerNorm | null = null;
 
-  constructor(config: string | TeacherConfig = 'omnimae-b', opts: { init?: 'torch' | 'zeros'; maxScoreElements?: number } = {}) {
-    const c = teacherConfig(config, 'omnimae');
-    super({ ...c, ...(opts.init ? { init: opts.init } : {}), ...(opts.maxScoreElements ? { maxScoreElements: opts.maxScoreElements } : {}) });
+  constructor(config: string | TeacherConfig = 'omnimae-b', opts: TeacherOptions = {}) {
+    const c = teacherConfigWith(config, 'omnimae', opts);
+    super(c);
     this.posEmbed = this.buffer('pos_embed', tf.tidy(() => tf.expandDims(videoMaeSinusoidTable(this.baseGrid, c.embedDim), 0)));
     this.finishBlocks();
     if (this.config.finalNorm) this.norm = this.module('norm', new LayerNorm(this.config.embedDim, { eps: this.config.layerNormEps }));

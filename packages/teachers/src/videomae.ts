@@ -4,26 +4,13 @@
  * its loader takes the state dict from `model` or `module` and strips `backbone.` / `encoder.`.
  * Features = last block output (no norm).
  */
-import * as tf from '@tensorflow/tfjs';
-import { inferTeacherConfig, teacherConfig } from './configs.js';
-import { interpolateSinusoidPosEmbed, videoMaeSinusoidTable } from './posembed.js';
-import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
-import type { TeacherGrid } from './vit.js';
+import { inferTeacherConfig, teacherConfig, teacherConfigWith, type TeacherOptions } from './configs.js';
+import { teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
+import { VideoMaeFamilyTeacher } from './videomae-family.js';
 
-export class VideoMAE extends VideoTeacher {
-  constructor(config: string | TeacherConfig = 'videomae-b', opts: { init?: 'torch' | 'zeros'; maxScoreElements?: number } = {}) {
-    const c = teacherConfig(config, 'videomae');
-    super({ ...c, ...(opts.init ? { init: opts.init } : {}), ...(opts.maxScoreElements ? { maxScoreElements: opts.maxScoreElements } : {}) });
-    this.finishBlocks();
-    this.finishHead();
-  }
-
-  baseTable(): tf.Tensor2D {
-    return videoMaeSinusoidTable(this.baseGrid, this.config.embedDim);
-  }
-
-  protected interpolateTable(grid: TeacherGrid): tf.Tensor2D {
-    return tf.tidy(() => interpolateSinusoidPosEmbed(this.baseTable(), this.baseGrid, grid));
+export class VideoMAE extends VideoMaeFamilyTeacher {
+  constructor(config: string | TeacherConfig = 'videomae-b', opts: TeacherOptions = {}) {
+    super(teacherConfigWith(config, 'videomae', opts));
   }
 
   /**

@@ -4,26 +4,13 @@
  * (8×14×14 for 16×224²) interpolated to the input grid (bicubic in space per temporal slot, then
  * trilinear in time), features = last block output, no final norm.
  */
-import * as tf from '@tensorflow/tfjs';
-import { inferTeacherConfig, teacherConfig } from './configs.js';
-import { interpolateSinusoidPosEmbed, videoMaeSinusoidTable } from './posembed.js';
-import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
-import type { TeacherGrid } from './vit.js';
+import { inferTeacherConfig, teacherConfig, teacherConfigWith, type TeacherOptions } from './configs.js';
+import { teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
+import { VideoMaeFamilyTeacher } from './videomae-family.js';
 
-export class VideoMAEv2 extends VideoTeacher {
-  constructor(config: string | TeacherConfig = 'videomaev2-b', opts: { init?: 'torch' | 'zeros'; maxScoreElements?: number } = {}) {
-    const c = teacherConfig(config, 'videomaev2');
-    super({ ...c, ...(opts.init ? { init: opts.init } : {}), ...(opts.maxScoreElements ? { maxScoreElements: opts.maxScoreElements } : {}) });
-    this.finishBlocks();
-    this.finishHead();
-  }
-
-  baseTable(): tf.Tensor2D {
-    return videoMaeSinusoidTable(this.baseGrid, this.config.embedDim);
-  }
-
-  protected interpolateTable(grid: TeacherGrid): tf.Tensor2D {
-    return tf.tidy(() => interpolateSinusoidPosEmbed(this.baseTable(), this.baseGrid, grid));
+export class VideoMAEv2 extends VideoMaeFamilyTeacher {
+  constructor(config: string | TeacherConfig = 'videomaev2-b', opts: TeacherOptions = {}) {
+    super(teacherConfigWith(config, 'videomaev2', opts));
   }
 
   /**

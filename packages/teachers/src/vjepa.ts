@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LayerNorm, type Parameter } from '@vrepa/core';
-import { inferTeacherConfig, teacherConfig } from './configs.js';
+import { inferTeacherConfig, teacherConfig, teacherConfigWith, type TeacherOptions } from './configs.js';
 import { interpolateVjepaPosEmbed, vjepaSincosTable } from './posembed.js';
 import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
 import type { TeacherGrid } from './vit.js';
@@ -16,9 +16,9 @@ export class VJEPA extends VideoTeacher {
   readonly posEmbed: Parameter;
   readonly norm: LayerNorm | null = null;
 
-  constructor(config: string | TeacherConfig = 'vjepa-l', opts: { init?: 'torch' | 'zeros'; maxScoreElements?: number } = {}) {
-    const c = teacherConfig(config, 'vjepa');
-    super({ ...c, ...(opts.init ? { init: opts.init } : {}), ...(opts.maxScoreElements ? { maxScoreElements: opts.maxScoreElements } : {}) });
+  constructor(config: string | TeacherConfig = 'vjepa-l', opts: TeacherOptions = {}) {
+    const c = teacherConfigWith(config, 'vjepa', opts);
+    super(c);
     const g = this.baseGrid;
     // official registration order: patch_embed, pos_embed, blocks, norm
     this.posEmbed = this.param('pos_embed', () => tf.tidy(() => tf.expandDims(vjepaSincosTable(c.embedDim, g, !!c.uniformPower), 0)), { trainable: false });
