@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { fixturesDir } from './fixtures.js';
 import { SafetensorsFile } from './safetensors.js';
 
 /** A parsed tolerance: how much |got − want| each element may have, plus an optional relative-L2 bound. */
@@ -299,4 +300,38 @@ export async function runConformance(dir: string, opts: ConformanceOptions = {})
   }
   const ok = results.every((r) => r.pass || (!r.handled && !opts.strict && !(wanted && wanted.has(r.case))));
   return { results, unhandledCases, ok };
+}
+
+/** What a package's conformance test looks at: every sub-case result, the failing ones as lines, and a summary table. */
+export interface HandlersOnFixtures {
+  results: SubcaseResult[];
+  /** One line per sub-case that did not pass: `case/subcase: error; tensor ratio r (detail); …` (empty when all pass). */
+  failures: string[];
+  /** One line per sub-case: pass/FAIL, tensors compared, worst error ratio and tensor (for assertion messages). */
+  table: string;
+}
+
+/**
+ * Register `handlers` (case name → handler) and run the named `cases` (default: every case the handlers cover)
+ * of the fixture set in `dir` (default: fixturesDir()). A named case missing from `dir` comes back as a failure.
+ * For package tests: `expect(failures, table).toEqual([])`.
+ */
+export async function runHandlersOnFixtures(
+  handlers: Record<string, ConformanceHandler>,
+  cases: string[] = Object.keys(handlers),
+  dir: string | undefined = fixturesDir(),
+): Promise<HandlersOnFixtures> {
+  if (!dir) throw new Error('runHandlersOnFixtures: no fixture set found (set VREPA_FIXTURES or run inside the repository next to shared/fixtures)');
+  for (const [name, h] of Object.entries(handlers)) registerConformanceHandler(name, h);
+  const { results } = await runConformance(dir, { cases });
+  const failures = results
+    .filter((r) => !r.pass)
+    .map((r) => {
+      const bad = r.comparisons.filter((c) => !c.pass).map((c) => `${c.tensor} ratio ${c.ratio}${c.detail ? ` (${c.detail})` : ''}`);
+      return `${r.case}/${r.subcase}: ${[r.error, ...bad].filter(Boolean).join('; ')}`;
+    });
+  const table = results
+    .map((r) => `${r.case}/${r.subcase}: ${r.pass ? 'ok' : 'FAIL'}, ${r.tensors} tensors, worst ${r.worst_ratio?.toExponential(2) ?? '-'} (${r.worst_tensor ?? '-'})${r.error ? ` ${r.error}` : ''}`)
+    .join('\n');
+  return { results, failures, table };
 }

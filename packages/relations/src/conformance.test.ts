@@ -1,18 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { fixturesDir, registerConformanceHandler, runConformance } from '@vrepa/core';
+import { runHandlersOnFixtures } from '@vrepa/core';
 import { conformanceHandlers, raggedChunk } from './conformance.js';
 
 describe('trd_loss conformance (shared fixtures)', () => {
   it('every sub-case passes: relations, all forms (chunked, ragged chunks, naive), paper identity, REPA', async () => {
-    const dir = fixturesDir();
-    expect(dir, 'shared fixtures directory not found (set VREPA_FIXTURES)').toBeTruthy();
-    for (const [name, h] of Object.entries(conformanceHandlers)) registerConformanceHandler(name, h);
-    const report = await runConformance(dir!, { cases: ['trd_loss'] });
-    const bad = report.results.filter((r) => !r.pass);
-    const detail = bad.map((r) => `${r.subcase}: ${r.error ?? r.comparisons.filter((c) => !c.pass).map((c) => `${c.tensor} ratio ${c.ratio}`).join('; ')}`);
-    expect(detail).toEqual([]);
-    expect(report.results.length).toBeGreaterThan(0);
-    for (const r of report.results) expect(r.tensors).toBeGreaterThanOrEqual(3);
+    const { results, failures, table } = await runHandlersOnFixtures(conformanceHandlers, ['trd_loss']);
+    expect(failures, table).toEqual([]);
+    expect(results.length).toBeGreaterThan(0);
+    for (const r of results) expect(r.tensors).toBeGreaterThanOrEqual(3);
   });
 
   it('raggedChunk gives a block size that does not divide N where one exists', () => {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fixturesDir, registerConformanceHandler, runConformance, tensorLeakAcross } from '@vrepa/core';
+import { runHandlersOnFixtures, tensorLeakAcross } from '@vrepa/core';
 import { conformanceHandlers } from '../conformance.js';
 import {
   COGVIDEOX_2B_SCHEDULER,
@@ -15,11 +15,9 @@ import {
 
 describe('schedulers conformance', () => {
   it('reproduces every schedulers sub-case of the shared fixtures', async () => {
-    for (const [k, h] of Object.entries(conformanceHandlers)) registerConformanceHandler(k, h);
-    const report = await runConformance(fixturesDir()!, { cases: ['schedulers'] });
-    const bad = report.results.filter((r) => !r.pass);
-    expect(bad.map((r) => `${r.subcase}: ${r.error ?? r.worst_tensor}`)).toEqual([]);
-    expect(report.results.length).toBeGreaterThan(0);
+    const { results, failures, table } = await runHandlersOnFixtures(conformanceHandlers, ['schedulers']);
+    expect(failures, table).toEqual([]);
+    expect(results.length).toBeGreaterThan(0);
   });
 });
 
