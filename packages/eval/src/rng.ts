@@ -1,9 +1,11 @@
-/** A small seeded PRNG (splitmix32 → xoshiro128**): deterministic across platforms, no dependencies. */
+/**
+ * The eval scenes' seeded PRNG: @vrepa/core's xoshiro128** generator, seeded through splitmix32 and drawing
+ * 32-bit uniforms, as every generated dataset was made (a clip regenerates from its recorded seed).
+ */
+import { Rng as CoreRng } from '@vrepa/core';
+
 export class Rng {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
+  private readonly gen: CoreRng;
 
   constructor(seed: number) {
     let x = (Math.floor(seed) >>> 0) ^ 0x9e3779b9;
@@ -14,23 +16,12 @@ export class Rng {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
       return (z ^ (z >>> 16)) >>> 0;
     };
-    this.s0 = next();
-    this.s1 = next();
-    this.s2 = next();
-    this.s3 = next();
+    this.gen = CoreRng.fromState({ algorithm: 'xoshiro128**', s: [next(), next(), next(), next()], spare: null });
   }
 
   /** Uniform 32-bit unsigned integer. */
   nextU32(): number {
-    const r = Math.imul(rotl(Math.imul(this.s1, 5) >>> 0, 7), 9) >>> 0;
-    const t = (this.s1 << 9) >>> 0;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return r;
+    return this.gen.nextUint32();
   }
 
   /** Uniform in [0, 1). */
@@ -68,8 +59,4 @@ export class Rng {
     }
     return items;
   }
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
