@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Rng, tensorLeakAcross } from '@vrepa/core';
+import { tinyConfig } from './transformer/test-config.js';
 import {
   COGVIDEOX_2B_SCHEDULER,
   COGVIDEOX_5B_SCHEDULER,
@@ -77,10 +78,7 @@ describe('sampleTimesteps', () => {
 });
 
 describe('trainingLoss', () => {
-  const cfg = {
-    num_attention_heads: 2, attention_head_dim: 16, in_channels: 4, out_channels: 4, time_embed_dim: 16, text_embed_dim: 12,
-    num_layers: 2, sample_width: 12, sample_height: 12, sample_frames: 9, max_text_seq_length: 5,
-  };
+  const cfg = tinyConfig({ sample_width: 12, sample_height: 12, sample_frames: 9 });
   // latents 3 frames of 12×12 → student grid 3×6×6; official path: drop frame 0, ×2 in time, conv /3 → 4×2×2
   const teacherGrid = { frames: 4, height: 2, width: 2 };
 

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it, vi } from 'vitest';
 import { Rng } from '@vrepa/core';
 import { CogVideoXTransformer3DModel, addLora, commands, fromPretrained, loraModules, saveLora, savePretrained } from '../index.js';
+import { tinyConfig } from '../transformer/test-config.js';
 
 describe('vrepa lora merge', () => {
   it('folds a LoRA file into a transformer folder; the merged model reproduces the adapted one', async () => {
@@ -13,10 +14,7 @@ describe('vrepa lora merge', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-merge-'));
     const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
     const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    const model = new CogVideoXTransformer3DModel(
-      { num_attention_heads: 2, attention_head_dim: 16, in_channels: 4, out_channels: 4, time_embed_dim: 16, text_embed_dim: 12, num_layers: 2, sample_width: 6, sample_height: 4, sample_frames: 5, max_text_seq_length: 5 },
-      { rng: Rng.fromSeed(1) },
-    );
+    const model = new CogVideoXTransformer3DModel(tinyConfig(), { rng: Rng.fromSeed(1) });
     try {
       savePretrained(model, path.join(dir, 'base'));
       addLora(model, { rank: 2, alpha: 3 }, { rng: Rng.fromSeed(2) });

@@ -5,23 +5,10 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Rng, SafetensorsFile, tensorLeakAcross, writeSafetensors } from '@vrepa/core';
+import { tinyConfig } from '../transformer/test-config.js';
 import { CogVideoXTransformer3DModel, LoraLinear, addLora, loadLora, loraModules, loraStateDict, mergeLora, saveLora, unmergeLora } from '../index.js';
 
-const cfg = (over: Record<string, unknown> = {}) => ({
-  num_attention_heads: 2,
-  attention_head_dim: 16,
-  in_channels: 4,
-  out_channels: 4,
-  time_embed_dim: 16,
-  text_embed_dim: 12,
-  num_layers: 2,
-  sample_width: 6,
-  sample_height: 4,
-  sample_frames: 5,
-  max_text_seq_length: 5,
-  use_rotary_positional_embeddings: true,
-  ...over,
-});
+const cfg = (over: Record<string, unknown> = {}) => tinyConfig({ use_rotary_positional_embeddings: true, ...over });
 const align = { align_layer: 1, align_dims: [8], projector_dim: 16 };
 
 function make(seed: number, over: Record<string, unknown> = {}) {

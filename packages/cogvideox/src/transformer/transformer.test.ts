@@ -5,25 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Rng, SafetensorsFile, fixturesDir, tensorLeakAcross, writeSafetensors } from '@vrepa/core';
+import { tinyConfig } from './test-config.js';
 import { CogVideoXTransformer3DModel, fromPretrained, loadTransformerWeights, resolveTransformerConfig, savePretrained } from '../index.js';
-
-/** A tiny config in the diffusers format (any field not given takes diffusers' default). */
-export function tinyConfig(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    num_attention_heads: 2,
-    attention_head_dim: 16,
-    in_channels: 4,
-    out_channels: 4,
-    time_embed_dim: 16,
-    text_embed_dim: 12,
-    num_layers: 2,
-    sample_width: 6,
-    sample_height: 4,
-    sample_frames: 5,
-    max_text_seq_length: 5,
-    ...over,
-  };
-}
 
 function inputs(model: CogVideoXTransformer3DModel, B: number, seed: number, F = 2, H = 4, W = 6, L = 5) {
   const rng = Rng.fromSeed(seed);
