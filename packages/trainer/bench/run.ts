@@ -11,7 +11,12 @@
  * 3. The real presets: one block at the real width measured, scaled by FLOPs to the recipe's token count
  *    (ESTIMATES; VREPA_BENCH_ESTIMATE=0 skips them).
  *
- * No PyTorch anchor: no python with torch is installed on this machine.
+ * PyTorch anchor (when VREPA_TORCH_PYTHON names a python with torch; otherwise a row says it is skipped):
+ * bench/torch_tiny_step.py runs the same step at the tiny preset's sizes (read from the preset here) on a
+ * faithful small CogVideoX-style block stack written in plain PyTorch (NOT diffusers' exact class): same
+ * widths, depth, patching, AdaLN blocks, joint attention with QK norm, v-prediction loss, projector, TRD,
+ * clip_grad_norm_ and AdamW, 2 threads, mean over the same number of steps after 4 warm-up steps (its first
+ * steps carry lazy initialisation). Its rows follow ours; 'ours / PyTorch' compares ms/step at equal λ.
  * Numbers taken while other jobs use the 2 cores are noisy: compare rows within one run.
  */
 import fs from 'node:fs';
@@ -20,7 +25,8 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, printBenchTable, switchBackend, timeIt, type BenchRow } from '@vrepa/core';
-import { initModel, findFfmpeg } from '@vrepa/cogvideox';
+import { initModel, findFfmpeg, COGVIDEOX_2B_TRANSFORMER } from '@vrepa/cogvideox';
+import { fileURLToPath } from 'node:url';
 import { Trainer, presetConfig, prepareFolder, readSample, decodeClip, buildEncoders, parseResolution, type TrainConfig, type StepLog } from '../src/index.js';
 
 const STEPS = Number(process.env.VREPA_BENCH_STEPS ?? 12);
@@ -42,10 +48,40 @@ async function stepStats(c: TrainConfig) {
   }
 }
 
+/** The PyTorch step at the preset's sizes: one result per λ (0 and the preset's), or why there is none. */
+function torchStep(c: TrainConfig): Map<number, { msStep: number; stepsPerS: number; fwdBwd: number; opt: number }> | string {
+  const py = process.env.VREPA_TORCH_PYTHON;
+  if (!py) return 'skipped: VREPA_TORCH_PYTHON is not set (point it at a python with torch)';
+  if (typeof c.model.transformer === 'string') return 'skipped: the preset names a transformer folder, not a config';
+  const tc = { ...COGVIDEOX_2B_TRANSFORMER, ...(c.model.transformer as Record<string, unknown>) } as typeof COGVIDEOX_2B_TRANSFORMER;
+  const [F, H, W, C] = c.data.latent_shape ?? [];
+  const g = c.teacher.grid;
+  if (F === undefined || !g || !c.teacher.dim) return 'skipped: the preset has no synthetic latent_shape / teacher grid';
+  const args = [
+    path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch_tiny_step.py'),
+    ...['--heads', tc.num_attention_heads, '--head-dim', tc.attention_head_dim, '--layers', tc.num_layers, '--in-channels', C, '--text-dim', tc.text_embed_dim],
+    ...['--time-dim', tc.time_embed_dim, '--patch', tc.patch_size, '--text-len', c.data.text_seq_length, '--batch', c.optim.batch_size],
+    ...['--align-layer', c.align.align_layer, '--proj-dim', c.align.projector_dim, '--teacher-dim', c.teacher.dim, '--margin', c.align.margin, '--lr', c.optim.learning_rate],
+    ...['--latent', F, H, W, '--teacher-grid', g.frames, g.height, g.width, '--lambdas', 0, c.align.proj_coeff, '--steps', STEPS, '--warmup', 4, '--threads', 2],
+  ].map(String);
+  const r = spawnSync(py, args, { encoding: 'utf8', timeout: 180_000 });
+  if (r.error) return `skipped: ${py} bench/torch_tiny_step.py failed (${r.error.message})`;
+  if (r.status !== 0) return `skipped: ${py} bench/torch_tiny_step.py exited with ${r.status}: ${(r.stderr || '').trim().split('\n').pop()}`;
+  const out = new Map<number, { msStep: number; stepsPerS: number; fwdBwd: number; opt: number }>();
+  for (const line of r.stdout.trim().split('\n')) {
+    const j = JSON.parse(line) as { lambda: number; ms_step: number; steps_per_s: number; ms_fwd_bwd: number; ms_opt: number };
+    out.set(j.lambda, { msStep: j.ms_step, stepsPerS: j.steps_per_s, fwdBwd: j.ms_fwd_bwd, opt: j.ms_opt });
+  }
+  return out;
+}
+
 const info = await initBackend({ quiet: true });
 const backends = [...new Set([info.name, 'wasm'])].filter((b) => b === 'tensorflow' || b === 'wasm' || b === 'cpu') as Array<'tensorflow' | 'wasm' | 'cpu'>;
 
 const rows: BenchRow[] = [];
+const tinyConfig = presetConfig('tiny');
+const torch = torchStep(tinyConfig); // first, alone, before our backends warm up
+const ratioToTorch = (lambda: number, ms: number) => (typeof torch === 'string' || !torch.has(lambda) ? {} : { 'ours / PyTorch': ms / torch.get(lambda)!.msStep });
 for (const b of backends) {
   try {
     await switchBackend(b);
@@ -55,7 +91,7 @@ for (const b of backends) {
   }
   const base = await stepStats(presetConfig('tiny', { align: { proj_coeff: 0 } }));
   const full = await stepStats(presetConfig('tiny'));
-  for (const [name, s] of [[`${b} · baseline: diffusion only (λ = 0)`, base], [`${b} · VideoREPA step (L_diff + 0.5·TRD)`, full]] as const) {
+  for (const [name, s, lambda] of [[`${b} · baseline: diffusion only (λ = 0)`, base, 0], [`${b} · VideoREPA step (L_diff + 0.5·TRD)`, full, tinyConfig.align.proj_coeff]] as const) {
     rows.push({
       name,
       'ms/step': s.msStep,
@@ -64,6 +100,23 @@ for (const b of backends) {
       'fwd+bwd ms': s.fwdBwd,
       'optimizer ms': s.opt,
       '× baseline': s.msStep / base.msStep,
+      ...ratioToTorch(lambda, s.msStep),
+    });
+  }
+}
+if (typeof torch === 'string') rows.push({ name: `PyTorch anchor ${torch}` });
+else {
+  const base = torch.get(0);
+  for (const [lambda, s] of torch) {
+    rows.push({
+      name: lambda === 0 ? 'PyTorch · diffusion only (λ = 0), small CogVideoX-style stack (torch_tiny_step.py)' : `PyTorch · VideoREPA step (L_diff + ${lambda}·TRD), small CogVideoX-style stack`,
+      'ms/step': s.msStep,
+      'steps/s': s.stepsPerS,
+      'data ms': '–',
+      'fwd+bwd ms': s.fwdBwd,
+      'optimizer ms': s.opt,
+      '× baseline': base ? s.msStep / base.msStep : '–',
+      'ours / PyTorch': 1,
     });
   }
 }
