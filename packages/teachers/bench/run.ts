@@ -11,19 +11,49 @@
  *    recompute (pre-processing + ViT-B forward + write), both measured here.
  *
  * Peak MB = high-water of tf.memory().numBytes during the call minus the bytes live before it, sampled at
- * every tensor allocation. Reference (not measured here; DESIGN.md §9): PyTorch 2.13 CPU on these
- * machines runs the official VideoMAEv2-B forward on 1×3×48×160×240 in ~7.4 s.
- * Env: VREPA_BACKEND, VREPA_BENCH_QUICK=1 (ViT-S and the cache only).
+ * every tensor allocation.
+ * PyTorch anchor: when VREPA_TORCH_PYTHON names a python with torch, bench/torch_vit.py (our plain PyTorch
+ * ViT with the VideoMAEv2 layout, official explicit attention, random weights, no_grad, 2 threads) is timed on
+ * the same input for ViT-S and ViT-B, and its rows sit under ours: seconds (best of 1 run after a warm-up),
+ * GFLOP/s with the same analytic FLOP count, and 'ours / PyTorch' on our rows. Unset: a row says it is skipped.
+ * Env: VREPA_BACKEND, VREPA_TORCH_PYTHON, VREPA_BENCH_QUICK=1 (ViT-S and the cache only).
  * Numbers taken while other jobs use the 2 cores are noisy: compare rows of one run.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, printBenchTable, timeIt, type BenchRow } from '@vrepa/core';
 import { FeatureCache, VideoMAEv2, cachedEncodeVideo, encodeVideoCacheKey, teacherConfig, vitForwardFlops } from '../src/index.js';
 
 const quick = process.env.VREPA_BENCH_QUICK === '1';
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * PyTorch forward seconds per teacher ('videomaev2-s' → 3.1), from bench/torch_vit.py on the clip
+ * [1, T, H, W, 3]; or one sentence saying why there are none.
+ */
+function torchVit(names: string[], clip: readonly number[]): Map<string, number> | string {
+  const py = process.env.VREPA_TORCH_PYTHON;
+  if (!py) return 'skipped: VREPA_TORCH_PYTHON is not set (point it at a python with torch)';
+  const letters = names.map((n) => n.replace('videomaev2-', ''));
+  const [, T, H, W] = clip;
+  const r = spawnSync(py, [path.join(here, 'torch_vit.py'), '--models', ...letters, '--frames', String(T), '--height', String(H), '--width', String(W), '--runs', '1', '--threads', '2'], {
+    encoding: 'utf8',
+    timeout: 240_000,
+  });
+  if (r.error) return `skipped: ${py} bench/torch_vit.py failed (${(r.error as Error).message})`;
+  if (r.status !== 0) return `skipped: ${py} bench/torch_vit.py exited with ${r.status}: ${(r.stderr || '').trim().split('\n').pop()}`;
+  const out = new Map<string, number>();
+  for (const line of r.stdout.trim().split('\n')) {
+    const j = JSON.parse(line) as { model: string; seconds: number; torch: string; threads: number };
+    out.set(`videomaev2-${j.model}`, j.seconds);
+    process.stderr.write(`[bench] PyTorch ${j.torch} (${j.threads} threads) ViT-${j.model.toUpperCase()}: ${j.seconds.toFixed(2)} s\n`);
+  }
+  return out;
+}
 
 let high = 0;
 const engine = tf.engine() as unknown as { trackTensor: (...a: unknown[]) => void };
@@ -65,6 +95,9 @@ async function main() {
         ['VideoMAEv2 ViT-B, no query chunking', 'videomaev2-b', Infinity, 2, 1],
         ['VideoMAEv2 ViT-L', 'videomaev2-l', undefined, 4, 1],
       ];
+  // PyTorch runs first, in its own process, before our models allocate anything
+  const torchNames = quick ? ['videomaev2-s'] : ['videomaev2-s', 'videomaev2-b'];
+  const torch = torchVit(torchNames, clip.shape);
   for (const [label, name, maxScore, blocks, runs] of variants) {
     const full = teacherConfig(name, 'videomaev2');
     const depth = blocks ?? full.depth;
@@ -78,7 +111,16 @@ async function main() {
     const peakMB = Math.max(...timed.map((t) => t.peakMB));
     const gf = flops / ms / 1e6;
     const how = blocks ? ` (${depth} of ${full.depth} blocks timed, ×${scale})` : '';
-    rows.push({ name: `${label}: 1×48×160×240 → ${grid.frames}×${grid.height}×${grid.width}${how}`, seconds: ms / 1e3, GFLOP: flops / 1e9, 'GFLOP/s': gf, 'vs roofline': gf / roof, 'peak MB': peakMB });
+    const row: BenchRow = { name: `${label}: 1×48×160×240 → ${grid.frames}×${grid.height}×${grid.width}${how}`, seconds: ms / 1e3, GFLOP: flops / 1e9, 'GFLOP/s': gf, 'vs roofline': gf / roof, 'peak MB': peakMB };
+    rows.push(row);
+    // the PyTorch row under the first (chunked, full) row of each teacher it timed
+    if (torchNames.includes(name) && maxScore === undefined) {
+      const tv = typeof torch === 'string' ? undefined : torch.get(name);
+      if (tv !== undefined) {
+        row['ours / PyTorch'] = ms / 1e3 / tv;
+        rows.push({ name: `  PyTorch anchor: ${label.replace(' (official)', '')}, torch_vit.py (explicit attention, no_grad, 2 threads)`, seconds: tv, GFLOP: flops / 1e9, 'GFLOP/s': flops / tv / 1e9, 'vs roofline': flops / tv / 1e9 / roof, 'ours / PyTorch': 1 });
+      } else if (typeof torch === 'string' && name === torchNames[0]) rows.push({ name: `  PyTorch anchor ${torch}` });
+    }
     process.stderr.write(`[bench] ${label}: ${(ms / 1e3).toFixed(2)} s, ${gf.toFixed(1)} GFLOP/s, peak ${peakMB.toFixed(0)} MB\n`);
     model.dispose();
   }
