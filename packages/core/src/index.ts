@@ -2,6 +2,7 @@ export * from './backend.js';
 export * from './safetensors.js';
 export * from './zip.js';
 export * from './png.js';
+export * from './ffmpeg.js';
 export * from './pickle.js';
 export * from './pth.js';
 export * from './sharded.js';
