@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, printBenchTable, timeIt, type BenchRow } from '@vrepa/core';
+import { SafetensorsFile, initBackend, printBenchTable, timeIt, type BenchRow } from '@vrepa/core';
 import { FeatureCache, VideoMAEv2, cachedEncodeVideo, encodeVideoCacheKey, teacherConfig, vitForwardFlops } from '../src/index.js';
 
 const quick = process.env.VREPA_BENCH_QUICK === '1';
@@ -72,6 +72,37 @@ async function measure(fn: () => tf.Tensor): Promise<{ ms: number; peakMB: numbe
   const ms = performance.now() - t0;
   out.dispose();
   return { ms, peakMB: (high - base) / 2 ** 20 };
+}
+
+/**
+ * Same function? torch_vit.py writes a 2-block ViT-S with random weights under the official keys, an input
+ * at the pre-training size (16×224×224: our position table needs no interpolation there) and its output;
+ * we load the weights through VideoMAEv2.fromCheckpoint and compare the features.
+ */
+function crossCheck(): BenchRow {
+  const py = process.env.VREPA_TORCH_PYTHON;
+  const name = 'cross-check: torch_vit.py weights loaded by VideoMAEv2.fromCheckpoint, ViT-S 2 blocks, 1×16×224×224';
+  if (!py) return { name: `${name}: skipped (VREPA_TORCH_PYTHON is not set)` };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-vit-xcheck-'));
+  try {
+    const file = path.join(dir, 'vit.safetensors');
+    const r = spawnSync(py, [path.join(here, 'torch_vit.py'), '--dump', file, '--models', 's', '--dump-depth', '2', '--frames', '16', '--height', '224'], { encoding: 'utf8', timeout: 120_000 });
+    if (r.status !== 0) return { name: `${name}: torch_vit.py --dump failed (${(r.stderr || String(r.error)).trim().split('\n').pop()})` };
+    const model = VideoMAEv2.fromCheckpoint(file, { config: { ...teacherConfig('videomaev2-s', 'videomaev2'), depth: 2 } });
+    const f = SafetensorsFile.open(file);
+    try {
+      const [input, want] = [f.tensor('input'), f.tensor('output')];
+      const got = model.encode(input).tokens;
+      const [maxAbs, scale] = tf.tidy(() => [tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]!, tf.max(tf.abs(want)).dataSync()[0]!]);
+      tf.dispose([input, want, got]);
+      model.dispose();
+      return { name, 'max abs diff': maxAbs, 'max abs torch feature': scale, 'diff / max': maxAbs / scale };
+    } finally {
+      f.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function main() {
@@ -125,6 +156,7 @@ async function main() {
     model.dispose();
   }
   printBenchTable('Teacher forward at the official input (random weights; batch 1)', rows);
+  printBenchTable('PyTorch anchor = the same function (features of one random-weight model, float32)', [crossCheck()]);
 
   // ---- 2. cache hit vs recompute
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-teacher-bench-'));

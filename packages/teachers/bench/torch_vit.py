@@ -10,13 +10,15 @@ Random weights, float32, torch.no_grad, `--threads` intra-op threads (2 = the ma
 Prints one JSON line per model:
   {"model", "dim", "depth", "heads", "tokens", "seconds" (the best of the timed runs, as the tfjs rows), "runs", "gflop",
    "threads", "torch", "attn"}
+`--dump FILE` instead writes a small model's weights (official keys), an input and its output for the
+cross-check in bench/run.ts (frames × height × height input, `--dump-depth` blocks).
 `--attn sdpa` uses F.scaled_dot_product_attention instead (not the official form; PyTorch's fused kernel).
 
 usage: python torch_vit.py --models s b --frames 48 --height 160 --width 240 --runs 2
 """
 import argparse
 import json
-import math
+import struct
 import time
 
 import torch
@@ -63,23 +65,42 @@ class Attention(nn.Module):
         return self.proj(o.transpose(1, 2).reshape(B, N, C))
 
 
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(Fn.gelu(self.fc1(x)))
+
+
 class Block(nn.Module):
     def __init__(self, dim, heads, sdpa):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, heads, sdpa)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.mlp = Mlp(dim, 4 * dim)
 
     def forward(self, x):
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
 
+class PatchEmbed(nn.Module):
+    def __init__(self, dim, patch, tubelet):
+        super().__init__()
+        self.proj = nn.Conv3d(3, dim, kernel_size=(tubelet, patch, patch), stride=(tubelet, patch, patch))
+
+    def forward(self, x):
+        return self.proj(x)
+
+
 class VideoViT(nn.Module):
     def __init__(self, dim, depth, heads, patch=16, tubelet=2, sdpa=False):
         super().__init__()
-        self.patch_embed = nn.Conv3d(3, dim, kernel_size=(tubelet, patch, patch), stride=(tubelet, patch, patch))
+        self.patch_embed = PatchEmbed(dim, patch, tubelet)
         self.blocks = nn.ModuleList([Block(dim, heads, sdpa) for _ in range(depth)])
 
     def forward(self, x):  # x: [B, 3, T, H, W] → [B, T/2 * H/16 * W/16, dim], frame-major
@@ -97,8 +118,46 @@ def vit_flops(dim, depth, n, patch=16, tubelet=2, chans=3, mlp=4):
     return 2 * n * tubelet * patch * patch * chans * dim + depth * per_block
 
 
+def write_safetensors(path, tensors):
+    """The safetensors layout (8-byte little-endian header length, JSON header, raw little-endian F32 data)."""
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        b = t.detach().contiguous().float().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def dump(path, name, depth, frames, size):
+    """Cross-check data: a `depth`-block model with random weights (non-trivial biases and norms) under the
+    official state-dict keys, plus `input` [1, T, H, W, 3] (channels-last, as @vrepa/teachers takes it) and
+    `output` [1, N, D], in one safetensors file."""
+    dim, _, heads = ARCH[name]
+    torch.manual_seed(1)
+    model = VideoViT(dim, depth, heads).eval()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("norm1.weight") or n.endswith("norm2.weight"):
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+            elif n.endswith("bias"):
+                p.copy_(0.05 * torch.randn_like(p))
+        x = torch.rand(1, 3, frames, size, size) * 2 - 1
+        out = model(x)
+    sd = {k: v for k, v in model.state_dict().items()}
+    sd["input"] = x.permute(0, 2, 3, 4, 1)
+    sd["output"] = out
+    write_safetensors(path, sd)
+    print(json.dumps({"dump": path, "model": name, "depth": depth, "tokens": out.shape[1]}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--dump", help="write cross-check weights + input + output to this .safetensors and exit")
+    ap.add_argument("--dump-depth", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["s", "b"], choices=sorted(ARCH))
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--height", type=int, default=160)
@@ -108,6 +167,8 @@ def main():
     ap.add_argument("--attn", choices=["explicit", "sdpa"], default="explicit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.dump:
+        return dump(args.dump, args.models[0], args.dump_depth, args.frames, args.height)
     torch.manual_seed(0)
     x = torch.rand(1, 3, args.frames, args.height, args.width) * 4 - 2
     n = (args.frames // 2) * (args.height // 16) * (args.width // 16)
