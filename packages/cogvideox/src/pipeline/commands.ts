@@ -1,9 +1,8 @@
 /** `vrepa generate` and `vrepa init-model`. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type VrepaCommand } from '@vrepa/core';
+import { commandArgs, initBackend, type VrepaCommand } from '@vrepa/core';
 import { CogVideoXPipeline, videoToRgbBytes, type StepInfo } from './pipeline.js';
 import { initModel, type ModelPreset } from './init-model.js';
 import { contactSheet, encodePng, findFfmpeg, writeVideo } from './video.js';
@@ -55,40 +54,27 @@ export const generateCommand: VrepaCommand = {
   summary: 'text-to-video with a CogVideoX pipeline folder (mp4/gif + contact sheet)',
   usage: GENERATE_USAGE,
   async run(argv: string[]): Promise<number> {
-    let values: Record<string, string | boolean | undefined>;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          model: { type: 'string' },
-          prompt: { type: 'string' },
-          'negative-prompt': { type: 'string' },
-          out: { type: 'string' },
-          lora: { type: 'string' },
-          'lora-alpha': { type: 'string' },
-          steps: { type: 'string' },
-          guidance: { type: 'string' },
-          'dynamic-cfg': { type: 'boolean' },
-          seed: { type: 'string' },
-          height: { type: 'string' },
-          width: { type: 'string' },
-          frames: { type: 'string' },
-          fps: { type: 'string' },
-          tiling: { type: 'boolean' },
-          variant: { type: 'string' },
-          overwrite: { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-    } catch (e) {
-      return fail('generate', (e as Error).message, GENERATE_USAGE);
-    }
-    if (values.help) {
-      process.stdout.write(GENERATE_USAGE + '\n');
-      return 0;
-    }
-    for (const k of ['model', 'prompt', 'out'] as const) if (values[k] === undefined) return fail('generate', `--${k} is required`, GENERATE_USAGE);
+    const parsed = commandArgs('generate', argv, {
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      'negative-prompt': { type: 'string' },
+      out: { type: 'string' },
+      lora: { type: 'string' },
+      'lora-alpha': { type: 'string' },
+      steps: { type: 'string' },
+      guidance: { type: 'string' },
+      'dynamic-cfg': { type: 'boolean' },
+      seed: { type: 'string' },
+      height: { type: 'string' },
+      width: { type: 'string' },
+      frames: { type: 'string' },
+      fps: { type: 'string' },
+      tiling: { type: 'boolean' },
+      variant: { type: 'string' },
+      overwrite: { type: 'boolean' },
+    }, GENERATE_USAGE, { required: ['model', 'prompt', 'out'], positionals: false });
+    if (typeof parsed === 'number') return parsed;
+    const values = parsed.values as Record<string, string | boolean | undefined>;
     const out = String(values.out);
     const ext = path.extname(out).toLowerCase();
     if (ext !== '.mp4' && ext !== '.gif') return fail('generate', `--out must end in .mp4 or .gif, got '${out}'`);
@@ -169,28 +155,15 @@ export const initModelCommand: VrepaCommand = {
   summary: 'write a random-weight CogVideoX pipeline folder (tiny, cogvideox-2b, cogvideox-5b)',
   usage: INIT_USAGE,
   async run(argv: string[]): Promise<number> {
-    let values: Record<string, string | boolean | undefined>;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          preset: { type: 'string' },
-          out: { type: 'string' },
-          seed: { type: 'string' },
-          dtype: { type: 'string' },
-          overwrite: { type: 'boolean' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-    } catch (e) {
-      return fail('init-model', (e as Error).message, INIT_USAGE);
-    }
-    if (values.help) {
-      process.stdout.write(INIT_USAGE + '\n');
-      return 0;
-    }
-    for (const k of ['preset', 'out'] as const) if (values[k] === undefined) return fail('init-model', `--${k} is required`, INIT_USAGE);
+    const parsed = commandArgs('init-model', argv, {
+      preset: { type: 'string' },
+      out: { type: 'string' },
+      seed: { type: 'string' },
+      dtype: { type: 'string' },
+      overwrite: { type: 'boolean' },
+    }, INIT_USAGE, { required: ['preset', 'out'], positionals: false });
+    if (typeof parsed === 'number') return parsed;
+    const values = parsed.values as Record<string, string | boolean | undefined>;
     const preset = String(values.preset);
     if (!['tiny', 'cogvideox-2b', 'cogvideox-5b'].includes(preset)) return fail('init-model', `--preset must be tiny, cogvideox-2b or cogvideox-5b, got '${preset}'`);
     const dtypes: Record<string, 'F32' | 'F16' | 'BF16'> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };

@@ -6,9 +6,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import zlib from 'node:zlib';
+import { encodePng, FfmpegMissingError, findFfmpeg as findFfmpegBinary } from '@vrepa/core';
 
 export class FfmpegError extends Error {
   constructor(message: string) {
@@ -17,34 +16,14 @@ export class FfmpegError extends Error {
   }
 }
 
-function executable(p: string): boolean {
-  try {
-    fs.accessSync(p, fs.constants.X_OK);
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** The ffmpeg binary: FFMPEG env, PATH, then @ffmpeg-installer/ffmpeg. Throws FfmpegError when none exists. */
+/** The ffmpeg binary: FFMPEG env, PATH, then @ffmpeg-installer/ffmpeg (core's lookup). Throws FfmpegError when none exists. */
 export function findFfmpeg(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.FFMPEG) {
-    if (!executable(env.FFMPEG)) throw new FfmpegError(`ffmpeg: FFMPEG is set to '${env.FFMPEG}', which is not an executable file`);
-    return env.FFMPEG;
-  }
-  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const p = path.join(dir, 'ffmpeg');
-    if (executable(p)) return p;
-  }
   try {
-    const req = createRequire(import.meta.url);
-    const p = (req('@ffmpeg-installer/ffmpeg') as { path: string }).path;
-    if (executable(p)) return p;
-  } catch {
-    /* optional */
+    return findFfmpegBinary(env).path;
+  } catch (e) {
+    if (e instanceof FfmpegMissingError) throw new FfmpegError(e.message);
+    throw e;
   }
-  throw new FfmpegError('ffmpeg not found: set FFMPEG=/path/to/ffmpeg, install it (apt-get install ffmpeg), or add the npm package @ffmpeg-installer/ffmpeg');
 }
 
 /**
@@ -103,44 +82,8 @@ export function readVideo(file: string, opts: { ffmpeg?: string } = {}): { frame
   return { frames: rgb.length / (width * height * 3), width, height, rgb };
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-function crc32(buf: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < buf.length; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function chunk(type: string, data: Uint8Array): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'ascii');
-  Buffer.from(data.buffer, data.byteOffset, data.byteLength).copy(out, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
-
-/** An 8-bit RGB PNG of `rgb` (height × width × 3 bytes). */
-export function encodePng(rgb: Uint8Array, width: number, height: number): Buffer {
-  if (rgb.length !== width * height * 3) throw new Error(`encodePng: got ${rgb.length} bytes for ${width}×${height} RGB (expected ${width * height * 3})`);
-  const raw = Buffer.alloc((width * 3 + 1) * height);
-  for (let y = 0; y < height; y++) {
-    raw[y * (width * 3 + 1)] = 0;
-    Buffer.from(rgb.buffer, rgb.byteOffset + y * width * 3, width * 3).copy(raw, y * (width * 3 + 1) + 1);
-  }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', new Uint8Array(0))]);
-}
+// PNG encoding lives in @vrepa/core; re-exported here for the pipeline's users.
+export { encodePng };
 
 /** A grid of up to `maxFrames` evenly spaced frames (row-major, `cols` per row, 2-px black gaps). */
 export function contactSheet(rgb: Uint8Array, dims: { frames: number; height: number; width: number }, opts: { maxFrames?: number; cols?: number } = {}): { rgb: Uint8Array; width: number; height: number } {
