@@ -69,6 +69,7 @@ export class CausalConv3d extends Module {
         const prev = cache?.get(this);
         const pad = prev ?? tf.tile(tf.slice(x, [0, 0, 0, 0, 0], [b!, 1, h!, w!, c!]), [1, k - 1, 1, 1, 1]);
         inp = tf.concat([pad, x], 1);
+        if (CausalConv3d.freeIntermediates && pad !== prev) pad.dispose();
         if (cache) cache.set(this, tf.slice(inp, [0, inp.shape[1]! - (k - 1), 0, 0, 0], [b!, k - 1, h!, w!, c!]));
       }
       const p = this.pad;
@@ -458,7 +459,14 @@ function sliceAxis(x: tf.Tensor, axis: number, start: number, size: number): tf.
 export function tiledSpatial(
   x: tf.Tensor,
   fn: (tile: tf.Tensor) => tf.Tensor,
-  opts: { tileIn: [number, number]; stride: [number, number]; blendExtent: [number, number]; rowLimit: [number, number] },
+  opts: {
+    tileIn: [number, number];
+    stride: [number, number];
+    blendExtent: [number, number];
+    rowLimit: [number, number];
+    /** called after each tile with its index and output (e.g. to check that only the outputs accumulate) */
+    onTile?: (index: number, out: tf.Tensor) => void;
+  },
 ): tf.Tensor {
   const [, , H, W] = x.shape as number[];
   const rows: tf.Tensor[][] = [];
@@ -476,6 +484,7 @@ export function tiledSpatial(
         } finally {
           tile.dispose();
         }
+        opts.onTile?.(originals.length - 1, originals[originals.length - 1]!);
       }
     }
     return tf.tidy(() => {

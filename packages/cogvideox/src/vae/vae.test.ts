@@ -218,3 +218,36 @@ describe('AutoencoderKLCogVideoX', () => {
     [src, back, half].forEach((m) => m.dispose());
   });
 });
+
+describe('tiled decode memory', () => {
+  it('only the tile outputs accumulate: live bytes minus the outputs so far are the same after every tile (2×2 and 3×3 tiles)', async () => {
+    const vae = makeVae(3);
+    const extra = (tiles: number) => {
+      // latents 2 frames 3t×4t, tiles of 4×6 every 3×4: t×t tiles (the last row/col narrower)
+      const z = Rng.fromSeed(5).randomTensor([1, 2, 3 * tiles, 4 * tiles, 4]);
+      const before = tf.memory().numBytes;
+      let outBytes = 0;
+      const deltas: number[] = [];
+      const y = tiledSpatial(z, (t) => vae.decode(t, { tiling: false }), {
+        tileIn: [4, 6],
+        stride: [3, 4],
+        blendExtent: [2, 4],
+        rowLimit: [12, 16],
+        onTile: (_, out) => {
+          outBytes += out.size * 4;
+          deltas.push(tf.memory().numBytes - before - outBytes);
+        },
+      });
+      expect(deltas.length).toBe(tiles * tiles);
+      y.dispose();
+      z.dispose();
+      return deltas;
+    };
+    const d2 = extra(2);
+    const d3 = extra(3);
+    // every tile leaves nothing behind but its output (the per-tile conv caches and activations are freed)
+    for (const d of [...d2, ...d3]) expect(d).toBe(0);
+    expect(await tensorLeakAcross(() => void extra(2))).toBe(0);
+    vae.dispose();
+  });
+});

@@ -122,9 +122,11 @@ export function conv3d(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null,
         frames = tf.slice(tf.reshape(win, [b, to, st, h * w * c]), [0, 0, 0, 0], [b, to, 1, h * w * c]);
       }
       const wi = tf.reshape(tf.slice(weight, [i, 0, 0, 0, 0], [1, kh, kw, c, cout]), [kh, kw, c, cout]);
-      const y = conv2d(tf.reshape(frames, [b * to, h, w, c]), wi, null, { stride: [sh, sw], padding: [ph!, pw!] });
+      const xin = tf.reshape(frames, [b * to, h, w, c]);
+      const y = conv2d(xin, wi, null, { stride: [sh, sw], padding: [ph!, pw!] });
       if (opts.inference) {
-        frames.dispose();
+        // a reshape shares the slice's buffer on tfjs-node: free both, or every tap's copy lives until tidy ends
+        tf.dispose([frames, xin]);
         if (acc) {
           const sum: tf.Tensor = tf.add(acc, y);
           acc.dispose();
