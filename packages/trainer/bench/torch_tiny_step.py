@@ -13,7 +13,7 @@ L_diff = mean_b mean(w_t (x̂₀ − x₀)²), w_t = 1/(1−ᾱ_t); alignment: t
 `align_layer` → projector (Linear·SiLU·Linear·SiLU·Linear) → trilinear resize to the teacher grid → TRD
 (the official per-frame form, margin 0.1); L = L_diff + λ·L_align; backward; clip_grad_norm_(1.0); AdamW.
 
-Prints one JSON line per λ: {"lambda", "ms_step", "steps_per_s", "ms_fwd_bwd", "ms_opt", "steps",
+Prints one JSON line per λ: {"lambda", "ms_step" (mean), "ms_each" (every timed step), "steps_per_s", "ms_fwd_bwd", "ms_opt", "steps",
 "params", "threads", "torch"}.
 
 usage: python torch_tiny_step.py --heads 2 --head-dim 16 --layers 2 --in-channels 4 --text-dim 12
@@ -211,7 +211,7 @@ def main():
                 optim.append(t2 - t1)
                 walls.append(t2 - t0)
         ms = 1e3 * sum(walls) / len(walls)
-        print(json.dumps({"lambda": lam, "ms_step": ms, "steps_per_s": 1e3 / ms, "ms_fwd_bwd": 1e3 * sum(fwd_bwd) / len(fwd_bwd),
+        print(json.dumps({"lambda": lam, "ms_step": ms, "ms_each": [round(1e3 * w, 2) for w in walls], "steps_per_s": 1e3 / ms, "ms_fwd_bwd": 1e3 * sum(fwd_bwd) / len(fwd_bwd),
                           "ms_opt": 1e3 * sum(optim) / len(optim), "steps": len(walls), "params": sum(p.numel() for p in params),
                           "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
 
