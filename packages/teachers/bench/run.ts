@@ -16,6 +16,11 @@
  * ViT with the VideoMAEv2 layout, official explicit attention, random weights, no_grad, 2 threads) is timed on
  * the same input for ViT-S and ViT-B, and its rows sit under ours: seconds (best of 1 run after a warm-up),
  * GFLOP/s with the same analytic FLOP count, and 'ours / PyTorch' on our rows. Unset: a row says it is skipped.
+ * A cross-check table shows the anchor computes our function: torch_vit.py --dump writes a 2-block ViT-S with
+ * random weights under the official keys plus an input and its output; VideoMAEv2.fromCheckpoint loads it and
+ * its features are compared (max abs difference; ~3e-6 of features ~3 measured here).
+ * PyTorch under load suffers more than tfjs (its 2 OpenMP threads wait on each other when one is descheduled):
+ * on a busy machine the ratio flatters us; on a quiet one (DESIGN.md §9) ViT-B takes PyTorch ~7.4 s.
  * Env: VREPA_BACKEND, VREPA_TORCH_PYTHON, VREPA_BENCH_QUICK=1 (ViT-S and the cache only).
  * Numbers taken while other jobs use the 2 cores are noisy: compare rows of one run.
  */
