@@ -64,6 +64,9 @@ export class CausalConv3d extends Module {
     return tf.tidy(() => {
       let inp = x;
       const k = this.kt;
+      const T = x.shape[1]!;
+      if (k > 1 && CausalConv3d.freeIntermediates && CausalConv3d.impl === 'taps' && (x.size / T) * (T + k - 1) <= CausalConv3d.maxChunkElements)
+        return this.leanTaps(x, cache);
       if (k > 1) {
         const [b, , h, w, c] = x.shape as number[];
         const prev = cache?.get(this);
@@ -90,6 +93,59 @@ export class CausalConv3d extends Module {
       const y = tf.concat(outs, 1);
       if (CausalConv3d.freeIntermediates) tf.dispose(outs);
       return y;
+    });
+  }
+
+  /**
+   * Forward-only taps without the time-padded copy of the input: tap i reads frames i … i+T−1 of
+   * [pad, x], i.e. the last k−1−i pad frames then x's first T−(k−1−i) frames (the last tap is x itself),
+   * so only one tap's frames exist at a time. Same result as conv3d on concat([pad, x]).
+   */
+  private leanTaps(x: tf.Tensor, cache?: ConvCache): tf.Tensor {
+    return tf.tidy(() => {
+      const k = this.kt;
+      const [b, T, h, w, c] = x.shape as [number, number, number, number, number];
+      const prev = cache?.get(this);
+      const pad = prev ?? tf.tile(tf.slice(x, [0, 0, 0, 0, 0], [b, 1, h, w, c]), [1, k - 1, 1, 1, 1]);
+      // the new cache: the last k−1 frames of [pad, x] (set after the taps: setting it frees the old one, `pad`)
+      const last = cache ? (T >= k - 1 ? tf.slice(x, [0, T - (k - 1), 0, 0, 0], [b, k - 1, h, w, c]) : tf.concat([tf.slice(pad, [0, T, 0, 0, 0], [b, k - 1 - T, h, w, c]), x], 1)) : null;
+      const wt = this.conv.weight.value;
+      const p = this.pad;
+      let acc: tf.Tensor | null = null;
+      for (let i = 0; i < k; i++) {
+        const fromPad = Math.min(k - 1 - i, T);
+        const fromX = T - fromPad;
+        let frames: tf.Tensor;
+        if (fromPad === 0) frames = x;
+        else {
+          const pp = tf.slice(pad, [0, i, 0, 0, 0], [b, fromPad, h, w, c]);
+          if (fromX === 0) frames = pp;
+          else {
+            const xx = tf.slice(x, [0, 0, 0, 0, 0], [b, fromX, h, w, c]);
+            frames = tf.concat([pp, xx], 1);
+            tf.dispose([pp, xx]);
+          }
+        }
+        const wi = tf.reshape(tf.slice(wt, [i, 0, 0, 0, 0], [1, -1, -1, -1, -1]), wt.shape.slice(1) as [number, number, number, number]) as tf.Tensor4D;
+        // per-frame conv2d on a reshape (no copy): [B·T, H, W, C] → [B, T, H, W, out]
+        const f4 = tf.reshape(frames, [b * T, h, w, c]) as tf.Tensor4D;
+        const y4 = tf.conv2d(f4, wi, 1, [[0, 0], [p, p], [p, p], [0, 0]]);
+        const y = tf.reshape(y4, [b, T, ...y4.shape.slice(1)]);
+        tf.dispose([f4, y4, wi]);
+        if (frames !== x) frames.dispose();
+        if (acc) {
+          const sum: tf.Tensor = tf.add(acc, y);
+          tf.dispose([acc, y]);
+          acc = sum;
+        } else acc = y;
+      }
+      if (cache && last) cache.set(this, last);
+      else if (pad !== prev) pad.dispose();
+      const bias = this.conv.bias?.value;
+      if (!bias) return acc!;
+      const out = tf.add(acc!, bias);
+      acc!.dispose();
+      return out;
     });
   }
 }

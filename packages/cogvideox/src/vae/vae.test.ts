@@ -126,6 +126,26 @@ describe('AutoencoderKLCogVideoX', () => {
     vae.dispose();
   });
 
+  it('the lean forward taps (no padded copy) equal the padded-input conv3d, with 1-frame batches (T < k − 1) too', () => {
+    const vae = makeVae(4);
+    const z = Rng.fromSeed(13).randomTensor([1, 3, 2, 3, 4]);
+    for (const batch of [2, 1]) {
+      vae.numLatentFramesBatchSize = batch;
+      const lean = vae.decode(z);
+      CausalConv3d.freeIntermediates = false; // the tidy-only path: concat([pad, x]) then core's conv3d
+      try {
+        const ref = vae.decode(z);
+        expect(maxDiff(lean, ref)).toBeLessThan(1e-5);
+        tf.dispose(ref);
+      } finally {
+        CausalConv3d.freeIntermediates = true;
+      }
+      tf.dispose(lean);
+    }
+    tf.dispose(z);
+    vae.dispose();
+  });
+
   it('time-chunked causal convs (CogVideoXSafeConv3d) give exactly the unchunked result', () => {
     const vae = makeVae();
     const z = Rng.fromSeed(12).randomTensor([1, 3, 2, 3, 4]);
