@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1 TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 FIXTURES="${VREPA_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
 export VREPA_FIXTURES="$FIXTURES"
+SUMMARY_DIR="$(mktemp -d)"
 pnpm turbo run build --concurrency=2
 node packages/cli/dist/cli.js backend install-native || echo "[vrepa] native backend unavailable here; tests run on wasm"
 node packages/cli/dist/cli.js backend --seconds 1
@@ -15,8 +16,14 @@ node scripts/pack-test.mjs
 for b in tensorflow wasm; do
   if VREPA_BACKEND=$b node packages/cli/dist/cli.js backend --check-only >/dev/null 2>&1; then
     echo "== conformance on $b"
-    VREPA_BACKEND=$b node packages/cli/dist/cli.js conformance "$FIXTURES" --strict
+    VREPA_BACKEND=$b node packages/cli/dist/cli.js conformance "$FIXTURES" --strict --json "$SUMMARY_DIR/conformance-$b.json"
   else
     echo "== conformance on $b: backend not available here, skipped"
   fi
 done
+# One closing line: conformance sub-cases over every backend that ran.
+node -e '
+const fs = require("fs"); let p = 0, f = 0;
+for (const file of fs.readdirSync(process.argv[1])) for (const r of JSON.parse(fs.readFileSync(process.argv[1] + "/" + file, "utf8")).results) r.pass ? p++ : f++;
+console.log(`conformance: ${p} passed, ${f} failed`);' "$SUMMARY_DIR"
+rm -rf "$SUMMARY_DIR"
