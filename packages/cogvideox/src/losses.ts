@@ -82,6 +82,8 @@ export interface TrainingLossOptions {
   align?: Partial<Omit<AlignmentLossOptions, 'projector' | 'studentGrid' | 'teacherGrid' | 'downsampler'>>;
   /** rotary tables (5B style): default the official trainer's ('trainer') */
   rotary?: RotaryMode;
+  /** training-mode dropout stream for the transformer (used only when its config.dropout > 0) */
+  dropoutRng?: Rng;
 }
 
 export interface TrainingLoss {
@@ -122,6 +124,7 @@ export function trainingLoss(model: CogVideoXTransformer3DModel, schedule: Noise
       alignLayer: withAlign ? model.alignConfig!.align_layer : 0,
       projectAligned: false,
       rotary: opts.rotary ?? 'trainer',
+      dropoutRng: opts.dropoutRng,
     });
     const d = diffusionLoss(out.sample, noisy, latents, timesteps, schedule);
     diffusion = tf.keep(d);

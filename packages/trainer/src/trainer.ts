@@ -166,6 +166,8 @@ export class Trainer {
         teacher: batch.teacher,
         teacherGrid: this.dataset.teacherGrid,
         rng: fixed ? undefined : this.rng,
+        // dropout masks (config.dropout > 0 only) come from the same saved stream, so resume stays exact
+        dropoutRng: fixed ? undefined : this.rng,
         timesteps: fixed?.timesteps,
         noise: fixed?.noise,
         lambda: c.align.proj_coeff,

@@ -8,7 +8,7 @@
  * (`enc_*`) or vision chunk of the conditioning for each part.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Module, ModuleList, Linear, LayerNorm, geluTanh, gelu, silu, attention, splitHeads, mergeHeads, leanAdd, leanConcat } from '@vrepa/core';
+import { Module, ModuleList, Linear, LayerNorm, geluTanh, gelu, silu, attention, splitHeads, mergeHeads, leanAdd, leanConcat, type DropoutFn } from '@vrepa/core';
 import { LoraLinear } from '../lora/lora-linear.js';
 import type { CogVideoXTransformerConfig } from './config.js';
 import { innerDim } from './config.js';
@@ -83,7 +83,11 @@ export class CogVideoXAttention extends Module {
   }
 }
 
-/** diffusers FeedForward(dim, activation_fn, inner 4·dim): `net.0.proj` → GELU → `net.2`. */
+/**
+ * diffusers FeedForward(dim, activation_fn, inner 4·dim, final_dropout=True as CogVideoXBlock builds it):
+ * `net.0.proj` → GELU → Dropout (`net.1`) → `net.2` → Dropout (`net.3`). Dropout runs only when `drop` is
+ * given (training mode); inference and the official fixtures use none.
+ */
 export class FeedForward extends Module {
   readonly net: ModuleList;
   private readonly proj: Linear;
@@ -98,8 +102,12 @@ export class FeedForward extends Module {
     this.net = this.module('net', new ModuleList([net0, new Module(), this.out]));
     this.act = activationFn === 'gelu' ? gelu : geluTanh;
   }
-  forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => this.out.forward(this.act(this.proj.forward(x))));
+  forward(x: tf.Tensor, drop?: DropoutFn): tf.Tensor {
+    return tf.tidy(() => {
+      const hidden = this.act(this.proj.forward(x));
+      const out = this.out.forward(drop ? drop(hidden) : hidden);
+      return drop ? drop(out) : out;
+    });
   }
 }
 
@@ -130,8 +138,9 @@ export class CogVideoXBlock extends Module {
   /**
    * `x` `[B, L+N, D]` (L text tokens, then N vision tokens), `temb` `[B, time_embed_dim]` →
    * the block's `[B, L+N, D]` output (text part = diffusers' encoder_hidden_states output).
+   * `drop` (training mode with config.dropout > 0): the feed-forward's two dropouts.
    */
-  forward(x: tf.Tensor, temb: tf.Tensor, textLen: number, rotary?: RotaryTensors | null): tf.Tensor {
+  forward(x: tf.Tensor, temb: tf.Tensor, textLen: number, rotary?: RotaryTensors | null, drop?: DropoutFn): tf.Tensor {
     return tf.tidy(() => {
       const S = x.shape[1]!;
       const N = S - textLen;
@@ -148,7 +157,7 @@ export class CogVideoXBlock extends Module {
       const [shift2, scale2, gate2, eShift2, eScale2, eGate2] = this.norm2.modulation(temb) as tf.Tensor[];
       const nh2 = mod(h, this.norm2.norm, scale2!, shift2!);
       const ne2 = mod(e, this.norm2.norm, eScale2!, eShift2!);
-      const f = this.ff.forward(leanConcat([ne2, nh2], 1));
+      const f = this.ff.forward(leanConcat([ne2, nh2], 1), drop);
       const [fe, fh] = tf.split(f, [textLen, N], 1) as [tf.Tensor, tf.Tensor];
       h = leanAdd(h, tf.mul(gate2!, fh));
       e = leanAdd(e, tf.mul(eGate2!, fe));

@@ -158,7 +158,7 @@ export function resolveTransformerConfig(
   if (c.timestep_activation_fn !== 'silu') {
     throw new Error(`${what}: 'timestep_activation_fn' = ${JSON.stringify(c.timestep_activation_fn)} is not supported (expected "silu")`);
   }
-  if (c.dropout !== 0) throw new Error(`${what}: 'dropout' = ${c.dropout} is not supported (dropout is not implemented; the public CogVideoX configs use 0.0)`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`${what}: 'dropout' = ${c.dropout} must be in [0, 1)`);
   if (!c.use_rotary_positional_embeddings && c.use_learned_positional_embeddings) {
     throw new Error(`${what}: 'use_learned_positional_embeddings' = true needs 'use_rotary_positional_embeddings' = true (as in diffusers)`);
   }

@@ -9,7 +9,7 @@
  * `[B, F·(h/p)·(w/p), D]` frame-major (frame, row, col).
  */
 import * as tf from '@tensorflow/tfjs';
-import { Module, ModuleList, Linear, LayerNorm, silu, sincos3d, timestepEmbedding, type Parameter, type Rng, setInitRng, getInitRng } from '@vrepa/core';
+import { Module, ModuleList, Linear, LayerNorm, silu, sincos3d, timestepEmbedding, type Parameter, type Rng, setInitRng, getInitRng, dropout, dropoutFn, type DropoutFn } from '@vrepa/core';
 import { Projector, Downsampler } from '@vrepa/align-dims';
 import { CogVideoXBlock, type RotaryTensors } from './block.js';
 import {
@@ -129,6 +129,13 @@ export interface TransformerForwardOptions {
   returnBlocks?: boolean;
   /** Also return the time embedding `[B, time_embed_dim]` and the patch embedding `[B, L+N, D]`. */
   returnEmbeddings?: boolean;
+  /**
+   * Training mode: draw the dropout masks of `config.dropout` (after the patch embedding and twice in every
+   * feed-forward, as diffusers) from this seeded stream. Omitted = inference (no dropout), as in the official
+   * pipeline and the fixtures. Each block gets its own forked stream, so gradient checkpointing replays the
+   * same masks in its recompute.
+   */
+  dropoutRng?: Rng;
 }
 
 export interface TransformerOutput {
@@ -332,10 +339,10 @@ export class CogVideoXTransformer3DModel extends Module {
   }
 
   /** Run block i on the joint sequence, with gradient checkpointing if enabled. */
-  private runBlock(i: number, x: tf.Tensor, temb: tf.Tensor, textLen: number, rot: RotaryTensors | null): tf.Tensor {
+  private runBlock(i: number, x: tf.Tensor, temb: tf.Tensor, textLen: number, rot: RotaryTensors | null, drop?: () => DropoutFn): tf.Tensor {
     const block = this.transformer_blocks.at(i);
-    if (!this.gradientCheckpointing) return block.forward(x, temb, textLen, rot);
-    return checkpointedBlock(block, x, temb, textLen, rot);
+    if (!this.gradientCheckpointing) return block.forward(x, temb, textLen, rot, drop?.());
+    return checkpointedBlock(block, x, temb, textLen, rot, drop);
   }
 
   /**
@@ -370,7 +377,9 @@ export class CogVideoXTransformer3DModel extends Module {
       const keep: tf.Tensor[] = [];
       const L = textEmbeddings.shape[1]!;
       const temb = this.timeEmbedding(ts);
+      const p = opts.dropoutRng && c.dropout > 0 ? c.dropout : 0;
       let x = this.patchEmbed(latents, textEmbeddings);
+      if (p) x = dropout(x, p, opts.dropoutRng!); // diffusers' embedding_dropout
       if (opts.returnEmbeddings) {
         out.timeEmbedding = temb;
         out.patchEmbedded = x;
@@ -378,7 +387,9 @@ export class CogVideoXTransformer3DModel extends Module {
       }
       if (opts.returnBlocks) out.blocks = [];
       for (let i = 0; i < c.num_layers; i++) {
-        x = this.runBlock(i, x, temb, L, rot);
+        // a fresh clone of the block's stream per call: the checkpointed recompute draws the same masks
+        const blockStream = p ? opts.dropoutRng!.fork() : undefined;
+        x = this.runBlock(i, x, temb, L, rot, blockStream ? () => dropoutFn(p, blockStream.clone()) : undefined);
         if (opts.returnBlocks) {
           out.blocks!.push(x);
           keep.push(x);
@@ -458,19 +469,19 @@ export class CogVideoXTransformer3DModel extends Module {
  * block with a fresh tape and returns the gradients of the input sequence, the time embedding and
  * the block's trainable variables (which are passed as explicit inputs so the outer tape reaches them).
  */
-export function checkpointedBlock(block: CogVideoXBlock, x: tf.Tensor, temb: tf.Tensor, textLen: number, rot: RotaryTensors | null): tf.Tensor {
+export function checkpointedBlock(block: CogVideoXBlock, x: tf.Tensor, temb: tf.Tensor, textLen: number, rot: RotaryTensors | null, drop?: () => DropoutFn): tf.Tensor {
   const vars = block.trainableParameters();
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const xIn = args[0] as tf.Tensor;
     const tIn = args[1] as tf.Tensor;
     save([xIn, tIn]);
-    const value = block.forward(xIn, tIn, textLen, rot);
+    const value = block.forward(xIn, tIn, textLen, rot, drop?.());
     return {
       value,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [xs, tsv] = saved as [tf.Tensor, tf.Tensor];
-        const g = tf.grads((a: tf.Tensor, b: tf.Tensor, ..._v: tf.Tensor[]) => block.forward(a, b, textLen, rot));
+        const g = tf.grads((a: tf.Tensor, b: tf.Tensor, ..._v: tf.Tensor[]) => block.forward(a, b, textLen, rot, drop?.()));
         // A nested gradients() call starts its own tape and, when done, frees it and clears the
         // engine's active tape, which the outer backward pass still needs for its cleanup: keep the
         // outer tape aside and put it back. (The recomputed activations are freed per block.)

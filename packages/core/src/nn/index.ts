@@ -10,3 +10,4 @@ export * from './conv.js';
 export * from './embedding.js';
 export { leanReshape, leanAdd, leanConcat } from './custom.js';
 export * from './memory.js';
+export * from './dropout.js';
