@@ -26,6 +26,7 @@ export const PACKAGE_LOADERS: readonly Loader[] = [
   ['@vrepa/cogvideox', () => import('@vrepa/cogvideox' as string)],
   ['@vrepa/eval', () => import('@vrepa/eval' as string)],
   ['@vrepa/trainer', () => import('@vrepa/trainer' as string)],
+  ['@vrepa/repro', () => import('@vrepa/repro' as string)],
 ];
 
 let cache: Promise<LoadedPackage[]> | undefined;

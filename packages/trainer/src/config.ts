@@ -42,7 +42,13 @@ export const alignSchema = z
     projector_dim: posInt.default(2048),
     /** λ: weight of the alignment loss (official proj_coeff 0.5) */
     proj_coeff: z.number().nonnegative().default(0.5),
-    loss: z.enum(['trd', 'repa']).default('trd'),
+    /** 'trd' (official full Gram), its ablations 'trd-spatial' / 'trd-temporal', 'trd-paper' (Eq. 5), or 'repa' */
+    loss: z.enum(['trd', 'trd-spatial', 'trd-temporal', 'trd-paper', 'repa']).default('trd'),
+    /**
+     * grid matching (paper Table 5, @vrepa/align-dims GRID_MATCH_STRATEGIES): the official learned stride-3 conv
+     * ('teacher-space-teacher-time'), or interpolation ('teacher-interpolated', e.g. when the grids already agree in space)
+     */
+    grid_match: z.enum(['teacher-space-teacher-time', 'teacher-interpolated', 'teacher-space-student-time', 'student-space-student-time']).default('teacher-space-teacher-time'),
     /** TRD margin (0.1 for VideoMAEv2) */
     margin: z.number().nonnegative().default(0.1),
   })
@@ -71,9 +77,10 @@ export const dataSchema = z
   .object({
     /**
      * 'synthetic': latents / text embeddings / teacher tokens from a seeded generator (no VAE, T5 or
-     * video decode — the tiny presets' data source); 'folder': a dataset folder of videos + captions.
+     * video decode — the tiny presets' data source); 'folder': a dataset folder of videos + captions;
+     * 'memory': a dataset handed to the Trainer in code (`TrainerOptions.dataset`, e.g. by @vrepa/repro).
      */
-    source: z.enum(['synthetic', 'folder']).default('synthetic'),
+    source: z.enum(['synthetic', 'folder', 'memory']).default('synthetic'),
     dataset_dir: z.string().min(1).optional(),
     /** CSV or JSON-lines file inside dataset_dir (OpenVid-style columns) */
     annotations: z.string().min(1).default('captions.csv'),

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { GRID_MATCH_STRATEGIES } from '@vrepa/align-dims';
 import { Rng, fromTorchLayout, toTorchLayout, type Parameter } from '@vrepa/core';
 import {
   CogVideoXTransformer3DModel,
@@ -89,6 +90,7 @@ export function buildScheduler(c: TrainConfig): CogVideoXDDIMScheduler {
 }
 
 export function buildDataset(c: TrainConfig, model: CogVideoXTransformer3DModel, log: (m: string) => void = () => {}): TrainDataset {
+  if (c.data.source === 'memory') throw new Error("buildDataset: data.source 'memory' needs the dataset passed in code (TrainerOptions.dataset)");
   if (c.data.source === 'synthetic') return new CachedDataset(SyntheticDataset.fromConfig(c, model.config.text_embed_dim), { dir: c.data.cache_dir });
   // a dataset folder: encode what is not cached yet (bad clips are handled here, before any step), then read the cache
   const r = prepareFolder(c, { progress: true, log });
@@ -171,7 +173,7 @@ export class Trainer {
         timesteps: fixed?.timesteps,
         noise: fixed?.noise,
         lambda: c.align.proj_coeff,
-        align: { loss: c.align.loss, margin: c.align.margin },
+        align: { loss: c.align.loss, margin: c.align.margin, strategy: GRID_MATCH_STRATEGIES[c.align.grid_match] },
       });
       return inject ? (tf.mul(parts.total, NaN) as tf.Scalar) : parts.total;
     };

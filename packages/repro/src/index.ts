@@ -1,0 +1,11 @@
+export * from './stages.js';
+export * from './data.js';
+export * from './latent.js';
+export * from './text.js';
+export * from './models.js';
+export * from './measures.js';
+export * from './stats.js';
+export * from './presets.js';
+export * from './study.js';
+export * from './report.js';
+export { commands, reproCommand } from './commands.js';

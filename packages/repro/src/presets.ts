@@ -1,0 +1,126 @@
+/**
+ * The study's configurations. `toy` is sized for ≤ 30 min on 2 CPU cores; `smoke` checks the pipeline in
+ * under 3 min (CI) and means nothing scientifically.
+ */
+import { SUBSETS, type Subset } from '@vrepa/eval';
+import type { DataConfig } from './data.js';
+import type { StudentSpec, TeacherSpec, TrainSpec } from './models.js';
+
+export type ArmName = 'diffusion' | 'repa' | 'trd' | 'trd-spatial' | 'trd-temporal';
+
+export interface ArmSpec {
+  name: ArmName;
+  /** what the report calls it */
+  label: string;
+  loss: TrainSpec['loss'];
+  lambda: number;
+  margin: number;
+  /** run with every seed (true) or with the first seed only */
+  allSeeds: boolean;
+}
+
+export interface EvalSpec {
+  probeFolds: number;
+  /** timestep of the noisy input the probe features are read at */
+  probeTimestep: number;
+  /** timesteps of the held-out diffusion loss */
+  lossTimesteps: number[];
+  /** held-out clips the losses / TRD are measured on (the first n of the split, all subsets) */
+  lossClips: number;
+  /** DDIM steps of generation */
+  sampleSteps: number;
+  /** continuations generated (clips spread over the split's subsets) */
+  continuations: number;
+  /** caption-only generations */
+  captionClips: number;
+  batch: number;
+}
+
+export interface TeacherPretrainSpec {
+  steps: number;
+  lr: number;
+  batch: number;
+  maskRatio: number;
+}
+
+export interface ReproConfig {
+  preset: string;
+  data: DataConfig;
+  latent: { spatial: number; temporal: number };
+  text: { length: number; dim: number; seed: number };
+  teacher: TeacherSpec & { pretrain: TeacherPretrainSpec | null };
+  student: StudentSpec;
+  pretrain: Omit<TrainSpec, 'lambda' | 'loss' | 'margin' | 'gridMatch'>;
+  finetune: Omit<TrainSpec, 'seed' | 'lambda' | 'loss' | 'margin'>;
+  arms: ArmSpec[];
+  seeds: number[];
+  eval: EvalSpec;
+}
+
+/** Official VideoREPA values: λ (proj_coeff) 0.5, margin 0.1 for VideoMAEv2; REPA with the same λ. */
+export const ARMS: ArmSpec[] = [
+  { name: 'diffusion', label: 'diffusion only (SFT)', loss: 'trd', lambda: 0, margin: 0.1, allSeeds: true },
+  { name: 'repa', label: '+REPA', loss: 'repa', lambda: 0.5, margin: 0.1, allSeeds: true },
+  { name: 'trd', label: '+TRD (official)', loss: 'trd', lambda: 0.5, margin: 0.1, allSeeds: true },
+  { name: 'trd-spatial', label: 'TRD spatial only', loss: 'trd-spatial', lambda: 0.5, margin: 0.1, allSeeds: false },
+  { name: 'trd-temporal', label: 'TRD temporal only', loss: 'trd-temporal', lambda: 0.5, margin: 0.1, allSeeds: false },
+];
+
+function toy(): ReproConfig {
+  return {
+    preset: 'toy',
+    data: { subsets: [...SUBSETS], perSubset: { train: 32, val: 8, test: 24 }, seed: 0, frames: 17, width: 72, height: 48, fps: 6, context: 9 },
+    latent: { spatial: 4, temporal: 4 },
+    text: { length: 24, dim: 32, seed: 0 },
+    teacher: { embedDim: 64, depth: 4, numHeads: 4, patchSize: 8, tubeletSize: 2, numFrames: 16, imgSize: 48, initSeed: 0, pretrain: null },
+    student: { heads: 4, headDim: 16, layers: 6, alignLayer: 3, projectorDim: 128, timeEmbedDim: 64, textLength: 24, textDim: 32, initSeed: 0 },
+    pretrain: { steps: 500, lr: 1e-3, batch: 8, warmup: 25, seed: 0 },
+    finetune: { steps: 120, lr: 2e-4, batch: 8, warmup: 10, gridMatch: 'teacher-interpolated' },
+    arms: ARMS,
+    seeds: [1, 2, 3],
+    eval: { probeFolds: 5, probeTimestep: 200, lossTimesteps: [100, 300, 500, 700, 900], lossClips: 48, sampleSteps: 10, continuations: 12, captionClips: 6, batch: 12 },
+  };
+}
+
+function smoke(): ReproConfig {
+  return {
+    preset: 'smoke',
+    data: { subsets: ['collide', 'drop'], perSubset: { train: 6, val: 2, test: 8 }, seed: 0, frames: 9, width: 48, height: 32, fps: 4, context: 5 },
+    latent: { spatial: 4, temporal: 4 },
+    text: { length: 24, dim: 16, seed: 0 },
+    teacher: { embedDim: 16, depth: 1, numHeads: 2, patchSize: 8, tubeletSize: 2, numFrames: 8, imgSize: 32, initSeed: 0, pretrain: null },
+    student: { heads: 2, headDim: 8, layers: 2, alignLayer: 1, projectorDim: 16, timeEmbedDim: 16, textLength: 24, textDim: 16, initSeed: 0 },
+    pretrain: { steps: 6, lr: 1e-3, batch: 4, warmup: 1, seed: 0 },
+    finetune: { steps: 3, lr: 2e-4, batch: 4, warmup: 1, gridMatch: 'teacher-interpolated' },
+    arms: ARMS,
+    seeds: [1, 2],
+    eval: { probeFolds: 2, probeTimestep: 200, lossTimesteps: [300, 700], lossClips: 8, sampleSteps: 2, continuations: 2, captionClips: 2, batch: 8 },
+  };
+}
+
+export const PRESET_NAMES = ['toy', 'smoke'] as const;
+
+export interface PresetOverrides {
+  seeds?: number;
+  dataSeed?: number;
+  subsets?: Subset[];
+}
+
+export function reproPreset(name: string, o: PresetOverrides = {}): ReproConfig {
+  const c = name === 'toy' ? toy() : name === 'smoke' ? smoke() : null;
+  if (!c) throw new Error(`vrepa repro: unknown preset '${name}' (${PRESET_NAMES.join(', ')})`);
+  if (o.seeds !== undefined) {
+    if (!(Number.isInteger(o.seeds) && o.seeds >= 1)) throw new Error(`vrepa repro: --seeds must be a positive integer, got ${o.seeds}`);
+    c.seeds = Array.from({ length: o.seeds }, (_, i) => i + 1);
+  }
+  if (o.dataSeed !== undefined) {
+    if (!(Number.isInteger(o.dataSeed) && o.dataSeed >= 0)) throw new Error(`vrepa repro: --data-seed must be a non-negative integer, got ${o.dataSeed}`);
+    c.data.seed = o.dataSeed;
+  }
+  if (o.subsets) {
+    const bad = o.subsets.filter((s) => !(SUBSETS as readonly string[]).includes(s));
+    if (bad.length || o.subsets.length === 0) throw new Error(`vrepa repro: --subsets: unknown subset(s) ${bad.join(', ') || '(none given)'} (known: ${SUBSETS.join(', ')})`);
+    c.data.subsets = [...new Set(o.subsets)];
+  }
+  return c;
+}

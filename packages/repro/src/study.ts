@@ -1,0 +1,418 @@
+/**
+ * `vrepa repro`: the whole study as cached stages — data → latents → teacher → pretrained student → arms ×
+ * seeds → measures on the test split → report. Each stage's folder name carries the hash of its config (and
+ * of the stages it reads), so a re-run resumes and a changed arm reruns alone.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { SafetensorsFile, encodePng, writeSafetensors } from '@vrepa/core';
+import { fromPretrained, type CogVideoXTransformer3DModel } from '@vrepa/cogvideox';
+import { contactSheet } from '@vrepa/eval';
+import { SPLITS, clipPixels, readSplit, writeData, type Split, type SplitData } from './data.js';
+import { encodeLatents, latentFrames, pixelsToTensor, type LatentSpace } from './latent.js';
+import { embedCaptions } from './text.js';
+import { MemoryDataset, buildTeacher, loadTeacher, readTrainLog, saveTeacher, teacherTokens, trainStudent, transformerConfig } from './models.js';
+import { featureRows, heldOutDiffusionLoss, heldOutTrd, latentsToClips, pixelFeatures, probeAccuracy, sampleLatents, scoreClip, sliceFeatures, studentAlignTokens, type ClipScore, type ProbeSummary } from './measures.js';
+import type { ArmSpec, ReproConfig } from './presets.js';
+import { StageRunner, readJson, writeFileAtomic, type StageRecord } from './stages.js';
+
+export interface StudyOptions {
+  out: string;
+  log?: (m: string) => void;
+  /** which stages to run ('all' or up to a stage) — tests use the default */
+  progress?: boolean;
+}
+
+export interface ModelEval {
+  id: string;
+  arm: string;
+  seed: number | null;
+  split: Split;
+  probe: ProbeSummary;
+  diffusionLoss: number;
+  /** per clip */
+  diffusionLossPerClip: number[];
+  trdProjected: number | null;
+  trdRaw: number;
+  continuations: ClipScore[];
+  captionOnly: ClipScore[];
+  sheet: string;
+  captionSheet: string;
+}
+
+export interface StudyResult {
+  config: ReproConfig;
+  stages: StageRecord[];
+  evals: ModelEval[];
+  baselines: { teacher: ProbeSummary; randomTeacher: ProbeSummary; pixels: ProbeSummary; groundTruth: ClipScore[] };
+  curves: { id: string; log: { step: number; loss: number | null; loss_diff: number | null; loss_align: number | null }[] }[];
+  teacherCurve: { step: number; loss: number }[];
+  latentSpace: LatentSpace;
+  env: Record<string, string>;
+  seconds: number;
+}
+
+interface SplitTensors {
+  latents: tf.Tensor5D;
+  text: tf.Tensor3D;
+}
+
+function loadLatents(dir: string, split: Split): SplitTensors {
+  const f = SafetensorsFile.open(path.join(dir, `${split}.safetensors`));
+  try {
+    return { latents: f.tensor('latents') as tf.Tensor5D, text: f.tensor('text') as tf.Tensor3D };
+  } finally {
+    f.close();
+  }
+}
+
+function readTensor(file: string, name: string): tf.Tensor {
+  const f = SafetensorsFile.open(file);
+  try {
+    return f.tensor(name);
+  } finally {
+    f.close();
+  }
+}
+
+/** Clip indices spread over a split: `count` of them, cycling through subsets. */
+export function spreadIndices(d: Pick<SplitData, 'subsets' | 'n'>, count: number): number[] {
+  const bySubset = new Map<string, number[]>();
+  d.subsets.forEach((s, i) => bySubset.set(s, [...(bySubset.get(s) ?? []), i]));
+  const lists = [...bySubset.values()];
+  const out: number[] = [];
+  for (let k = 0; out.length < Math.min(count, d.n); k++) for (const l of lists) if (k < l.length && out.length < count) out.push(l[k]!);
+  return out;
+}
+
+const sliceRows = (t: tf.Tensor, start: number, count: number) => tf.slice(t, [start], [count]);
+
+/** Rows `idx` of a tensor along axis 0. */
+const gatherRows = (t: tf.Tensor, idx: number[]) => tf.gather(t, tf.tensor1d(idx, 'int32'));
+
+export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise<StudyResult> {
+  const t0 = performance.now();
+  const log = opts.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  const runner = new StageRunner({ out: opts.out, log });
+  const c = config;
+
+  // 1. data
+  const dataStage = await runner.run('data', c.data, (dir) => writeData(c.data, dir, log));
+
+  // 2. latents + caption embeddings
+  const latentCfg = { data: dataStage.hash, latent: c.latent, text: c.text };
+  const latentStage = await runner.run('latents', latentCfg, (dir) => {
+    const train = readSplit(dataStage.dir, 'train');
+    // latent = (space-to-depth(x) − mean)·(1/std), both from the train split's pixels
+    let s = 0;
+    let s2 = 0;
+    for (let i = 0; i < train.pixels.length; i++) {
+      const v = train.pixels[i]! / 127.5 - 1;
+      s += v;
+      s2 += v * v;
+    }
+    const m = s / train.pixels.length;
+    const space: LatentSpace = { ...c.latent, shift: m, scale: 1 / Math.sqrt(Math.max(1e-8, s2 / train.pixels.length - m * m)) };
+    for (const split of SPLITS) {
+      const d = split === 'train' ? train : readSplit(dataStage.dir, split);
+      const latents = tf.tidy(() => {
+        const parts: tf.Tensor[] = [];
+        for (let i = 0; i < d.n; i += 16) {
+          const k = Math.min(16, d.n - i);
+          parts.push(encodeLatents(pixelsToTensor(d.pixels.subarray(i * d.frames * d.height * d.width * 3, (i + k) * d.frames * d.height * d.width * 3), k, d.frames, d.height, d.width), space));
+        }
+        return tf.concat(parts, 0);
+      });
+      const text = tf.tensor3d(embedCaptions(d.captions, c.text.length, c.text.dim, c.text.seed), [d.n, c.text.length, c.text.dim]);
+      writeSafetensors(path.join(dir, `${split}.safetensors`), { latents, text }, { metadata: { format: 'vrepa-repro-latents/1' } });
+      tf.dispose([latents, text]);
+    }
+    writeFileAtomic(path.join(dir, 'space.json'), JSON.stringify(space) + '\n');
+  });
+  const space = readJson<LatentSpace>(path.join(latentStage.dir, 'space.json'));
+
+  // 3. teacher: pretrained on the train split's clips, then its tokens for every split (full clips and context)
+  const teacherCfg = { data: dataStage.hash, teacher: c.teacher };
+  const teacherStage = await runner.run('teacher', teacherCfg, async (dir) => {
+    const train = readSplit(dataStage.dir, 'train');
+    const teacher = buildTeacher(c.teacher);
+    saveTeacher(teacher, path.join(dir, 'teacher.safetensors'));
+    const random = buildTeacher(c.teacher);
+    try {
+      for (const split of SPLITS) {
+        const d = split === 'train' ? train : readSplit(dataStage.dir, split);
+        const out: Record<string, tf.Tensor> = {};
+        for (const [name, model] of [
+          ['', teacher],
+          ['random_', random],
+        ] as const) {
+          if (name === 'random_' && split !== 'test') continue;
+          let grid = { frames: 0, height: 0, width: 0 };
+          let ctxGrid = grid;
+          const full: tf.Tensor[] = [];
+          const ctx: tf.Tensor[] = [];
+          for (let i = 0; i < d.n; i += 16) {
+            const k = Math.min(16, d.n - i);
+            tf.tidy(() => {
+              const clips = pixelsToTensor(d.pixels.subarray(i * d.frames * d.height * d.width * 3, (i + k) * d.frames * d.height * d.width * 3), k, d.frames, d.height, d.width);
+              const r = teacherTokens(model, clips);
+              grid = r.grid;
+              full.push(tf.keep(r.tokens));
+              const rc = teacherTokens(model, tf.slice(clips, [0, 0, 0, 0, 0], [k, d.context, d.height, d.width, 3]));
+              ctxGrid = rc.grid;
+              ctx.push(tf.keep(rc.tokens));
+            });
+          }
+          out[`${name}tokens`] = tf.concat(full, 0);
+          out[`${name}context_tokens`] = tf.concat(ctx, 0);
+          tf.dispose([...full, ...ctx]);
+          writeFileAtomic(path.join(dir, `${name}grid.json`), JSON.stringify({ full: grid, context: ctxGrid }) + '\n');
+        }
+        writeSafetensors(path.join(dir, `${split}.safetensors`), out, { metadata: { format: 'vrepa-repro-teacher-tokens/1' } });
+        tf.dispose(Object.values(out));
+      }
+    } finally {
+      teacher.dispose();
+      random.dispose();
+    }
+  });
+  const teacherGrids = readJson<{ full: { frames: number; height: number; width: number }; context: { frames: number; height: number; width: number } }>(path.join(teacherStage.dir, 'grid.json'));
+
+  // 4. the pretrained video diffusion model (diffusion only, from a seeded init)
+  const trainLat = loadLatents(latentStage.dir, 'train');
+  const latentShape = trainLat.latents.shape.slice(1);
+  const pretrainCfg = { latents: latentStage.hash, student: c.student, pretrain: c.pretrain, teacherDim: c.teacher.embedDim };
+  const pretrainStage = await runner.run('pretrain', pretrainCfg, async (dir) => {
+    const data = new MemoryDataset(trainLat.latents, trainLat.text);
+    await trainStudent({
+      out: dir,
+      from: transformerConfig(c.student, latentShape),
+      student: c.student,
+      teacherDim: c.teacher.embedDim,
+      train: { ...c.pretrain, lambda: 0, loss: 'trd', margin: 0.1, gridMatch: c.finetune.gridMatch },
+      data,
+      log,
+      progress: opts.progress,
+    });
+  });
+  const pretrainedDir = path.join(pretrainStage.dir, 'final', 'transformer');
+
+  // 5. arms × seeds, all from the pretrained checkpoint, same steps / data order per seed
+  const teacherTrain = readTensor(path.join(teacherStage.dir, 'train.safetensors'), 'tokens');
+  const runs: { id: string; arm: ArmSpec | null; seed: number | null; dir: string; stage: StageRecord }[] = [{ id: 'pretrained', arm: null, seed: null, dir: pretrainedDir, stage: pretrainStage }];
+  for (const arm of c.arms) {
+    for (const seed of arm.allSeeds ? c.seeds : c.seeds.slice(0, 1)) {
+      const armCfg = { pretrain: pretrainStage.hash, teacher: teacherStage.hash, latents: latentStage.hash, student: c.student, finetune: c.finetune, arm: { loss: arm.loss, lambda: arm.lambda, margin: arm.margin }, seed };
+      const st = await runner.run(`arm-${arm.name}-s${seed}`, armCfg, async (dir) => {
+        const data = new MemoryDataset(trainLat.latents, trainLat.text, arm.lambda > 0 ? teacherTrain : undefined, teacherGrids.full);
+        await trainStudent({
+          out: dir,
+          from: pretrainedDir,
+          student: c.student,
+          teacherDim: c.teacher.embedDim,
+          train: { ...c.finetune, seed, lambda: arm.lambda, loss: arm.loss, margin: arm.margin },
+          data,
+          log,
+          progress: opts.progress,
+        });
+      });
+      runs.push({ id: `${arm.name}-s${seed}`, arm, seed, dir: path.join(st.dir, 'final', 'transformer'), stage: st });
+    }
+  }
+  tf.dispose([trainLat.latents, trainLat.text, teacherTrain]);
+
+  // 6. measures on the test split
+  const split: Split = 'test';
+  const test = readSplit(dataStage.dir, split);
+  const testLat = loadLatents(latentStage.dir, split);
+  const labels = Uint8Array.from(test.labels);
+  const groupNames = [...new Set(test.subsets)];
+  const groups = Int32Array.from(test.subsets, (s) => groupNames.indexOf(s));
+  const ctxLatentFrames = latentFrames(test.context, c.latent.temporal);
+  const evalCfgBase = { data: dataStage.hash, latents: latentStage.hash, teacher: teacherStage.hash, eval: c.eval, split, gridMatch: c.finetune.gridMatch };
+  const contIdx = spreadIndices(test, c.eval.continuations);
+  const capIdx = spreadIndices(test, c.eval.captionClips);
+  const evals: ModelEval[] = [];
+  for (const r of runs) {
+    const st = await runner.run(`eval-${r.id}`, { ...evalCfgBase, model: r.stage.hash }, async (dir) => {
+      const model = fromPretrained(r.dir).model;
+      try {
+        const e = await evaluateModel(model, { test, testLat, labels, groups, ctxLatentFrames, space, c, teacherDir: teacherStage.dir, contIdx, capIdx, split, dir, margin: r.arm?.margin ?? 0.1 });
+        writeFileAtomic(path.join(dir, 'eval.json'), JSON.stringify({ id: r.id, arm: r.arm?.name ?? 'pretrained', seed: r.seed, ...e }) + '\n');
+      } finally {
+        model.dispose();
+      }
+    });
+    const e = readJson<ModelEval>(path.join(st.dir, 'eval.json'));
+    evals.push({ ...e, sheet: path.join(st.dir, 'continuations.png'), captionSheet: path.join(st.dir, 'captions.png') });
+  }
+
+  // 7. baselines: teacher (pretrained and random init) and raw pixels, same folds; ground-truth clips through the scorer
+  const baseStage = await runner.run('baselines', { data: dataStage.hash, teacher: teacherStage.hash, eval: c.eval, split }, async (dir) => {
+    const tf1 = path.join(teacherStage.dir, `${split}.safetensors`);
+    const probeOf = async (name: string) => {
+      const tokens = readTensor(tf1, name) as tf.Tensor3D;
+      const x = featureRows(test.n, 32, (s, k) => tf.tidy(() => sliceFeatures(sliceRows(tokens, s, k) as tf.Tensor3D, teacherGrids.context)));
+      tokens.dispose();
+      return probeAccuracy(x, labels, groups, c.eval.probeFolds, 0);
+    };
+    const teacher = await probeOf('context_tokens');
+    const randomTeacher = await probeOf('random_context_tokens');
+    const px = featureRows(test.n, 16, (s, k) =>
+      tf.tidy(() => {
+        const clips = pixelsToTensor(test.pixels.subarray(s * test.frames * test.height * test.width * 3, (s + k) * test.frames * test.height * test.width * 3), k, test.frames, test.height, test.width);
+        return pixelFeatures(tf.slice(clips, [0, 0, 0, 0, 0], [k, test.context, test.height, test.width, 3]));
+      }),
+    );
+    const pixels = await probeAccuracy(px, labels, groups, c.eval.probeFolds, 0);
+    const groundTruth = contIdx.map((i) => scoreClip(clipPixels(test, i), test.width, test.height, test.states[i]!));
+    writeFileAtomic(path.join(dir, 'baselines.json'), JSON.stringify({ teacher, randomTeacher, pixels, groundTruth }) + '\n');
+  });
+  const baselines = readJson<StudyResult['baselines']>(path.join(baseStage.dir, 'baselines.json'));
+  tf.dispose([testLat.latents, testLat.text]);
+
+  const curves = runs.map((r) => ({ id: r.id, log: readTrainLog(path.join(r.stage.dir, 'log.jsonl')) }));
+  const teacherLog = path.join(teacherStage.dir, 'pretrain-log.jsonl');
+  const teacherCurve = fs.existsSync(teacherLog) ? readTrainLog(teacherLog).map((l) => ({ step: l.step, loss: l.loss ?? NaN })) : [];
+  return {
+    config: c,
+    stages: runner.records,
+    evals,
+    baselines,
+    curves,
+    teacherCurve,
+    latentSpace: space,
+    env: environment(),
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+export function environment(): Record<string, string> {
+  const pkg = (name: string) => {
+    try {
+      return JSON.parse(fs.readFileSync(new URL(`../../${name}/package.json`, import.meta.url), 'utf8')).version as string;
+    } catch {
+      return 'unknown';
+    }
+  };
+  return {
+    node: process.version,
+    tfjs_backend: tf.getBackend(),
+    tfjs: tf.version_core,
+    cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`,
+    load_average: os.loadavg().map((x) => x.toFixed(2)).join(' / '),
+    platform: `${os.platform()} ${os.release()}`,
+    repro_version: pkg('repro'),
+    date: new Date().toISOString(),
+  };
+}
+
+interface EvalInputs {
+  test: SplitData;
+  testLat: SplitTensors;
+  labels: Uint8Array;
+  groups: Int32Array;
+  ctxLatentFrames: number;
+  space: LatentSpace;
+  c: ReproConfig;
+  teacherDir: string;
+  contIdx: number[];
+  capIdx: number[];
+  split: Split;
+  dir: string;
+  margin: number;
+}
+
+async function evaluateModel(model: CogVideoXTransformer3DModel, x: EvalInputs): Promise<Omit<ModelEval, 'id' | 'arm' | 'seed' | 'sheet' | 'captionSheet'>> {
+  const { test, testLat, c, ctxLatentFrames: K } = x;
+  const layer = c.student.alignLayer;
+  const [n, F, h, w, C] = testLat.latents.shape;
+  const B = c.eval.batch;
+  // (i) probe of align-layer features on the context latents (3 slices, every spatial token)
+  const feats = featureRows(n, B, (s, k) =>
+    tf.tidy(() => {
+      const lat = tf.slice(testLat.latents, [s, 0, 0, 0, 0], [k, K, h, w, C]);
+      const r = studentAlignTokens(model, lat, sliceRows(testLat.text, s, k), c.eval.probeTimestep, 1000 + s, layer);
+      return sliceFeatures(r.tokens, r.grid);
+    }),
+  );
+  const probe = await probeAccuracy(feats, x.labels, x.groups, c.eval.probeFolds, 0);
+  // (iii) diffusion loss and (iv) TRD on held-out clips (full length)
+  const m = Math.min(c.eval.lossClips, n);
+  const lossIdx = spreadIndices(test, m);
+  const teacherTokensAll = readTensor(path.join(x.teacherDir, `${x.split}.safetensors`), 'tokens') as tf.Tensor3D;
+  const tGrid = readJson<{ full: { frames: number; height: number; width: number } }>(path.join(x.teacherDir, 'grid.json')).full;
+  const perClip: number[] = [];
+  let trdP = 0;
+  let trdR = 0;
+  for (let s = 0; s < m; s += B) {
+    const idx = lossIdx.slice(s, s + B);
+    const lat = gatherRows(testLat.latents, idx);
+    const txt = gatherRows(testLat.text, idx);
+    for (let j = 0; j < idx.length; j++) {
+      perClip.push(tf.tidy(() => heldOutDiffusionLoss(model, tf.slice(lat, [j], [1]), tf.slice(txt, [j], [1]), c.eval.lossTimesteps, 7 + idx[j]!)));
+    }
+    const st = studentAlignTokens(model, lat, txt, c.eval.probeTimestep, 2000 + s, layer);
+    const tt = gatherRows(teacherTokensAll, idx) as tf.Tensor3D;
+    const r = heldOutTrd(model, st, { tokens: tt, grid: tGrid }, { margin: x.margin, gridMatch: c.finetune.gridMatch });
+    trdP += r.projected * idx.length;
+    trdR += r.raw * idx.length;
+    tf.dispose([lat, txt, st.tokens, tt]);
+  }
+  teacherTokensAll.dispose();
+  // (ii) generations: continuations of test scenes, and clips from captions alone (same seeds for every model)
+  const cont: ClipScore[] = [];
+  const contFrames: Uint8Array[] = [];
+  for (let s = 0; s < x.contIdx.length; s += B) {
+    const idx = x.contIdx.slice(s, s + B);
+    const lat = gatherRows(testLat.latents, idx);
+    const txt = gatherRows(testLat.text, idx);
+    const gen = sampleLatents(model, txt, [idx.length, F, h, w, C], { steps: c.eval.sampleSteps, seed: 31 + s, contextFrames: K }, lat);
+    latentsToClips(gen, x.space).forEach((clip, j) => {
+      contFrames.push(clip);
+      cont.push(scoreClip(clip, test.width, test.height, test.states[idx[j]!]!));
+    });
+    tf.dispose([lat, txt, gen]);
+  }
+  const caps: ClipScore[] = [];
+  const capFrames: Uint8Array[] = [];
+  for (let s = 0; s < x.capIdx.length; s += B) {
+    const idx = x.capIdx.slice(s, s + B);
+    const txt = gatherRows(testLat.text, idx);
+    const gen = sampleLatents(model, txt, [idx.length, F, h, w, C], { steps: c.eval.sampleSteps, seed: 61 + s, contextFrames: 0 });
+    latentsToClips(gen, x.space).forEach((clip, j) => {
+      capFrames.push(clip);
+      caps.push(scoreClip(clip, test.width, test.height, test.states[idx[j]!]!));
+    });
+    tf.dispose([txt, gen]);
+  }
+  writeSheet(path.join(x.dir, 'continuations.png'), contFrames, test, x.contIdx);
+  writeSheet(path.join(x.dir, 'captions.png'), capFrames, test, x.capIdx);
+  return {
+    split: x.split,
+    probe,
+    diffusionLoss: perClip.reduce((a, b) => a + b, 0) / perClip.length,
+    diffusionLossPerClip: perClip,
+    trdProjected: trdP / m,
+    trdRaw: trdR / m,
+    continuations: cont,
+    captionOnly: caps,
+  };
+}
+
+/** Rows: one clip each — the ground truth's frames above the generated ones at a few time points. */
+function writeSheet(file: string, clips: Uint8Array[], d: SplitData, idx: number[]): void {
+  const frames = [0, d.context - 1, Math.round((d.context + d.frames - 1) / 2), d.frames - 1];
+  const { width: W, height: H } = d;
+  const rows: Uint8Array[] = [];
+  clips.forEach((clip, j) => {
+    rows.push(contactSheet(clipPixels(d, idx[j]!), W, H, frames, frames.length).rgb);
+    rows.push(contactSheet(clip, W, H, frames, frames.length).rgb);
+  });
+  const rowBytes = W * frames.length * H * 3;
+  const out = new Uint8Array(rowBytes * rows.length);
+  rows.forEach((r, i) => out.set(r, i * rowBytes));
+  writeFileAtomic(file, encodePng(out, W * frames.length, H * rows.length));
+}

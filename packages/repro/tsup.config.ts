@@ -1,0 +1,3 @@
+import { vrepaTsup } from '../../tsup.shared.ts';
+
+export default vrepaTsup();

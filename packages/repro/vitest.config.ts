@@ -1,0 +1,3 @@
+import { vrepaVitestConfig } from '../../vitest.shared.ts';
+
+export default vrepaVitestConfig(import.meta.dirname);
