@@ -20,6 +20,7 @@ export * from './dataset.js';
 export { physicsGenerateCommand } from './physics-command.js';
 export * from './tracker.js';
 export * from './trajectory.js';
+export * from './gravity.js';
 export { physicsMetricsCommand } from './metrics-command.js';
 export { videophyScoreCommand } from './videophy-command.js';
 

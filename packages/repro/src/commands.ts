@@ -46,11 +46,16 @@ export const reproCommand: VrepaCommand = {
       return Number(s);
     };
     try {
-      const config = reproPreset(String(v.preset), {
-        seeds: int('seeds'),
-        dataSeed: int('data-seed'),
-        subsets: typeof v.subsets === 'string' ? (v.subsets.split(',').map((s) => s.trim()).filter(Boolean) as Subset[]) : undefined,
-      });
+      let config: ReturnType<typeof reproPreset>;
+      try {
+        config = reproPreset(String(v.preset), {
+          seeds: int('seeds'),
+          dataSeed: int('data-seed'),
+          subsets: typeof v.subsets === 'string' ? (v.subsets.split(',').map((s) => s.trim()).filter(Boolean) as Subset[]) : undefined,
+        });
+      } catch (e) {
+        throw e instanceof UsageError ? e : new UsageError((e as Error).message);
+      }
       const out = path.resolve(String(v.out));
       if (!v.resume && fs.existsSync(path.join(out, 'stages')) && fs.readdirSync(path.join(out, 'stages')).length > 0)
         throw new UsageError(`vrepa repro: ${out} already holds stages; pass --resume to reuse them, or choose another --out`);

@@ -13,6 +13,8 @@ import { CogVideoXDDIMScheduler, COGVIDEOX_2B_SCHEDULER, diffusionLoss, type Cog
 import {
   crossValidateProbe,
   featureStats,
+  gravityConsistency,
+  gravityPxPerFrame2,
   physionFeatures,
   refineColour,
   standardizedGram,
@@ -195,8 +197,8 @@ export interface ClipScore {
   jumpFrames: number;
   interpenetrationFrames: number;
   maxAreaChange: number;
-  /** mean |vertical acceleration − gravity| of a free-flying object (px/frame²), see gravityResidual */
-  gravityResidualPx: number;
+  /** share of visible frame triples accelerating downward faster than 1.5·g + 1 px/frame² (@vrepa/eval gravityConsistency) */
+  gravityViolationRate: number;
 }
 
 /**
@@ -217,7 +219,6 @@ export function scoreClip(frames: Uint8Array, width: number, height: number, sta
     minGap = Math.min(minGap, Math.hypot(a[0] - b[0], a[1] - b[1]) - radii[0]! - radii[1]!);
   }
   const errs = m.objects.map((o) => o.meanPositionErrorPx).filter(Number.isFinite);
-  const g = (9.81 * ppm) / (gt.fps * gt.fps);
   return {
     clip: m.clip,
     label: gt.contact,
@@ -228,7 +229,7 @@ export function scoreClip(frames: Uint8Array, width: number, height: number, sta
     jumpFrames: m.objects.reduce((a, o) => a + o.jumpFrames, 0),
     interpenetrationFrames: m.interpenetrationFrames,
     maxAreaChange: Math.max(...m.objects.map((o) => o.maxAreaChange)),
-    gravityResidualPx: gravityResidual(pos, g),
+    gravityViolationRate: gravityConsistency(pos, gravityPxPerFrame2(ppm, gt.fps)).rate,
   };
 }
 
@@ -242,27 +243,4 @@ export function trackPositions(frames: Uint8Array, width: number, height: number
   const palette = [gt.background, gt.floor, ...gt.objects.filter((_, i) => !idx.includes(i)).map((o) => o.color)].map((c) => refineColour(first, width, height, c, 30));
   const tracked = trackColours(frames.subarray(0, n * size), width, height, colours, { palette });
   return idx.map((_, k) => tracked.map((f) => (f[k]!.present ? ([f[k]!.cx, f[k]!.cy] as [number, number]) : undefined)));
-}
-
-/**
- * Gravity consistency: over every run of 3 consecutive visible frames of an object that is airborne
- * (moving down, i.e. its vertical acceleration is not blocked by support), |a_y − g| in px/frame², mean over
- * such triples; NaN when there are none. Objects resting or rolling contribute nothing (a_y ≈ 0 is support).
- */
-export function gravityResidual(tracks: ([number, number] | undefined)[][], gPxPerFrame2: number): number {
-  let sum = 0;
-  let n = 0;
-  for (const tr of tracks)
-    for (let f = 1; f + 1 < tr.length; f++) {
-      const a = tr[f - 1];
-      const b = tr[f];
-      const c = tr[f + 1];
-      if (!a || !b || !c) continue;
-      const vy0 = b[1] - a[1];
-      const vy1 = c[1] - b[1];
-      if (!(vy0 > 0.5 && vy1 > 0.5)) continue; // falling (image y down) in both intervals
-      sum += Math.abs(vy1 - vy0 - gPxPerFrame2);
-      n++;
-    }
-  return n ? sum / n : NaN;
 }

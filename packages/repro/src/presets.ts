@@ -69,16 +69,16 @@ export const ARMS: ArmSpec[] = [
 function toy(): ReproConfig {
   return {
     preset: 'toy',
-    data: { subsets: [...SUBSETS], perSubset: { train: 32, val: 8, test: 24 }, seed: 0, frames: 17, width: 72, height: 48, fps: 6, context: 9 },
+    data: { subsets: [...SUBSETS], perSubset: { train: 24, val: 6, test: 20 }, seed: 0, frames: 17, width: 72, height: 48, fps: 6, context: 9 },
     latent: { spatial: 4, temporal: 4 },
     text: { length: 24, dim: 32, seed: 0 },
     teacher: { embedDim: 64, depth: 4, numHeads: 4, patchSize: 8, tubeletSize: 2, numFrames: 16, imgSize: 48, initSeed: 0, pretrain: null },
-    student: { heads: 4, headDim: 16, layers: 6, alignLayer: 3, projectorDim: 128, timeEmbedDim: 64, textLength: 24, textDim: 32, initSeed: 0 },
-    pretrain: { steps: 500, lr: 1e-3, batch: 8, warmup: 25, seed: 0 },
-    finetune: { steps: 120, lr: 2e-4, batch: 8, warmup: 10, gridMatch: 'teacher-interpolated' },
+    student: { heads: 4, headDim: 16, layers: 4, alignLayer: 2, projectorDim: 128, timeEmbedDim: 64, textLength: 24, textDim: 32, initSeed: 0 },
+    pretrain: { steps: 400, lr: 1e-3, batch: 8, warmup: 20, seed: 0 },
+    finetune: { steps: 120, lr: 5e-4, batch: 4, warmup: 10, gridMatch: 'teacher-interpolated' },
     arms: ARMS,
     seeds: [1, 2, 3],
-    eval: { probeFolds: 5, probeTimestep: 200, lossTimesteps: [100, 300, 500, 700, 900], lossClips: 48, sampleSteps: 10, continuations: 12, captionClips: 6, batch: 12 },
+    eval: { probeFolds: 5, probeTimestep: 200, lossTimesteps: [100, 300, 500, 700, 900], lossClips: 36, sampleSteps: 10, continuations: 12, captionClips: 6, batch: 12 },
   };
 }
 

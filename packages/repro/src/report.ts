@@ -65,7 +65,7 @@ export function summarise(r: StudyResult): ArmSummary[] {
         captionJumps: tInterval(per((e) => finiteMean(e.captionOnly.map((s) => s.jumpFrames)))),
         captionMissing: tInterval(per((e) => finiteMean(e.captionOnly.map((s) => s.missingFrames)))),
         captionInterpenetration: tInterval(per((e) => finiteMean(e.captionOnly.map((s) => s.interpenetrationFrames)))),
-        captionGravity: tInterval(per((e) => finiteMean(e.captionOnly.map((s) => s.gravityResidualPx)))),
+        captionGravity: tInterval(per((e) => finiteMean(e.captionOnly.map((s) => s.gravityViolationRate)))),
       };
     });
 }
@@ -209,11 +209,11 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
   md.push('## Conclusion (computed from the numbers)', '', ...concl.map((x) => `- ${x}`), '');
   md.push(`![OCP probe accuracy](${files.probe})`, '');
   md.push('## Numbers (mean over seeds, 95% t interval over seeds in brackets)', '');
-  md.push('| model | seeds | OCP probe acc. % | ± std folds×seeds | held-out diffusion loss | TRD to teacher (own projector) | TRD to teacher (raw tokens) | continuation pos. error px | contact acc. % (continuations) | caption-only jump frames | missing frames | interpenetration frames | gravity residual px/f² |');
+  md.push('| model | seeds | OCP probe acc. % | ± std folds×seeds | held-out diffusion loss | TRD to teacher (own projector) | TRD to teacher (raw tokens) | continuation pos. error px | contact acc. % (continuations) | caption-only jump frames | missing frames | interpenetration frames | gravity violations % |');
   md.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const a of s)
     md.push(
-      `| ${a.label} | ${a.seeds.length} | ${ci(a.probeCi, pct)} | ${pct(a.probeFoldSeedStd)} | ${ci(a.diffusionLoss, (x) => num(x, 4))} | ${ci(a.trdProjected, (x) => num(x, 4))} | ${ci(a.trdRaw, (x) => num(x, 4))} | ${ci(a.positionError, (x) => num(x, 2))} | ${ci(a.contactAccuracy, pct)} | ${ci(a.captionJumps, (x) => num(x, 2))} | ${ci(a.captionMissing, (x) => num(x, 2))} | ${ci(a.captionInterpenetration, (x) => num(x, 2))} | ${ci(a.captionGravity, (x) => num(x, 3))} |`,
+      `| ${a.label} | ${a.seeds.length} | ${ci(a.probeCi, pct)} | ${pct(a.probeFoldSeedStd)} | ${ci(a.diffusionLoss, (x) => num(x, 4))} | ${ci(a.trdProjected, (x) => num(x, 4))} | ${ci(a.trdRaw, (x) => num(x, 4))} | ${ci(a.positionError, (x) => num(x, 2))} | ${ci(a.contactAccuracy, pct)} | ${ci(a.captionJumps, (x) => num(x, 2))} | ${ci(a.captionMissing, (x) => num(x, 2))} | ${ci(a.captionInterpenetration, (x) => num(x, 2))} | ${ci(a.captionGravity, pct)} |`,
     );
   const b = r.baselines;
   const gt = b.groundTruth;
@@ -221,7 +221,7 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
   md.push(`| raw pixels (context frames) | ${pct(b.pixels.accuracy)} | ${pct(b.pixels.std)} |`);
   md.push(`| teacher | ${pct(b.teacher.accuracy)} | ${pct(b.teacher.std)} |`);
   md.push(`| teacher architecture, random init | ${pct(b.randomTeacher.accuracy)} | ${pct(b.randomTeacher.std)} |`);
-  md.push('', `Scorer check on the simulator's own clips (the same ${gt.length} scenes the continuations use): position error ${num(finiteMean(gt.map((x) => x.positionErrorPx)), 2)} px, contact accuracy ${pct(contactAccuracy(gt))}%, jump frames ${num(finiteMean(gt.map((x) => x.jumpFrames)), 2)}, gravity residual ${num(finiteMean(gt.map((x) => x.gravityResidualPx)), 3)} px/frame².`, '');
+  md.push('', `Scorer check on the simulator's own clips (the same ${gt.length} scenes the continuations use): position error ${num(finiteMean(gt.map((x) => x.positionErrorPx)), 2)} px, contact accuracy ${pct(contactAccuracy(gt))}%, jump frames ${num(finiteMean(gt.map((x) => x.jumpFrames)), 2)}, gravity violations ${pct(finiteMean(gt.map((x) => x.gravityViolationRate)))}%.`, '');
   md.push('Per seed (probe accuracy %): ' + s.map((a) => `${a.arm} ${a.probe.map((p) => pct(p)).join(' / ')}`).join('; '), '');
   md.push('## Training curves', '', `![training curves](${files.curves})`, '');
   if (files.teacher) md.push(`![teacher pretraining](${files.teacher})`, '');
@@ -236,7 +236,7 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
     `- **Teacher**: VideoMAEv2-style ViT (dim ${c.teacher.embedDim}, depth ${c.teacher.depth}, heads ${c.teacher.numHeads}, patch ${c.teacher.patchSize}, tubelet ${c.teacher.tubeletSize}) on frames 1..${d.frames - 1} at full resolution; ${c.teacher.pretrain ? `pretrained by masked video modelling on the train split (${c.teacher.pretrain.steps} steps, mask ${c.teacher.pretrain.maskRatio})` : '**random init (not pretrained)**'}.`,
     `- **Student**: CogVideoX transformer (2B style: sincos positions), ${c.student.layers} blocks, ${c.student.heads}×${c.student.headDim} heads, align layer ${c.student.alignLayer} (middle), projector width ${c.student.projectorDim}; pretrained with diffusion only for ${c.pretrain.steps} steps (lr ${c.pretrain.lr}, batch ${c.pretrain.batch}).`,
     `- **Arms** (all from that checkpoint; ${c.finetune.steps} steps, lr ${c.finetune.lr}, batch ${c.finetune.batch}; seed s fixes data order, noise and timesteps, identical across arms): ${c.arms.map((a) => `${a.label} (λ ${a.lambda}${a.loss.startsWith('trd') && a.lambda > 0 ? `, margin ${a.margin}` : ''}; seeds ${(a.allSeeds ? c.seeds : c.seeds.slice(0, 1)).join(', ')})`).join('; ')}. Grid matching: drop latent frame 0, ×2 in time (official), space: ${c.finetune.gridMatch} (student and teacher grids agree in space at this size).`,
-    `- **Measures**: probe = @vrepa/eval's kernel logistic probe (λ by inner CV), ${c.eval.probeFolds}-fold stratified CV, 3 temporal slices × all spatial tokens of the align-layer hidden state on the context clip at t = ${c.eval.probeTimestep}; diffusion loss at t ∈ {${c.eval.lossTimesteps.join(', ')}} on ${c.eval.lossClips} test clips; continuations of ${c.eval.continuations} test scenes from their context latents (replacement method, ${c.eval.sampleSteps} DDIM steps, no guidance); ${c.eval.captionClips} caption-only clips; scored by @vrepa/eval's trajectory metrics (contact predicted = tracked centroids within the objects' equivalent radii + 1 px after the context; gravity residual = |a_y − g| over falling triples).`,
+    `- **Measures**: probe = @vrepa/eval's kernel logistic probe (λ by inner CV), ${c.eval.probeFolds}-fold stratified CV, 3 temporal slices × all spatial tokens of the align-layer hidden state on the context clip at t = ${c.eval.probeTimestep}; diffusion loss at t ∈ {${c.eval.lossTimesteps.join(', ')}} on ${c.eval.lossClips} test clips; continuations of ${c.eval.continuations} test scenes from their context latents (replacement method, ${c.eval.sampleSteps} DDIM steps, no guidance); ${c.eval.captionClips} caption-only clips; scored by @vrepa/eval's trajectory metrics (contact predicted = tracked centroids within the objects' equivalent radii + 1 px after the context; gravity violations = share of visible frame triples accelerating downward faster than 1.5·g + 1 px/frame², @vrepa/eval gravityConsistency).`,
     '',
   );
   md.push('## Stage times', '', '| stage | seconds | cached |', '|---|---|---|');
