@@ -46,11 +46,13 @@ describe('vrepa repro --preset smoke', () => {
   }, 600_000);
 
   it('refuses a folder with stages unless --resume, and bad options with a usage error', async () => {
+    const used = fs.mkdtempSync(path.join(os.tmpdir(), 'repro-used-'));
+    fs.mkdirSync(path.join(used, 'stages', 'data-0123456789ab'), { recursive: true });
     const err: string[] = [];
     const write = process.stderr.write.bind(process.stderr);
     process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
     try {
-      expect(await reproCommand.run(['--preset', 'smoke', '--out', out])).toBe(2);
+      expect(await reproCommand.run(['--preset', 'smoke', '--out', used])).toBe(2);
       expect(err.join('')).toMatch(/already holds stages; pass --resume/);
       expect(await reproCommand.run(['--preset', 'huge', '--out', out, '--resume'])).toBe(2);
       expect(err.join('')).toMatch(/unknown preset 'huge'/);
@@ -58,6 +60,7 @@ describe('vrepa repro --preset smoke', () => {
       expect(err.join('')).toMatch(/unknown subset\(s\) nope/);
     } finally {
       process.stderr.write = write;
+      fs.rmSync(used, { recursive: true, force: true });
     }
   });
 });
