@@ -17,4 +17,5 @@ export * from './command.js';
 export * from './module.js';
 export * from './rng.js';
 export * from './nn/index.js';
+export * from './train/index.js';
 export * from './backends/index.js';

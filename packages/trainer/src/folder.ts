@@ -19,7 +19,7 @@ import { parseCsvRecords } from '@vrepa/eval';
 import type { TokenGrid } from '@vrepa/align-dims';
 import { canonicalJson, type TrainConfig } from './config.js';
 import { readSample, writeSample, type Sample, type TrainDataset } from './data.js';
-import { ProgressBar } from './logging.js';
+import { ProgressBar } from '@vrepa/core';
 
 export interface DatasetRow {
   video: string;
