@@ -11,6 +11,7 @@ export { conformanceHandlers, teacherHandler } from './conformance.js';
 export * from './videomae-pretrain.js';
 export * from './masking.js';
 export * from './pretrain-loss.js';
+export * from './pretrain-checkpoint.js';
 export { pretrainHandler, pretrainConfigFromParams } from './pretrain-conformance.js';
 export * from './cache.js';
 export * from './commands.js';
