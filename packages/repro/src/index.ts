@@ -9,3 +9,4 @@ export * from './presets.js';
 export * from './study.js';
 export * from './report.js';
 export { commands, reproCommand } from './commands.js';
+export * from './teacher-pretrain.js';

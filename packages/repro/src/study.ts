@@ -13,7 +13,8 @@ import { contactSheet } from '@vrepa/eval';
 import { SPLITS, clipPixels, readSplit, writeData, type Split, type SplitData } from './data.js';
 import { encodeLatents, latentFrames, pixelsToTensor, type LatentSpace } from './latent.js';
 import { embedCaptions } from './text.js';
-import { MemoryDataset, buildTeacher, loadTeacher, readTrainLog, saveTeacher, teacherTokens, trainStudent, transformerConfig } from './models.js';
+import { MemoryDataset, readTrainLog, teacherTokens, trainStudent, transformerConfig } from './models.js';
+import { pretrainTeacher, randomTeacher } from './teacher-pretrain.js';
 import { featureRows, heldOutDiffusionLoss, heldOutTrd, latentsToClips, pixelFeatures, probeAccuracy, sampleLatents, scoreClip, sliceFeatures, studentAlignTokens, type ClipScore, type ProbeSummary } from './measures.js';
 import type { ArmSpec, ReproConfig } from './presets.js';
 import { StageRunner, readJson, writeFileAtomic, type StageRecord } from './stages.js';
@@ -137,9 +138,9 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
   const teacherCfg = { data: dataStage.hash, teacher: c.teacher };
   const teacherStage = await runner.run('teacher', teacherCfg, async (dir) => {
     const train = readSplit(dataStage.dir, 'train');
-    const teacher = buildTeacher(c.teacher);
-    saveTeacher(teacher, path.join(dir, 'teacher.safetensors'));
-    const random = buildTeacher(c.teacher);
+    const d = c.data;
+    const teacher = c.teacher.pretrain ? await pretrainTeacher(c.teacher, c.teacher.pretrain, train, dir, log) : randomTeacher(c.teacher, d.frames, d.height, d.width);
+    const random = randomTeacher(c.teacher, d.frames, d.height, d.width);
     try {
       for (const split of SPLITS) {
         const d = split === 'train' ? train : readSplit(dataStage.dir, split);
