@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Setup + main job (README): pinned pnpm, workspace install, build, the native TensorFlow backend where it
-# can be built (wasm otherwise, said plainly), then the conformance suite against the shared fixtures and
-# the quickstart example.
+# can be built (wasm otherwise, said plainly), the conformance suite against the shared fixtures, the
+# quickstart example, then the main job (`vrepa repro`, examples/repro).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1
@@ -21,5 +21,7 @@ node packages/cli/dist/cli.js backend
 FIXTURES="${VREPA_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
 node packages/cli/dist/cli.js conformance "$FIXTURES"
 pnpm --filter ./examples/quickstart start
-# the main job: VideoREPA finetuning end to end on a tiny model (scenes → caches → train → kill/resume → video)
-pnpm --filter @vrepa/example-train-tiny start
+# the main job: VideoREPA's claim at toy scale (vrepa repro --preset toy: ≤ 30 min on 2 idle cores; every
+# stage cached, so a re-run resumes). VREPA_MAIN_JOB=smoke runs the < 3 min pipeline check instead.
+pnpm --filter @vrepa/example-repro start -- --preset "${VREPA_MAIN_JOB:-toy}"
+echo "[vrepa] main job report: examples/repro/work/${VREPA_MAIN_JOB:-toy}/report.md (and report.html)"
