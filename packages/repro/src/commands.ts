@@ -22,6 +22,8 @@ reuses every finished stage, and a changed setting reruns only the stages it aff
   --seeds <n>           seeds 1..n for the diffusion / REPA / TRD arms (toy: 3)
   --data-seed <s>       scene seed of the whole dataset (other data, same study)
   --subsets <list>      comma-separated scene subsets (roll,contain,collide,drop,dominoes,support)
+  --sweep               also run the validation sweep (TRD λ, margin, align layer, steps vs diffusion only),
+                        judged on the validation split only, into the report
   --resume              continue in a folder that already holds stages (without it such a folder is refused)
   -h, --help            this text`;
 
@@ -33,7 +35,7 @@ export const reproCommand: VrepaCommand = {
     const a = commandArgs<Record<string, string | boolean | undefined>>(
       'repro',
       argv,
-      { preset: { type: 'string' }, out: { type: 'string' }, seeds: { type: 'string' }, 'data-seed': { type: 'string' }, subsets: { type: 'string' }, resume: { type: 'boolean' } },
+      { preset: { type: 'string' }, out: { type: 'string' }, seeds: { type: 'string' }, 'data-seed': { type: 'string' }, subsets: { type: 'string' }, resume: { type: 'boolean' }, sweep: { type: 'boolean' } },
       USAGE,
       { required: ['preset', 'out'], positionals: false },
     );
@@ -61,7 +63,7 @@ export const reproCommand: VrepaCommand = {
         throw new UsageError(`vrepa repro: ${out} already holds stages; pass --resume to reuse them, or choose another --out`);
       const backend = await initBackend({ quiet: true });
       process.stderr.write(`vrepa repro: preset ${config.preset}, backend ${backend.name}, out ${out}\n`);
-      const r = await runStudy(config, { out });
+      const r = await runStudy(config, { out, sweep: !!v.sweep });
       const files = await writeReport(r, out);
       process.stderr.write(`vrepa repro: done in ${r.seconds.toFixed(1)} s; report ${files.md} and ${files.html}\n`);
       return 0;

@@ -43,6 +43,22 @@ export interface TeacherPretrainSpec {
   maskRatio: number;
 }
 
+/** A variant of the TRD arm tried in the validation sweep (settings the official recipe fixes). */
+export interface SweepVariant {
+  name: string;
+  loss: TrainSpec['loss'];
+  lambda: number;
+  margin: number;
+  steps: number;
+  alignLayer: number;
+}
+
+export interface SweepSpec {
+  seed: number;
+  probeFolds: number;
+  variants: SweepVariant[];
+}
+
 export interface ReproConfig {
   preset: string;
   data: DataConfig;
@@ -55,6 +71,27 @@ export interface ReproConfig {
   arms: ArmSpec[];
   seeds: number[];
   eval: EvalSpec;
+  /** run with --sweep: TRD variants judged on the validation split (never the test split) */
+  sweep: SweepSpec;
+}
+
+/** The sweep around the official TRD settings (λ, margin, align layer, steps), each against diffusion only with the same steps and layer. */
+function sweepAround(steps: number, layer: number, layers: number): SweepVariant[] {
+  const v: SweepVariant[] = [];
+  const add = (name: string, o: Partial<SweepVariant>) => v.push({ name, loss: 'trd', lambda: 0.5, margin: 0.1, steps, alignLayer: layer, ...o });
+  add('diffusion', { lambda: 0 });
+  add('trd-official', {});
+  add('trd-lambda2', { lambda: 2 });
+  add('trd-lambda0.1', { lambda: 0.1 });
+  add('trd-margin0', { margin: 0 });
+  add('trd-margin0.2', { margin: 0.2 });
+  if (layer + 1 <= layers) {
+    add(`diffusion-layer${layer + 1}`, { lambda: 0, alignLayer: layer + 1 });
+    add(`trd-layer${layer + 1}`, { alignLayer: layer + 1 });
+  }
+  add('diffusion-steps2x', { lambda: 0, steps: 2 * steps });
+  add('trd-steps2x', { steps: 2 * steps });
+  return v;
 }
 
 /** Official VideoREPA values: λ (proj_coeff) 0.5, margin 0.1 for VideoMAEv2; REPA with the same λ. */
@@ -79,6 +116,7 @@ function toy(): ReproConfig {
     arms: ARMS,
     seeds: [1, 2, 3],
     eval: { probeFolds: 5, probeTimestep: 200, lossTimesteps: [100, 300, 500, 700, 900], lossClips: 36, sampleSteps: 10, continuations: 12, captionClips: 6, batch: 12 },
+    sweep: { seed: 1, probeFolds: 3, variants: sweepAround(120, 2, 4) },
   };
 }
 
@@ -95,6 +133,7 @@ function smoke(): ReproConfig {
     arms: ARMS,
     seeds: [1, 2],
     eval: { probeFolds: 2, probeTimestep: 200, lossTimesteps: [300, 700], lossClips: 8, sampleSteps: 2, continuations: 2, captionClips: 2, batch: 8 },
+    sweep: { seed: 1, probeFolds: 2, variants: sweepAround(3, 1, 2).filter((v) => !v.name.includes('steps')) },
   };
 }
 

@@ -227,6 +227,15 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
   if (files.teacher) md.push(`![teacher pretraining](${files.teacher})`, '');
   md.push('## Generations (first seed of every arm; same prompts, context and noise seeds)', '');
   for (const sh of sheets) md.push(`**${sh.title}**`, '', `![${sh.title}](${sh.file})`, '');
+  if (r.sweep.length) {
+    md.push('## Validation sweep (judged on the validation split only; seed ' + c.sweep.seed + ')', '');
+    md.push('Each TRD variant against diffusion only with the same steps and align layer; differences are paired over the same probe folds (95% t interval over folds). The test split plays no part here.', '');
+    md.push('| variant | λ | margin | layer | steps | val probe acc. % | ± fold std | vs diffusion (same steps, layer) | held-out diffusion loss (val) |', '|---|---|---|---|---|---|---|---|---|');
+    for (const line of sweepLines(r)) md.push(line);
+    const best = sweepBest(r);
+    if (best) md.push('', `**Sweep result (computed):** ${best}`, '');
+    md.push('');
+  }
   md.push('## Setup', '');
   const d = c.data;
   md.push(
@@ -251,6 +260,30 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
   writeFileAtomic(htmlFile, markdownToHtml(mdText, out));
   writeFileAtomic(path.join(out, 'results.json'), JSON.stringify({ summary: s, conclusions: concl, baselines: r.baselines, stages: r.stages.map(({ config: _c, ...x }) => x), env: r.env, seconds: r.seconds }, null, 2) + '\n');
   return { md: mdFile, html: htmlFile, figure: path.join(out, files.probe) };
+}
+
+function sweepReference(r: StudyResult, v: StudyResult['sweep'][number]) {
+  return r.sweep.find((x) => x.variant.lambda === 0 && x.variant.steps === v.variant.steps && x.variant.alignLayer === v.variant.alignLayer);
+}
+
+function sweepLines(r: StudyResult): string[] {
+  return r.sweep.map((v) => {
+    const ref = sweepReference(r, v);
+    const d = ref && v.variant.lambda > 0 ? describeDifference(pairedDifference(v.probe.foldAccuracies, ref.probe.foldAccuracies)).text : '—';
+    return `| ${v.name} | ${v.variant.lambda} | ${v.variant.lambda > 0 ? v.variant.margin : '—'} | ${v.variant.alignLayer} | ${v.variant.steps} | ${pct(v.probe.accuracy)} | ${pct(v.probe.std)} | ${d} | ${num(v.diffusionLoss, 4)} |`;
+  });
+}
+
+/** The best TRD variant on validation and its difference to its diffusion-only reference (computed). */
+export function sweepBest(r: StudyResult): string | null {
+  const trd = r.sweep.filter((v) => v.variant.lambda > 0 && sweepReference(r, v));
+  if (!trd.length) return null;
+  const scored = trd.map((v) => ({ v, d: pairedDifference(v.probe.foldAccuracies, sweepReference(r, v)!.probe.foldAccuracies) }));
+  scored.sort((a, b) => b.d.mean - a.d.mean);
+  const top = scored[0]!;
+  const t = describeDifference(top.d);
+  const any = scored.filter((x) => describeDifference(x.d).sign > 0).map((x) => x.v.name);
+  return `the best TRD variant on validation is ${top.v.name} (${t.text} vs diffusion only with the same steps and layer); variants whose interval excludes 0 upward: ${any.length ? any.join(', ') : 'none'}.`;
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

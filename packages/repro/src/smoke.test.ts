@@ -18,7 +18,7 @@ afterAll(() => fs.rmSync(out, { recursive: true, force: true }));
 describe('vrepa repro --preset smoke', () => {
   it('runs every stage and writes the report; a second run is fully cached', async () => {
     const config = reproPreset('smoke');
-    const r = await runStudy(config, { out, log: () => {} });
+    const r = await runStudy(config, { out, log: () => {}, sweep: true });
     const names = r.stages.map((s) => s.name);
     expect(names.slice(0, 4)).toEqual(['data', 'latents', 'teacher', 'pretrain']);
     // (a)–(c) with every seed, (d), (e) with the first
@@ -35,12 +35,14 @@ describe('vrepa repro --preset smoke', () => {
     expect(md).toMatch(/\*\*TRD vs diffusion only, OCP probe accuracy \(test\):\*\* [+-]\d+\.\d points/);
     expect(md).toContain('| +TRD (official) | 2 |');
     expect(md).toContain('## Stage times');
+    expect(r.sweep.map((v) => v.name)).toEqual(config.sweep.variants.map((v) => v.name));
+    expect(md).toMatch(/\*\*Sweep result \(computed\):\*\* the best TRD variant on validation is trd-/);
     const html = fs.readFileSync(files.html, 'utf8');
     expect(html).toContain('data:image/png;base64,');
     expect(html).not.toMatch(/<img[^>]+src="(?!data:)/);
     expect(fs.statSync(files.figure).size).toBeGreaterThan(1000);
 
-    const again = await runStudy(config, { out, log: () => {} });
+    const again = await runStudy(config, { out, log: () => {}, sweep: true });
     expect(again.stages.every((s) => s.cached)).toBe(true);
     expect(again.evals.map((e) => e.probe.accuracy)).toEqual(r.evals.map((e) => e.probe.accuracy));
   }, 600_000);

@@ -22,8 +22,17 @@ import { StageRunner, readJson, writeFileAtomic, type StageRecord } from './stag
 export interface StudyOptions {
   out: string;
   log?: (m: string) => void;
-  /** which stages to run ('all' or up to a stage) — tests use the default */
   progress?: boolean;
+  /** also run the validation sweep (config.sweep) */
+  sweep?: boolean;
+}
+
+export interface SweepResult {
+  name: string;
+  variant: import('./presets.js').SweepVariant;
+  probe: ProbeSummary;
+  diffusionLoss: number;
+  trdRaw: number;
 }
 
 export interface ModelEval {
@@ -48,6 +57,8 @@ export interface StudyResult {
   stages: StageRecord[];
   evals: ModelEval[];
   baselines: { teacher: ProbeSummary; randomTeacher: ProbeSummary; pixels: ProbeSummary; groundTruth: ClipScore[] };
+  /** the validation sweep (with --sweep) */
+  sweep: SweepResult[];
   curves: { id: string; log: { step: number; loss: number | null; loss_diff: number | null; loss_align: number | null }[] }[];
   teacherCurve: { step: number; loss: number }[];
   latentSpace: LatentSpace;
@@ -274,6 +285,40 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
   const baselines = readJson<StudyResult['baselines']>(path.join(baseStage.dir, 'baselines.json'));
   tf.dispose([testLat.latents, testLat.text]);
 
+  // 8. the validation sweep: TRD variants against diffusion only with the same steps and layer, judged on val
+  const sweep: SweepResult[] = [];
+  if (opts.sweep) {
+    const val = readSplit(dataStage.dir, 'val');
+    const valLat = loadLatents(latentStage.dir, 'val');
+    const vLabels = Uint8Array.from(val.labels);
+    const vNames = [...new Set(val.subsets)];
+    const vGroups = Int32Array.from(val.subsets, (s) => vNames.indexOf(s));
+    const trainLat2 = loadLatents(latentStage.dir, 'train');
+    const teacherTrain2 = readTensor(path.join(teacherStage.dir, 'train.safetensors'), 'tokens');
+    try {
+      for (const v of c.sweep.variants) {
+        const student = { ...c.student, alignLayer: v.alignLayer };
+        const armCfg = { pretrain: pretrainStage.hash, teacher: teacherStage.hash, latents: latentStage.hash, student, finetune: { ...c.finetune, steps: v.steps }, arm: { loss: v.loss, lambda: v.lambda, margin: v.margin }, seed: c.sweep.seed };
+        const st = await runner.run(`sweep-${v.name}`, armCfg, async (dir) => {
+          const data = new MemoryDataset(trainLat2.latents, trainLat2.text, v.lambda > 0 ? teacherTrain2 : undefined, teacherGrids.full);
+          await trainStudent({ out: dir, from: pretrainedDir, student, teacherDim: c.teacher.embedDim, train: { ...c.finetune, steps: v.steps, seed: c.sweep.seed, lambda: v.lambda, loss: v.loss, margin: v.margin }, data, log, progress: opts.progress });
+        });
+        const ev = await runner.run(`sweep-eval-${v.name}`, { data: dataStage.hash, latents: latentStage.hash, teacher: teacherStage.hash, eval: c.eval, folds: c.sweep.probeFolds, model: st.hash, split: 'val' }, async (dir) => {
+          const model = fromPretrained(path.join(st.dir, 'final', 'transformer')).model;
+          try {
+            const e = await evaluateModel(model, { test: val, testLat: valLat, labels: vLabels, groups: vGroups, ctxLatentFrames, space, c, teacherDir: teacherStage.dir, contIdx: [], capIdx: [], split: 'val', dir, margin: v.margin, layer: v.alignLayer, folds: c.sweep.probeFolds });
+            writeFileAtomic(path.join(dir, 'eval.json'), JSON.stringify({ name: v.name, variant: v, probe: e.probe, diffusionLoss: e.diffusionLoss, trdRaw: e.trdRaw }) + '\n');
+          } finally {
+            model.dispose();
+          }
+        });
+        sweep.push(readJson<SweepResult>(path.join(ev.dir, 'eval.json')));
+      }
+    } finally {
+      tf.dispose([valLat.latents, valLat.text, trainLat2.latents, trainLat2.text, teacherTrain2]);
+    }
+  }
+
   const curves = runs.map((r) => ({ id: r.id, log: readTrainLog(path.join(r.stage.dir, 'log.jsonl')) }));
   const teacherLog = path.join(teacherStage.dir, 'pretrain-log.jsonl');
   const teacherCurve = fs.existsSync(teacherLog) ? readTrainLog(teacherLog).map((l) => ({ step: l.step, loss: l.loss ?? NaN })) : [];
@@ -282,6 +327,7 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
     stages: runner.records,
     evals,
     baselines,
+    sweep,
     curves,
     teacherCurve,
     latentSpace: space,
@@ -324,11 +370,14 @@ interface EvalInputs {
   split: Split;
   dir: string;
   margin: number;
+  /** align layer whose features are probed (default the student's) */
+  layer?: number;
+  folds?: number;
 }
 
 async function evaluateModel(model: CogVideoXTransformer3DModel, x: EvalInputs): Promise<Omit<ModelEval, 'id' | 'arm' | 'seed' | 'sheet' | 'captionSheet'>> {
   const { test, testLat, c, ctxLatentFrames: K } = x;
-  const layer = c.student.alignLayer;
+  const layer = x.layer ?? c.student.alignLayer;
   const [n, F, h, w, C] = testLat.latents.shape;
   const B = c.eval.batch;
   // (i) probe of align-layer features on the context latents (3 slices, every spatial token)
@@ -339,7 +388,7 @@ async function evaluateModel(model: CogVideoXTransformer3DModel, x: EvalInputs):
       return sliceFeatures(r.tokens, r.grid);
     }),
   );
-  const probe = await probeAccuracy(feats, x.labels, x.groups, c.eval.probeFolds, 0);
+  const probe = await probeAccuracy(feats, x.labels, x.groups, x.folds ?? c.eval.probeFolds, 0);
   // (iii) diffusion loss and (iv) TRD on held-out clips (full length)
   const m = Math.min(c.eval.lossClips, n);
   const lossIdx = spreadIndices(test, m);
@@ -355,7 +404,7 @@ async function evaluateModel(model: CogVideoXTransformer3DModel, x: EvalInputs):
     for (let j = 0; j < idx.length; j++) {
       perClip.push(tf.tidy(() => heldOutDiffusionLoss(model, tf.slice(lat, [j], [1]), tf.slice(txt, [j], [1]), c.eval.lossTimesteps, 7 + idx[j]!)));
     }
-    const st = studentAlignTokens(model, lat, txt, c.eval.probeTimestep, 2000 + s, layer);
+    const st = studentAlignTokens(model, lat, txt, c.eval.probeTimestep, 2000 + s, c.student.alignLayer);
     const tt = gatherRows(teacherTokensAll, idx) as tf.Tensor3D;
     const r = heldOutTrd(model, st, { tokens: tt, grid: tGrid }, { margin: x.margin, gridMatch: c.finetune.gridMatch });
     trdP += r.projected * idx.length;
@@ -389,8 +438,8 @@ async function evaluateModel(model: CogVideoXTransformer3DModel, x: EvalInputs):
     });
     tf.dispose([txt, gen]);
   }
-  writeSheet(path.join(x.dir, 'continuations.png'), contFrames, test, x.contIdx);
-  writeSheet(path.join(x.dir, 'captions.png'), capFrames, test, x.capIdx);
+  if (contFrames.length) writeSheet(path.join(x.dir, 'continuations.png'), contFrames, test, x.contIdx);
+  if (capFrames.length) writeSheet(path.join(x.dir, 'captions.png'), capFrames, test, x.capIdx);
   return {
     split: x.split,
     probe,
