@@ -127,8 +127,8 @@ export function centreView(clip: RawClip, s: ClipSampling): SampleView {
 }
 
 /**
- * One sample `[numFrames, H, W, 3]`, ImageNet-normalised, cut from `clip` by `view` (bilinear resize of the
- * crop box, as torchvision's resized crop; pixel-centre box coordinates as `tf.image.cropAndResize` takes them).
+ * One sample `[numFrames, H, W, 3]`, ImageNet-normalised, cut from `clip` by `view`: the crop box, resized
+ * bilinearly with half-pixel centres (torchvision's resized crop on tensors: PyTorch `align_corners=false`).
  */
 export function cutSample(clip: RawClip, view: SampleView, size: readonly [number, number]): tf.Tensor4D {
   const { height: H, width: W } = clip;
@@ -138,15 +138,9 @@ export function cutSample(clip: RawClip, view: SampleView, size: readonly [numbe
   const [top, left, h, w] = view.box;
   return tf.tidy(() => {
     const frames = tf.tensor4d(picked, [view.indices.length, H, W, 3], 'int32').toFloat();
-    // align-corners=false bilinear: sample at output pixel centres mapped into the box
-    const [oh, ow] = size;
-    const y1 = (top + (h / oh) * 0.5 - 0.5) / Math.max(1, H - 1);
-    const y2 = (top + h - (h / oh) * 0.5 - 0.5) / Math.max(1, H - 1);
-    const x1 = (left + (w / ow) * 0.5 - 0.5) / Math.max(1, W - 1);
-    const x2 = (left + w - (w / ow) * 0.5 - 0.5) / Math.max(1, W - 1);
-    const n = view.indices.length;
-    const boxes = tf.tensor2d(Array.from({ length: n }, () => [y1, x1, y2, x2]), [n, 4]);
-    let x: tf.Tensor4D = tf.image.cropAndResize(frames, boxes, tf.range(0, n, 1, 'int32') as tf.Tensor1D, [oh, ow], 'bilinear');
+    // crop, then bilinear with half-pixel centres (PyTorch align_corners=false: edges clamp to the crop)
+    const crop = tf.slice(frames, [0, top, left, 0], [-1, h, w, 3]);
+    let x: tf.Tensor4D = h === size[0] && w === size[1] ? crop : tf.image.resizeBilinear(crop, [size[0], size[1]], false, true);
     if (view.flip) x = tf.reverse(x, 2);
     return tf.div(tf.sub(tf.div(x, 255), tf.tensor1d([...IMAGENET_MEAN])), tf.tensor1d([...IMAGENET_STD])) as tf.Tensor4D;
   });

@@ -127,15 +127,15 @@ const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object
 function merge<T>(base: T, over: unknown): T {
   if (!isObj(over) || !isObj(base)) return (over === undefined ? base : over) as T;
   const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = isObj(v) && isObj(out[k]) && k !== 'model_overrides' ? merge(out[k], v) : v;
+  for (const [k, v] of Object.entries(over)) out[k] = isObj(v) && isObj(out[k]) ? merge(out[k], v) : v;
   return out as T;
 }
 
-/** A preset with overrides (deep-merged; `model_overrides` replaced whole). */
+/** A preset with overrides (deep-merged; a `model` other than the preset's drops the preset's `model_overrides`). */
 export function pretrainPreset(name: string, overrides: unknown = {}): TeacherPretrainConfig {
   const p = PRETRAIN_PRESETS[name];
   if (!p) throw new Error(`teacher pretrain: preset '${name}' is not known (known: ${Object.keys(PRETRAIN_PRESETS).join(', ')})`);
-  return resolvePretrainConfig(merge(structuredClone(p), overrides));
+  return resolvePretrainConfig({ preset: name, ...(isObj(overrides) ? overrides : {}) });
 }
 
 /** Validate a config (one clear error for the first problem) and fill defaults from the `toy` preset. */
@@ -147,7 +147,9 @@ export function resolvePretrainConfig(raw: unknown): TeacherPretrainConfig {
   const base = PRETRAIN_PRESETS[presetName];
   if (!base) throw new Error(`teacher pretrain config: preset '${presetName}' is not known (known: ${Object.keys(PRETRAIN_PRESETS).join(', ')})`);
   const { preset: _p, ...rest } = raw;
-  const c = merge(structuredClone(base), rest) as TeacherPretrainConfig;
+  const start = structuredClone(base);
+  if (rest.model !== undefined && JSON.stringify(rest.model) !== JSON.stringify(base.model)) delete start.model_overrides;
+  const c = merge(start, rest) as TeacherPretrainConfig;
   for (const [sec, keys] of Object.entries({ mask: Object.keys(base.mask), data: [...Object.keys(base.data), 'decode_size', 'max_clips', 'clips'], optim: Object.keys(base.optim), train: Object.keys(base.train) })) {
     const v = (c as unknown as Record<string, unknown>)[sec];
     if (!isObj(v)) throw new Error(`teacher pretrain config: '${sec}' must be an object`);
@@ -345,6 +347,7 @@ export async function pretrainTeacher(config: TeacherPretrainConfig | string, op
       maxClips: c.data.max_clips,
       only: c.data.clips,
     });
+  if (source.size === 0) throw new Error(`pre-training data: the clip source has no clips${source.skipped.length ? ` (${source.skipped.length} skipped; first: ${source.skipped[0]!.item}: ${source.skipped[0]!.reason})` : ''}`);
   if (source.skipped.length) log(`teacher pretrain: ${source.skipped.length} video(s) skipped (first: ${source.skipped[0]!.item}: ${source.skipped[0]!.reason})`);
   log(`teacher pretrain: ${source.size} clips, model ${m.name} (${m.numFrames}×${pretrainImageSize(m).join('×')}, patch ${m.patchSize}, tubelet ${m.tubeletSize}), batch ${c.train.batch_size}, ${c.train.steps} steps`);
 
