@@ -6,9 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { Rng, setInitRng, getInitRng, toTorchLayout, writeSafetensors } from '@vrepa/core';
 import type { TokenGrid } from '@vrepa/align-dims';
-import { VideoMAEv2, type TeacherConfig } from '@vrepa/teachers';
+import type { VideoMAEv2 } from '@vrepa/teachers';
 import { Trainer, parseConfig, type Sample, type TrainDataset, type TrainResult } from '@vrepa/trainer';
 
 // ───────────────────────────── teacher ─────────────────────────────
@@ -19,57 +18,7 @@ export interface TeacherSpec {
   numHeads: number;
   patchSize: number;
   tubeletSize: number;
-  /** frames the position table is built for (the clip minus frame 0) */
-  numFrames: number;
-  /** square side the position table is built for */
-  imgSize: number;
   initSeed: number;
-}
-
-export function teacherConfigOf(t: TeacherSpec): TeacherConfig {
-  return {
-    family: 'videomaev2',
-    name: 'repro-videomaev2',
-    official: 'none (a small VideoMAEv2-style ViT for vrepa repro)',
-    imgSize: t.imgSize,
-    numFrames: t.numFrames,
-    embedDim: t.embedDim,
-    depth: t.depth,
-    numHeads: t.numHeads,
-    mlpRatio: 4,
-    patchSize: t.patchSize,
-    tubeletSize: t.tubeletSize,
-    inChans: 3,
-    qkvBias: 'qv',
-    layerNormEps: 1e-6,
-  } as TeacherConfig;
-}
-
-/** A teacher with seeded random weights (the init of pretraining, or the random-teacher control). */
-export function buildTeacher(t: TeacherSpec): VideoMAEv2 {
-  const prev = getInitRng();
-  setInitRng(Rng.fromSeed(t.initSeed, 11));
-  try {
-    return new VideoMAEv2(teacherConfigOf(t));
-  } finally {
-    setInitRng(prev);
-  }
-}
-
-/** Save a teacher as an official-layout state dict (PyTorch layouts, official names) in safetensors. */
-export function saveTeacher(model: VideoMAEv2, file: string): void {
-  const sd: Record<string, tf.Tensor> = {};
-  for (const [n, p] of model.namedParameters()) sd[n] = toTorchLayout(p.value, p.layout);
-  try {
-    writeSafetensors(file, sd, { metadata: { format: 'vrepa-repro-teacher/1' } });
-  } finally {
-    for (const [n, p] of model.namedParameters()) if (sd[n] !== p.value) sd[n]!.dispose();
-  }
-}
-
-/** Load a teacher saved by saveTeacher (through the teachers' official checkpoint loader). */
-export function loadTeacher(t: TeacherSpec, file: string): VideoMAEv2 {
-  return VideoMAEv2.fromCheckpoint(file, { config: teacherConfigOf(t) });
 }
 
 /**

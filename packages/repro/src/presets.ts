@@ -36,9 +36,9 @@ export interface EvalSpec {
   batch: number;
 }
 
+/** `vrepa teacher pretrain` on the train split (the toy preset's official recipe; these sizes). */
 export interface TeacherPretrainSpec {
   steps: number;
-  lr: number;
   batch: number;
   maskRatio: number;
 }
@@ -64,7 +64,7 @@ export interface ReproConfig {
   data: DataConfig;
   latent: { spatial: number; temporal: number };
   text: { length: number; dim: number; seed: number };
-  teacher: TeacherSpec & { pretrain: TeacherPretrainSpec | null };
+  teacher: TeacherSpec & { pretrain: TeacherPretrainSpec };
   student: StudentSpec;
   pretrain: Omit<TrainSpec, 'lambda' | 'loss' | 'margin' | 'gridMatch'>;
   finetune: Omit<TrainSpec, 'seed' | 'lambda' | 'loss' | 'margin'>;
@@ -106,10 +106,10 @@ export const ARMS: ArmSpec[] = [
 function toy(): ReproConfig {
   return {
     preset: 'toy',
-    data: { subsets: [...SUBSETS], perSubset: { train: 24, val: 6, test: 20 }, seed: 0, frames: 17, width: 72, height: 48, fps: 6, context: 9 },
+    data: { subsets: [...SUBSETS], perSubset: { train: 32, val: 10, test: 60 }, seed: 0, frames: 17, width: 72, height: 48, fps: 6, context: 9 },
     latent: { spatial: 4, temporal: 4 },
     text: { length: 24, dim: 32, seed: 0 },
-    teacher: { embedDim: 64, depth: 4, numHeads: 4, patchSize: 8, tubeletSize: 2, numFrames: 16, imgSize: 48, initSeed: 0, pretrain: { steps: 300, lr: 1.5e-3, batch: 8, maskRatio: 0.9 } },
+    teacher: { embedDim: 96, depth: 4, numHeads: 4, patchSize: 8, tubeletSize: 2, initSeed: 0, pretrain: { steps: 400, batch: 8, maskRatio: 0.9 } },
     student: { heads: 4, headDim: 16, layers: 4, alignLayer: 2, projectorDim: 128, timeEmbedDim: 64, textLength: 24, textDim: 32, initSeed: 0 },
     pretrain: { steps: 400, lr: 1e-3, batch: 8, warmup: 20, seed: 0 },
     finetune: { steps: 120, lr: 5e-4, batch: 4, warmup: 10, gridMatch: 'teacher-interpolated' },
@@ -126,7 +126,7 @@ function smoke(): ReproConfig {
     data: { subsets: ['collide', 'drop'], perSubset: { train: 6, val: 2, test: 8 }, seed: 0, frames: 9, width: 48, height: 32, fps: 4, context: 5 },
     latent: { spatial: 4, temporal: 4 },
     text: { length: 24, dim: 16, seed: 0 },
-    teacher: { embedDim: 16, depth: 1, numHeads: 2, patchSize: 8, tubeletSize: 2, numFrames: 8, imgSize: 32, initSeed: 0, pretrain: { steps: 3, lr: 1e-3, batch: 4, maskRatio: 0.75 } },
+    teacher: { embedDim: 16, depth: 1, numHeads: 2, patchSize: 8, tubeletSize: 2, initSeed: 0, pretrain: { steps: 3, batch: 4, maskRatio: 0.75 } },
     student: { heads: 2, headDim: 8, layers: 2, alignLayer: 1, projectorDim: 16, timeEmbedDim: 16, textLength: 24, textDim: 16, initSeed: 0 },
     pretrain: { steps: 6, lr: 1e-3, batch: 4, warmup: 1, seed: 0 },
     finetune: { steps: 3, lr: 2e-4, batch: 4, warmup: 1, gridMatch: 'teacher-interpolated' },

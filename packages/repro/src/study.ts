@@ -150,8 +150,8 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
   const teacherStage = await runner.run('teacher', teacherCfg, async (dir) => {
     const train = readSplit(dataStage.dir, 'train');
     const d = c.data;
-    const teacher = c.teacher.pretrain ? await pretrainTeacher(c.teacher, c.teacher.pretrain, train, dir, log) : randomTeacher(c.teacher, d.frames, d.height, d.width);
-    const random = randomTeacher(c.teacher, d.frames, d.height, d.width);
+    const teacher = await pretrainTeacher(c.teacher, c.teacher.pretrain, train, dir, log);
+    const random = randomTeacher(c.teacher, c.teacher.pretrain, d.frames, d.height, d.width);
     try {
       for (const split of SPLITS) {
         const d = split === 'train' ? train : readSplit(dataStage.dir, split);

@@ -1,50 +1,65 @@
 /**
- * The teacher stage's pretraining: @vrepa/teachers' VideoMAE pre-training model (tube masking, encoder on
- * the visible tokens, per-patch normalised pixel targets, masked MSE) on the train split's clips only, with
- * core's AdamW (official MAE settings: β 0.9/0.95, weight decay 0.05 off biases / norms, warmup + cosine),
- * then its encoder as a VideoMAEv2 teacher (same ViT, same fixed position table on the clip's grid).
+ * The teacher stage's pretraining: @vrepa/teachers' `pretrainTeacher` (`vrepa teacher pretrain`: the VideoMAE
+ * pre-training model, tube masking, per-patch normalised pixel targets, the official AdamW recipe with cosine
+ * warm-up, random resized crop + flip) on the train split's clips only, handed over in memory; its encoder
+ * becomes the VideoMAEv2 teacher (same ViT, same fixed position table on the clip's grid).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { AdamW, Rng, clipGradients, cosineWarmupValue } from '@vrepa/core';
 import { teacherInputReduced } from '@vrepa/align-dims';
 import {
   VideoMAEPretrain,
   VideoMAEv2,
-  makePretrainMasks,
-  pretrainConfig,
-  pretrainLossAndGrads,
-  pretrainNoWeightDecay,
+  modelConfigOf,
+  pretrainTeacher as runPretrain,
+  resolvePretrainConfig,
   savePretrainCheckpoint,
   teacherConfigFromPretrain,
-  type VideoMAEPretrainConfig,
+  type ClipSource,
+  type TeacherPretrainConfig,
 } from '@vrepa/teachers';
 import { clipBytes, type SplitData } from './data.js';
-import { pixelsToTensor } from './latent.js';
 import type { TeacherSpec } from './models.js';
 import type { TeacherPretrainSpec } from './presets.js';
 
-/** The pre-training architecture of a teacher spec on clips of `frames`×`height`×`width` (frame 0 dropped). */
-export function teacherPretrainConfig(t: TeacherSpec, frames: number, height: number, width: number): VideoMAEPretrainConfig {
-  return pretrainConfig({
-    name: 'repro-videomae-pretrain',
-    imgSize: [height, width],
-    numFrames: frames - 1,
-    patchSize: t.patchSize,
-    tubeletSize: t.tubeletSize,
-    inChans: 3,
-    encoderEmbedDim: t.embedDim,
-    encoderDepth: t.depth,
-    encoderNumHeads: t.numHeads,
-    decoderEmbedDim: Math.max(16, t.embedDim / 2),
-    decoderDepth: 1,
-    decoderNumHeads: Math.max(1, t.numHeads / 2),
-    mlpRatio: 4,
-    qkvBias: true,
-    initValues: 0,
-    layerNormEps: 1e-6,
+/**
+ * The `vrepa teacher pretrain` config of the study's teacher: the `toy` preset's recipe with the model sized by
+ * the spec, on clips of `frames − 1` frames (frame 0 is dropped, as the teacher input drops it).
+ */
+export function teacherRunConfig(t: TeacherSpec, p: TeacherPretrainSpec, frames: number, height: number, width: number): TeacherPretrainConfig {
+  return resolvePretrainConfig({
+    preset: 'toy',
+    model_overrides: {
+      name: 'repro-videomae-pretrain',
+      imgSize: [height, width],
+      numFrames: frames - 1,
+      patchSize: t.patchSize,
+      tubeletSize: t.tubeletSize,
+      encoderEmbedDim: t.embedDim,
+      encoderDepth: t.depth,
+      encoderNumHeads: t.numHeads,
+      decoderEmbedDim: Math.max(16, t.embedDim / 2),
+      decoderDepth: 1,
+      decoderNumHeads: Math.max(1, t.numHeads / 2),
+    },
+    init_seed: t.initSeed,
+    mask: { ratio: p.maskRatio },
+    data: { dir: '(in memory: the train split)', sampling_rate: 1 },
+    train: { batch_size: p.batch, steps: p.steps, seed: t.initSeed, checkpoint_every: p.steps, keep_last: 1, picture_every: 0, plot_every: 0, tensorboard: false },
   });
+}
+
+/** The train split as a pre-training clip source (frames 1..F−1 of every clip). */
+export function splitSource(d: SplitData): ClipSource {
+  const b = clipBytes(d);
+  const frame = d.height * d.width * 3;
+  return {
+    size: d.n,
+    name: (i) => d.clips[i]!,
+    clip: (i) => ({ frames: d.pixels.subarray(i * b + frame, (i + 1) * b), count: d.frames - 1, height: d.height, width: d.width }),
+    skipped: [],
+  };
 }
 
 /** The teacher input of clips `[B, F, H, W, 3]` in [-1, 1]: frames 1..F−1, ImageNet-normalised, full resolution. */
@@ -53,52 +68,20 @@ export function teacherInput(clips: tf.Tensor): tf.Tensor5D {
 }
 
 /**
- * Pretrain on the train split; writes `teacher-pretrain.safetensors` (the whole MAE) and
- * `pretrain-log.jsonl` into `dir`; returns the encoder as a VideoMAEv2 teacher.
+ * Pretrain on the train split into `dir/pretrain` (checkpoints, log.jsonl, loss plot); copies the log to
+ * `dir/pretrain-log.jsonl`; returns the encoder as a VideoMAEv2 teacher.
  */
 export async function pretrainTeacher(t: TeacherSpec, p: TeacherPretrainSpec, train: SplitData, dir: string, log: (m: string) => void = () => {}): Promise<VideoMAEv2> {
-  const cfg = teacherPretrainConfig(t, train.frames, train.height, train.width);
-  const model = new VideoMAEPretrain(cfg, { seed: t.initSeed });
-  const params = model.params;
-  const opt = new AdamW(params, { lr: p.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.05, noDecay: (n) => pretrainNoWeightDecay(n, params.get(n)!.shape) });
-  const rng = Rng.fromSeed(t.initSeed, 3);
-  const logFile = path.join(dir, 'pretrain-log.jsonl');
-  const bytes = clipBytes(train);
-  const warmup = Math.max(1, Math.round(p.steps / 10));
-  const t0 = performance.now();
-  try {
-    for (let step = 1; step <= p.steps; step++) {
-      const idx = Array.from({ length: p.batch }, () => rng.randint(0, train.n));
-      const u8 = new Uint8Array(p.batch * bytes);
-      idx.forEach((i, j) => u8.set(train.pixels.subarray(i * bytes, (i + 1) * bytes), j * bytes));
-      // augmentation: random horizontal flip per batch (the scenes are left/right symmetric)
-      const flip = rng.uniform() < 0.5;
-      const clip = tf.tidy(() => {
-        const x = pixelsToTensor(u8, p.batch, train.frames, train.height, train.width);
-        return teacherInput(flip ? tf.reverse(x, 3) : x);
-      });
-      const masks = makePretrainMasks(p.batch, model.grid, { maskRatio: p.maskRatio }, rng);
-      const { loss, grads } = pretrainLossAndGrads(model, clip, masks);
-      const value = loss.dataSync()[0]!;
-      const clipped = clipGradients(grads, 1.0);
-      const lr = cosineWarmupValue(step - 1, { base: p.lr, final: p.lr / 100, total: p.steps, warmup });
-      if (Number.isFinite(value) && Number.isFinite(clipped.norm)) opt.apply(clipped.grads, lr);
-      tf.dispose([clip, loss, ...grads.values(), ...clipped.grads.values()]);
-      fs.appendFileSync(logFile, JSON.stringify({ step, loss: value, lr, grad_norm: clipped.norm }) + '\n');
-      if (step % 50 === 0 || step === p.steps) log(`teacher pretrain: step ${step}/${p.steps}, loss ${value.toFixed(4)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
-    }
-    const file = path.join(dir, 'teacher-pretrain.safetensors');
-    savePretrainCheckpoint(model, file);
-    return VideoMAEv2.fromCheckpoint(file, { config: teacherConfigFromPretrain(cfg) });
-  } finally {
-    tf.dispose([...opt.m.values(), ...opt.v.values()]);
-    model.dispose();
-  }
+  const config = teacherRunConfig(t, p, train.frames, train.height, train.width);
+  const r = await runPretrain(config, { out: path.join(dir, 'pretrain'), source: splitSource(train), progress: false, log });
+  fs.copyFileSync(r.logFile, path.join(dir, 'pretrain-log.jsonl'));
+  log(`teacher pretrain: ${r.stepsRun} steps in ${r.seconds.toFixed(0)} s, loss ${r.lossStart?.toFixed(4)} → ${r.lossEnd?.toFixed(4)}`);
+  return VideoMAEv2.fromCheckpoint(r.teacher, { config: teacherConfigFromPretrain(modelConfigOf(config)) });
 }
 
-/** The same encoder architecture with seeded random weights (the random-teacher control). */
-export function randomTeacher(t: TeacherSpec, frames: number, height: number, width: number): VideoMAEv2 {
-  const cfg = teacherPretrainConfig(t, frames, height, width);
+/** The same encoder architecture with its seeded initial weights (the random-teacher control). */
+export function randomTeacher(t: TeacherSpec, p: TeacherPretrainSpec, frames: number, height: number, width: number): VideoMAEv2 {
+  const cfg = modelConfigOf(teacherRunConfig(t, p, frames, height, width));
   const model = new VideoMAEPretrain(cfg, { seed: t.initSeed });
   const tmp = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? '/tmp'), 'repro-teacher-'));
   try {
