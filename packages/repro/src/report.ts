@@ -101,7 +101,10 @@ export function conclusions(r: StudyResult): string[] {
   }
   const pix = r.baselines.pixels.accuracy;
   const teach = r.baselines.teacher.accuracy;
-  out.push(`**Teacher vs raw pixels (probe, test):** ${(100 * teach).toFixed(1)}% vs ${(100 * pix).toFixed(1)}% (${teach > pix ? 'the teacher is above the pixels' : 'the teacher is NOT above the pixels'}; fold std ${(100 * r.baselines.teacher.std).toFixed(1)} / ${(100 * r.baselines.pixels.std).toFixed(1)} points).`);
+  const tp = describeDifference(pairedDifference(r.baselines.teacher.foldAccuracies, r.baselines.pixels.foldAccuracies));
+  out.push(`**Teacher vs raw pixels (OCP probe from the context frames, test):** ${(100 * teach).toFixed(1)}% vs ${(100 * pix).toFixed(1)}%, ${tp.text} paired over the same folds — ${tp.significant ? (tp.sign > 0 ? 'the teacher is above the pixels' : 'the teacher is below the pixels') : 'the teacher is NOT resolvably above the pixels'}.`);
+  const tr0 = describeDifference(pairedDifference(r.baselines.teacher.foldAccuracies, r.baselines.randomTeacher.foldAccuracies));
+  out.push(`**Pretrained vs random-init teacher (same probe):** ${tr0.text} — ${tr0.significant ? (tr0.sign > 0 ? 'pretraining helped the probe' : 'pretraining hurt the probe') : 'no resolvable effect of pretraining on the probe'}.`);
   const dl = armDifference(r, 'trd', 'diffusion', (e) => e.diffusionLoss);
   if (dl) {
     const t = describeDifference(dl, 1, '', 4);
@@ -221,6 +224,8 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
   md.push(`| raw pixels (context frames) | ${pct(b.pixels.accuracy)} | ${pct(b.pixels.std)} |`);
   md.push(`| teacher | ${pct(b.teacher.accuracy)} | ${pct(b.teacher.std)} |`);
   md.push(`| teacher architecture, random init | ${pct(b.randomTeacher.accuracy)} | ${pct(b.randomTeacher.std)} |`);
+  md.push(`| *diagnostic:* teacher on the whole clip (contact visible) | ${pct(b.teacherFullClip.accuracy)} | ${pct(b.teacherFullClip.std)} |`);
+  md.push(`| *diagnostic:* raw pixels of the whole clip | ${pct(b.pixelsFullClip.accuracy)} | ${pct(b.pixelsFullClip.std)} |`);
   md.push('', `Scorer check on the simulator's own clips (the same ${gt.length} scenes the continuations use): position error ${num(finiteMean(gt.map((x) => x.positionErrorPx)), 2)} px, contact accuracy ${pct(contactAccuracy(gt))}%, jump frames ${num(finiteMean(gt.map((x) => x.jumpFrames)), 2)}, gravity violations ${pct(finiteMean(gt.map((x) => x.gravityViolationRate)))}%.`, '');
   md.push('Per seed (probe accuracy %): ' + s.map((a) => `${a.arm} ${a.probe.map((p) => pct(p)).join(' / ')}`).join('; '), '');
   md.push('## Training curves', '', `![training curves](${files.curves})`, '');
@@ -248,9 +253,12 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
     `- **Measures**: probe = @vrepa/eval's kernel logistic probe (λ by inner CV), ${c.eval.probeFolds}-fold stratified CV, 3 temporal slices × all spatial tokens of the align-layer hidden state on the context clip at t = ${c.eval.probeTimestep}; diffusion loss at t ∈ {${c.eval.lossTimesteps.join(', ')}} on ${c.eval.lossClips} test clips; continuations of ${c.eval.continuations} test scenes from their context latents (replacement method, ${c.eval.sampleSteps} DDIM steps, no guidance); ${c.eval.captionClips} caption-only clips; scored by @vrepa/eval's trajectory metrics (contact predicted = tracked centroids within the objects' equivalent radii + 1 px after the context; gravity violations = share of visible frame triples accelerating downward faster than 1.5·g + 1 px/frame², @vrepa/eval gravityConsistency).`,
     '',
   );
-  md.push('## Stage times', '', '| stage | seconds | cached |', '|---|---|---|');
-  for (const st of r.stages) md.push(`| ${st.name}-${st.hash} | ${st.seconds.toFixed(1)} | ${st.cached ? 'yes' : 'no'} |`);
-  md.push(`| **total (this run)** | ${r.seconds.toFixed(1)} | |`, '');
+  md.push('## Stage times', '', 'Wall seconds when the stage was built, and the CPU seconds of the process (all threads; independent of what else runs on the machine: on 2 idle cores the wall time is roughly CPU / 1.5–2).', '', '| stage | wall s | CPU s | reused from cache in this run |', '|---|---|---|---|');
+  for (const st of r.stages) md.push(`| ${st.name}-${st.hash} | ${st.seconds.toFixed(1)} | ${st.cpuSeconds === null ? '—' : st.cpuSeconds.toFixed(1)} | ${st.cached ? 'yes' : 'no'} |`);
+  const wall = r.stages.reduce((a, s) => a + s.seconds, 0);
+  const cpuKnown = r.stages.filter((s) => s.cpuSeconds !== null);
+  md.push(`| **sum over stages** | ${wall.toFixed(1)} | ${cpuKnown.reduce((a, s) => a + s.cpuSeconds!, 0).toFixed(1)}${cpuKnown.length < r.stages.length ? ` (${cpuKnown.length} of ${r.stages.length} stages)` : ''} | |`);
+  md.push(`| **this invocation** | ${r.seconds.toFixed(1)} | | |`, '');
   md.push('## Environment', '', ...Object.entries(r.env).map(([k, v]) => `- ${k}: ${v}`), '', 'The machine is shared: wall times depend on the load average above.', '');
   md.push('## Config', '', '```json', JSON.stringify(c, null, 2), '```', '');
   const mdText = md.join('\n');

@@ -7,6 +7,7 @@
  * alone.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 
@@ -35,6 +36,8 @@ export interface StageRecord {
   dir: string;
   /** wall seconds of the run that built it (from its done marker when reused) */
   seconds: number;
+  /** CPU seconds (user + system, all threads) of this process while building it; a load-independent cost */
+  cpuSeconds: number | null;
   /** true when this process found it finished and did not rebuild it */
   cached: boolean;
   config: unknown;
@@ -80,8 +83,8 @@ export class StageRunner {
     const hash = path.basename(dir).slice(name.length + 1);
     const marker = path.join(dir, DONE);
     if (fs.existsSync(marker)) {
-      const done = JSON.parse(fs.readFileSync(marker, 'utf8')) as { seconds: number };
-      const rec = { name, hash, dir, seconds: done.seconds, cached: true, config };
+      const done = JSON.parse(fs.readFileSync(marker, 'utf8')) as { seconds: number; cpuSeconds?: number };
+      const rec = { name, hash, dir, seconds: done.seconds, cpuSeconds: done.cpuSeconds ?? null, cached: true, config };
       this.records.push(rec);
       this.log(`stage ${name}-${hash}: cached (built in ${done.seconds.toFixed(1)} s)`);
       return rec;
@@ -93,6 +96,7 @@ export class StageRunner {
     fs.mkdirSync(tmp, { recursive: true });
     this.log(`stage ${name}-${hash}: running`);
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     try {
       await build(tmp);
     } catch (e) {
@@ -100,12 +104,14 @@ export class StageRunner {
       throw e;
     }
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-    fs.writeFileSync(path.join(tmp, DONE), JSON.stringify({ name, hash, seconds, finished: new Date().toISOString() }) + '\n');
+    fs.writeFileSync(path.join(tmp, DONE), JSON.stringify({ name, hash, seconds, cpuSeconds, load: os.loadavg()[0], finished: new Date().toISOString() }) + '\n');
     fs.renameSync(tmp, dir);
-    const rec = { name, hash, dir, seconds, cached: false, config };
+    const rec = { name, hash, dir, seconds, cpuSeconds, cached: false, config };
     this.records.push(rec);
-    this.log(`stage ${name}-${hash}: done in ${seconds.toFixed(1)} s`);
+    this.log(`stage ${name}-${hash}: done in ${seconds.toFixed(1)} s (${cpuSeconds.toFixed(1)} CPU s, load ${os.loadavg()[0]!.toFixed(1)})`);
     return rec;
   }
 }

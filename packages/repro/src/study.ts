@@ -56,7 +56,7 @@ export interface StudyResult {
   config: ReproConfig;
   stages: StageRecord[];
   evals: ModelEval[];
-  baselines: { teacher: ProbeSummary; randomTeacher: ProbeSummary; pixels: ProbeSummary; groundTruth: ClipScore[] };
+  baselines: { teacher: ProbeSummary; randomTeacher: ProbeSummary; pixels: ProbeSummary; teacherFullClip: ProbeSummary; pixelsFullClip: ProbeSummary; groundTruth: ClipScore[] };
   /** the validation sweep (with --sweep) */
   sweep: SweepResult[];
   curves: { id: string; log: { step: number; loss: number | null; loss_diff: number | null; loss_align: number | null }[] }[];
@@ -262,11 +262,11 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
   }
 
   // 7. baselines: teacher (pretrained and random init) and raw pixels, same folds; ground-truth clips through the scorer
-  const baseStage = await runner.run('baselines', { data: dataStage.hash, teacher: teacherStage.hash, eval: c.eval, split }, async (dir) => {
+  const baseStage = await runner.run('baselines', { version: 2, data: dataStage.hash, teacher: teacherStage.hash, eval: c.eval, split }, async (dir) => {
     const tf1 = path.join(teacherStage.dir, `${split}.safetensors`);
-    const probeOf = async (name: string) => {
+    const probeOf = async (name: string, grid = teacherGrids.context) => {
       const tokens = readTensor(tf1, name) as tf.Tensor3D;
-      const x = featureRows(test.n, 32, (s, k) => tf.tidy(() => sliceFeatures(sliceRows(tokens, s, k) as tf.Tensor3D, teacherGrids.context)));
+      const x = featureRows(test.n, 32, (s, k) => tf.tidy(() => sliceFeatures(sliceRows(tokens, s, k) as tf.Tensor3D, grid)));
       tokens.dispose();
       return probeAccuracy(x, labels, groups, c.eval.probeFolds, 0);
     };
@@ -279,8 +279,14 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
       }),
     );
     const pixels = await probeAccuracy(px, labels, groups, c.eval.probeFolds, 0);
+    // diagnostic, not the OCP protocol: the whole clip (the contact itself is visible)
+    const teacherFullClip = await probeOf('tokens', teacherGrids.full);
+    const pxFull = featureRows(test.n, 16, (s, k) =>
+      tf.tidy(() => pixelFeatures(pixelsToTensor(test.pixels.subarray(s * test.frames * test.height * test.width * 3, (s + k) * test.frames * test.height * test.width * 3), k, test.frames, test.height, test.width))),
+    );
+    const pixelsFullClip = await probeAccuracy(pxFull, labels, groups, c.eval.probeFolds, 0);
     const groundTruth = contIdx.map((i) => scoreClip(clipPixels(test, i), test.width, test.height, test.states[i]!));
-    writeFileAtomic(path.join(dir, 'baselines.json'), JSON.stringify({ teacher, randomTeacher, pixels, groundTruth }) + '\n');
+    writeFileAtomic(path.join(dir, 'baselines.json'), JSON.stringify({ teacher, randomTeacher, pixels, teacherFullClip, pixelsFullClip, groundTruth }) + '\n');
   });
   const baselines = readJson<StudyResult['baselines']>(path.join(baseStage.dir, 'baselines.json'));
   tf.dispose([testLat.latents, testLat.text]);
