@@ -146,13 +146,14 @@ async function plots(r: StudyResult, s: ArmSummary[], dir: string): Promise<Reco
     await vegaLiteToPng({
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
       title: 'OCP probe accuracy on the test split (mean ± std over folds and seeds)',
-      width: 420,
-      height: 240,
+      width: 460,
+      height: 22 * bars.length,
       data: { values: bars },
       layer: [
-        { mark: 'bar', encoding: { x: { field: 'name', type: 'nominal', sort: order, title: null, axis: { labelAngle: -30 } }, y: { field: 'mean', type: 'quantitative', title: 'accuracy (%)', scale: { domain: [30, 100] } }, color: { field: 'kind', type: 'nominal', legend: null } } },
-        { mark: { type: 'rule', strokeWidth: 2 }, encoding: { x: { field: 'name', type: 'nominal', sort: order }, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
-        { mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' }, encoding: { y: { datum: 50 } } },
+        { mark: { type: 'bar', clip: true }, encoding: { y: { field: 'name', type: 'nominal', sort: order, title: null, axis: { labelLimit: 260 } }, x: { field: 'mean', type: 'quantitative', title: 'accuracy (%)', scale: { domain: [40, 80], clamp: true } }, color: { field: 'kind', type: 'nominal', title: null } } },
+        { mark: { type: 'rule', strokeWidth: 2, clip: true }, encoding: { y: { field: 'name', type: 'nominal', sort: order }, x: { field: 'lo', type: 'quantitative' }, x2: { field: 'hi' } } },
+        { mark: { type: 'text', align: 'left', dx: 4, fontSize: 10 }, encoding: { y: { field: 'name', type: 'nominal', sort: order }, x: { field: 'hi', type: 'quantitative' }, text: { field: 'mean', type: 'quantitative', format: '.1f' } } },
+        { mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' }, encoding: { x: { datum: 50 } } },
       ],
     }),
   );
