@@ -470,5 +470,21 @@ function writeSheet(file: string, clips: Uint8Array[], d: SplitData, idx: number
   const rowBytes = W * frames.length * H * 3;
   const out = new Uint8Array(rowBytes * rows.length);
   rows.forEach((r, i) => out.set(r, i * rowBytes));
-  writeFileAtomic(file, encodePng(out, W * frames.length, H * rows.length));
+  const z = upscale(out, W * frames.length, H * rows.length, 3);
+  writeFileAtomic(file, encodePng(z.rgb, z.width, z.height));
+}
+
+/** Nearest-neighbour ×k (toy frames are tiny). */
+function upscale(rgb: Uint8Array, width: number, height: number, k: number): { rgb: Uint8Array; width: number; height: number } {
+  const W = width * k;
+  const out = new Uint8Array(W * height * k * 3);
+  for (let y = 0; y < height * k; y++)
+    for (let x = 0; x < W; x++) {
+      const src = (Math.floor(y / k) * width + Math.floor(x / k)) * 3;
+      const dst = (y * W + x) * 3;
+      out[dst] = rgb[src]!;
+      out[dst + 1] = rgb[src + 1]!;
+      out[dst + 2] = rgb[src + 2]!;
+    }
+  return { rgb: out, width: W, height: height * k };
 }
