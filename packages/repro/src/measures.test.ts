@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { CogVideoXTransformer3DModel } from '@vrepa/cogvideox';
+import { CogVideoXTransformer3DModel, CogVideoXDDIMScheduler, COGVIDEOX_2B_SCHEDULER, diffusionLoss } from '@vrepa/cogvideox';
 import { Rng } from '@vrepa/core';
 import { generateSplit, clipPixels, type DataConfig } from './data.js';
-import { probeAccuracy, sampleLatents, scoreClip, heldOutTrd, studentAlignTokens } from './measures.js';
+import { heldOutDiffusionLoss, probeAccuracy, sampleLatents, scoreClip, heldOutTrd, studentAlignTokens } from './measures.js';
 
 const tiny = () =>
   new CogVideoXTransformer3DModel(
@@ -54,6 +54,26 @@ describe('measures', () => {
     expect(r2.raw).toBeCloseTo(r.raw, 5);
     expect(r2.projected).toBeCloseTo(r.projected, 5);
     tf.dispose([lat, text, st.tokens, teacher, rotated]);
+    model.dispose();
+  });
+
+  it("per-clip held-out diffusion loss equals cogvideox' diffusionLoss on each clip alone (same noise)", () => {
+    const model = tiny();
+    const lat = tf.randomNormal([2, 3, 4, 4, 8]);
+    const text = tf.randomNormal([2, 3, 8]);
+    const got = heldOutDiffusionLoss(model, lat, text, [300], 5);
+    const schedule = new CogVideoXDDIMScheduler(COGVIDEOX_2B_SCHEDULER);
+    const noise = Rng.fromSeed(5, 100).randomTensor(lat.shape, 'normal');
+    for (let i = 0; i < 2; i++) {
+      const want = tf.tidy(() => {
+        const x = tf.slice(lat, [i], [1]);
+        const noisy = schedule.addNoise(x, tf.slice(noise, [i], [1]), [300]);
+        const out = model.forward(noisy, tf.slice(text, [i], [1]), [300], { alignLayer: 0 });
+        return diffusionLoss(out.sample, noisy, x, [300], schedule).dataSync()[0]!;
+      });
+      expect(got[i]).toBeCloseTo(want, 4);
+    }
+    tf.dispose([lat, text, noise]);
     model.dispose();
   });
 

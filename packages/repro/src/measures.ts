@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@vrepa/core';
 import { GRID_MATCH_STRATEGIES, matchGrids, type TokenGrid } from '@vrepa/align-dims';
 import { trdLoss } from '@vrepa/relations';
-import { CogVideoXDDIMScheduler, COGVIDEOX_2B_SCHEDULER, diffusionLoss, type CogVideoXTransformer3DModel } from '@vrepa/cogvideox';
+import { CogVideoXDDIMScheduler, COGVIDEOX_2B_SCHEDULER, diffusionWeights, type CogVideoXTransformer3DModel } from '@vrepa/cogvideox';
 import {
   crossValidateProbe,
   featureStats,
@@ -94,20 +94,27 @@ export function pixelFeatures(clips: tf.Tensor, slices = 3): tf.Tensor2D {
 
 // ───────────────────────────── losses on held-out clips ─────────────────────────────
 
-/** Per-clip diffusion loss at fixed timesteps (one per entry of `timesteps`, noise seeded per clip and t). */
-export function heldOutDiffusionLoss(model: CogVideoXTransformer3DModel, latents: tf.Tensor, text: tf.Tensor, timesteps: number[], seed: number): number {
+/**
+ * Per-clip diffusion loss (the official weighting 1/(1−ᾱ_t) of the x̂₀ error, as cogvideox' diffusionLoss) at
+ * fixed timesteps, averaged over `timesteps`; noise seeded by (seed, timestep index), one batched forward per
+ * timestep. Returns one value per clip of the batch.
+ */
+export function heldOutDiffusionLoss(model: CogVideoXTransformer3DModel, latents: tf.Tensor, text: tf.Tensor, timesteps: number[], seed: number): number[] {
   const schedule = new CogVideoXDDIMScheduler(COGVIDEOX_2B_SCHEDULER);
-  let sum = 0;
+  const B = latents.shape[0]!;
+  const sum = new Float64Array(B);
   for (const [j, t] of timesteps.entries()) {
-    sum += tf.tidy(() => {
+    const per = tf.tidy(() => {
       const noise = Rng.fromSeed(seed, 100 + j).randomTensor(latents.shape, 'normal');
-      const ts = new Array(latents.shape[0]!).fill(t);
+      const ts = new Array(B).fill(t);
       const noisy = schedule.addNoise(latents, noise, ts);
       const out = model.forward(noisy, text, ts, { alignLayer: 0 });
-      return diffusionLoss(out.sample, noisy, latents, ts, schedule).dataSync()[0]!;
+      const x0 = schedule.getVelocity(out.sample, noisy, ts);
+      return tf.mul(tf.mean(tf.reshape(tf.square(tf.sub(x0, latents)), [B, -1]), 1), diffusionWeights(schedule, ts)[0]!).dataSync();
     });
+    per.forEach((v, i) => (sum[i]! += v));
   }
-  return sum / timesteps.length;
+  return Array.from(sum, (v) => v / timesteps.length);
 }
 
 /**

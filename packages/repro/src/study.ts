@@ -407,9 +407,7 @@ async function evaluateModel(model: CogVideoXTransformer3DModel, x: EvalInputs):
     const idx = lossIdx.slice(s, s + B);
     const lat = gatherRows(testLat.latents, idx);
     const txt = gatherRows(testLat.text, idx);
-    for (let j = 0; j < idx.length; j++) {
-      perClip.push(tf.tidy(() => heldOutDiffusionLoss(model, tf.slice(lat, [j], [1]), tf.slice(txt, [j], [1]), c.eval.lossTimesteps, 7 + idx[j]!)));
-    }
+    perClip.push(...heldOutDiffusionLoss(model, lat, txt, c.eval.lossTimesteps, 7 + s));
     const st = studentAlignTokens(model, lat, txt, c.eval.probeTimestep, 2000 + s, c.student.alignLayer);
     const tt = gatherRows(teacherTokensAll, idx) as tf.Tensor3D;
     const r = heldOutTrd(model, st, { tokens: tt, grid: tGrid }, { margin: x.margin, gridMatch: c.finetune.gridMatch });
