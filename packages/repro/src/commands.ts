@@ -24,6 +24,8 @@ reuses every finished stage, and a changed setting reruns only the stages it aff
   --subsets <list>      comma-separated scene subsets (roll,contain,collide,drop,dominoes,support)
   --sweep               also run the validation sweep (TRD λ, margin, align layer, steps vs diffusion only),
                         judged on the validation split only, into the report
+  --sweep-only          run only the stages the sweep needs and the sweep (no report); e.g. beside a running
+                        study in the same --out, then '--resume --sweep' writes the report from the caches
   --resume              continue in a folder that already holds stages (without it such a folder is refused)
   -h, --help            this text`;
 
@@ -35,7 +37,7 @@ export const reproCommand: VrepaCommand = {
     const a = commandArgs<Record<string, string | boolean | undefined>>(
       'repro',
       argv,
-      { preset: { type: 'string' }, out: { type: 'string' }, seeds: { type: 'string' }, 'data-seed': { type: 'string' }, subsets: { type: 'string' }, resume: { type: 'boolean' }, sweep: { type: 'boolean' } },
+      { preset: { type: 'string' }, out: { type: 'string' }, seeds: { type: 'string' }, 'data-seed': { type: 'string' }, subsets: { type: 'string' }, resume: { type: 'boolean' }, sweep: { type: 'boolean' }, 'sweep-only': { type: 'boolean' } },
       USAGE,
       { required: ['preset', 'out'], positionals: false },
     );
@@ -63,6 +65,11 @@ export const reproCommand: VrepaCommand = {
         throw new UsageError(`vrepa repro: ${out} already holds stages; pass --resume to reuse them, or choose another --out`);
       const backend = await initBackend({ quiet: true });
       process.stderr.write(`vrepa repro: preset ${config.preset}, backend ${backend.name}, out ${out}\n`);
+      if (v['sweep-only']) {
+        const s = await runStudy(config, { out, sweepOnly: true });
+        process.stderr.write(`vrepa repro: sweep done in ${s.seconds.toFixed(1)} s (${s.sweep.length} variants); '--resume --sweep' writes the report\n`);
+        return 0;
+      }
       const r = await runStudy(config, { out, sweep: !!v.sweep });
       const files = await writeReport(r, out);
       process.stderr.write(`vrepa repro: done in ${r.seconds.toFixed(1)} s; report ${files.md} and ${files.html}\n`);

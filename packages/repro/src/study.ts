@@ -25,6 +25,8 @@ export interface StudyOptions {
   progress?: boolean;
   /** also run the validation sweep (config.sweep) */
   sweep?: boolean;
+  /** run only the stages the sweep needs and the sweep itself (no arms, measures or report) */
+  sweepOnly?: boolean;
 }
 
 export interface SweepResult {
@@ -210,6 +212,46 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
     });
   });
   const pretrainedDir = path.join(pretrainStage.dir, 'final', 'transformer');
+  const ctxLatentFrames = latentFrames(c.data.context, c.latent.temporal);
+
+  // the validation sweep, as a function: `sweepOnly` runs it alone (e.g. beside a running study)
+  const runSweep = async (): Promise<SweepResult[]> => {
+    const sweep: SweepResult[] = [];
+    const val = readSplit(dataStage.dir, 'val');
+    const valLat = loadLatents(latentStage.dir, 'val');
+    const vLabels = Uint8Array.from(val.labels);
+    const vNames = [...new Set(val.subsets)];
+    const vGroups = Int32Array.from(val.subsets, (s) => vNames.indexOf(s));
+    const trainLat2 = loadLatents(latentStage.dir, 'train');
+    const teacherTrain2 = readTensor(path.join(teacherStage.dir, 'train.safetensors'), 'tokens');
+    try {
+      for (const v of c.sweep.variants) {
+        const student = { ...c.student, alignLayer: v.alignLayer };
+        const armCfg = { pretrain: pretrainStage.hash, teacher: teacherStage.hash, latents: latentStage.hash, student, finetune: { ...c.finetune, steps: v.steps }, arm: { loss: v.loss, lambda: v.lambda, margin: v.margin }, seed: c.sweep.seed };
+        const st = await runner.run(`sweep-${v.name}`, armCfg, async (dir) => {
+          const data = new MemoryDataset(trainLat2.latents, trainLat2.text, v.lambda > 0 ? teacherTrain2 : undefined, teacherGrids.full);
+          await trainStudent({ out: dir, from: pretrainedDir, student, teacherDim: c.teacher.embedDim, train: { ...c.finetune, steps: v.steps, seed: c.sweep.seed, lambda: v.lambda, loss: v.loss, margin: v.margin }, data, log, progress: opts.progress });
+        });
+        const ev = await runner.run(`sweep-eval-${v.name}`, { data: dataStage.hash, latents: latentStage.hash, teacher: teacherStage.hash, eval: c.eval, folds: c.sweep.probeFolds, model: st.hash, split: 'val' }, async (dir) => {
+          const model = fromPretrained(path.join(st.dir, 'final', 'transformer')).model;
+          try {
+            const e = await evaluateModel(model, { test: val, testLat: valLat, labels: vLabels, groups: vGroups, ctxLatentFrames, space, c, teacherDir: teacherStage.dir, contIdx: [], capIdx: [], split: 'val', dir, margin: v.margin, layer: v.alignLayer, folds: c.sweep.probeFolds });
+            writeFileAtomic(path.join(dir, 'eval.json'), JSON.stringify({ name: v.name, variant: v, probe: e.probe, diffusionLoss: e.diffusionLoss, trdRaw: e.trdRaw }) + '\n');
+          } finally {
+            model.dispose();
+          }
+        });
+        sweep.push(readJson<SweepResult>(path.join(ev.dir, 'eval.json')));
+      }
+    } finally {
+      tf.dispose([valLat.latents, valLat.text, trainLat2.latents, trainLat2.text, teacherTrain2]);
+    }
+    return sweep;
+  };
+  if (opts.sweepOnly) {
+    const sweep = await runSweep();
+    return { config: c, stages: runner.records, evals: [], baselines: null as never, sweep, curves: [], teacherCurve: [], latentSpace: space, env: environment(), seconds: (performance.now() - t0) / 1000 };
+  }
 
   // 5. arms × seeds, all from the pretrained checkpoint, same steps / data order per seed
   const teacherTrain = readTensor(path.join(teacherStage.dir, 'train.safetensors'), 'tokens');
@@ -242,7 +284,7 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
   const labels = Uint8Array.from(test.labels);
   const groupNames = [...new Set(test.subsets)];
   const groups = Int32Array.from(test.subsets, (s) => groupNames.indexOf(s));
-  const ctxLatentFrames = latentFrames(test.context, c.latent.temporal);
+  
   const evalCfgBase = { data: dataStage.hash, latents: latentStage.hash, teacher: teacherStage.hash, eval: c.eval, split, gridMatch: c.finetune.gridMatch };
   const contIdx = spreadIndices(test, c.eval.continuations);
   const capIdx = spreadIndices(test, c.eval.captionClips);
@@ -291,39 +333,8 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
   const baselines = readJson<StudyResult['baselines']>(path.join(baseStage.dir, 'baselines.json'));
   tf.dispose([testLat.latents, testLat.text]);
 
-  // 8. the validation sweep: TRD variants against diffusion only with the same steps and layer, judged on val
-  const sweep: SweepResult[] = [];
-  if (opts.sweep) {
-    const val = readSplit(dataStage.dir, 'val');
-    const valLat = loadLatents(latentStage.dir, 'val');
-    const vLabels = Uint8Array.from(val.labels);
-    const vNames = [...new Set(val.subsets)];
-    const vGroups = Int32Array.from(val.subsets, (s) => vNames.indexOf(s));
-    const trainLat2 = loadLatents(latentStage.dir, 'train');
-    const teacherTrain2 = readTensor(path.join(teacherStage.dir, 'train.safetensors'), 'tokens');
-    try {
-      for (const v of c.sweep.variants) {
-        const student = { ...c.student, alignLayer: v.alignLayer };
-        const armCfg = { pretrain: pretrainStage.hash, teacher: teacherStage.hash, latents: latentStage.hash, student, finetune: { ...c.finetune, steps: v.steps }, arm: { loss: v.loss, lambda: v.lambda, margin: v.margin }, seed: c.sweep.seed };
-        const st = await runner.run(`sweep-${v.name}`, armCfg, async (dir) => {
-          const data = new MemoryDataset(trainLat2.latents, trainLat2.text, v.lambda > 0 ? teacherTrain2 : undefined, teacherGrids.full);
-          await trainStudent({ out: dir, from: pretrainedDir, student, teacherDim: c.teacher.embedDim, train: { ...c.finetune, steps: v.steps, seed: c.sweep.seed, lambda: v.lambda, loss: v.loss, margin: v.margin }, data, log, progress: opts.progress });
-        });
-        const ev = await runner.run(`sweep-eval-${v.name}`, { data: dataStage.hash, latents: latentStage.hash, teacher: teacherStage.hash, eval: c.eval, folds: c.sweep.probeFolds, model: st.hash, split: 'val' }, async (dir) => {
-          const model = fromPretrained(path.join(st.dir, 'final', 'transformer')).model;
-          try {
-            const e = await evaluateModel(model, { test: val, testLat: valLat, labels: vLabels, groups: vGroups, ctxLatentFrames, space, c, teacherDir: teacherStage.dir, contIdx: [], capIdx: [], split: 'val', dir, margin: v.margin, layer: v.alignLayer, folds: c.sweep.probeFolds });
-            writeFileAtomic(path.join(dir, 'eval.json'), JSON.stringify({ name: v.name, variant: v, probe: e.probe, diffusionLoss: e.diffusionLoss, trdRaw: e.trdRaw }) + '\n');
-          } finally {
-            model.dispose();
-          }
-        });
-        sweep.push(readJson<SweepResult>(path.join(ev.dir, 'eval.json')));
-      }
-    } finally {
-      tf.dispose([valLat.latents, valLat.text, trainLat2.latents, trainLat2.text, teacherTrain2]);
-    }
-  }
+  // 8. the validation sweep (TRD variants against diffusion only with the same steps and layer, judged on val)
+  const sweep: SweepResult[] = opts.sweep ? await runSweep() : [];
 
   const curves = runs.map((r) => ({ id: r.id, log: readTrainLog(path.join(r.stage.dir, 'log.jsonl')) }));
   const teacherLog = path.join(teacherStage.dir, 'pretrain-log.jsonl');
