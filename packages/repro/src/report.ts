@@ -157,17 +157,25 @@ async function plots(r: StudyResult, s: ArmSummary[], dir: string): Promise<Reco
       ],
     }),
   );
-  const curvePts = r.curves.flatMap((c) => c.log.filter((l) => l.loss_diff !== null).map((l) => ({ run: c.id, step: l.step, loss: l.loss_diff, part: 'diffusion' })));
-  const alignPts = r.curves.flatMap((c) => c.log.filter((l) => l.loss_align !== null).map((l) => ({ run: c.id, step: l.step, loss: l.loss_align, part: 'alignment' })));
+  // per-step losses are noisy (one batch, random timesteps): a trailing mean over 10 steps
+  const smooth = (xs: { step: number; v: number }[]) => xs.map((x, i) => ({ step: x.step, v: mean(xs.slice(Math.max(0, i - 9), i + 1).map((y) => y.v)) }));
+  const pts: { run: string; step: number; loss: number; panel: string }[] = [];
+  for (const c of r.curves) {
+    const pre = c.id === 'pretrained';
+    const d = smooth(c.log.filter((l) => l.loss_diff !== null).map((l) => ({ step: l.step, v: l.loss_diff! })));
+    const a = smooth(c.log.filter((l) => l.loss_align !== null).map((l) => ({ step: l.step, v: l.loss_align! })));
+    for (const x of d) pts.push({ run: c.id, step: x.step, loss: x.v, panel: pre ? '1. pretraining: diffusion loss' : '2. arms: diffusion loss' });
+    for (const x of a) pts.push({ run: c.id, step: x.step, loss: x.v, panel: '3. arms: alignment loss (TRD / REPA)' });
+  }
   files.curves = 'curves.png';
   fs.writeFileSync(
     path.join(dir, files.curves),
     await vegaLiteToPng({
       $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-      title: 'Training curves (pretraining and every arm × seed)',
-      data: { values: [...curvePts, ...alignPts] },
-      facet: { column: { field: 'part', type: 'nominal', title: null } },
-      spec: { width: 300, height: 200, mark: { type: 'line', strokeWidth: 1 }, encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'loss', type: 'quantitative', scale: { type: 'log' } }, color: { field: 'run', type: 'nominal' } } },
+      title: 'Training curves (trailing mean over 10 steps)',
+      data: { values: pts },
+      facet: { column: { field: 'panel', type: 'nominal', title: null } },
+      spec: { width: 260, height: 200, mark: { type: 'line', strokeWidth: 1 }, encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'loss', type: 'quantitative', scale: { zero: false } }, color: { field: 'run', type: 'nominal' } } },
       resolve: { scale: { y: 'independent', x: 'independent' } },
     }),
   );
