@@ -2,5 +2,6 @@
 import type { VrepaCommand } from '@vrepa/core';
 import { loraMergeCommand } from './lora/commands.js';
 import { generateCommand, initModelCommand } from './pipeline/commands.js';
+import { exportCommand } from './transformer/commands.js';
 
-export const commands: VrepaCommand[] = [loraMergeCommand, generateCommand, initModelCommand];
+export const commands: VrepaCommand[] = [loraMergeCommand, generateCommand, initModelCommand, exportCommand];
