@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Rng, SafetensorsFile, writeSafetensors } from '@vrepa/core';
 import { tinyConfig } from '../transformer/test-config.js';
-import { CogVideoXTransformer3DModel, LORA_ADAPTER_METADATA_KEY, addLora, bakeLoraFile, commands, loadLora, loraModules, mergeLora, saveLora } from '../index.js';
+import { CogVideoXTransformer3DModel, LORA_ADAPTER_METADATA_KEY, LoraLinear, addLora, bakeLoraFile, commands, loadLora, loraModules, mergeLora, saveLora } from '../index.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-bake-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -101,7 +101,10 @@ describe('LoRA with α/r baked into lora_B', () => {
         const wrong = mergedWeights(withoutMetadata(plain, path.join(tmp, `plain-nometa-${alpha}.safetensors`)));
         const w0 = base();
         try {
-          for (const [n, l] of [...w0.namedModules()].filter(([n]) => ref.has(n)) as [string, { weight: { value: tf.Tensor } }][]) {
+          let checked = 0;
+          for (const [n, l] of w0.namedModules()) {
+            if (!ref.has(n) || !(l instanceof LoraLinear)) continue;
+            checked++;
             const w = l.weight.value.dataSync();
             const trained = ref.get(n)!;
             const got = wrong.get(n)!;
@@ -115,6 +118,7 @@ describe('LoRA with α/r baked into lora_B', () => {
             expect(size).toBeGreaterThan(1e-4); // the adapters do something
             expect(worst).toBeLessThan(1e-5);
           }
+          expect(checked).toBe(ref.size);
         } finally {
           w0.dispose();
         }

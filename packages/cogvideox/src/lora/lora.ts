@@ -10,6 +10,7 @@
  * is `model.requiresGrad(true)` (the "sft" mode of the official trainer).
  */
 import fs from 'node:fs';
+import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { SafetensorsFile, hostToStreamEntry, hostToTensor, writeSafetensors, writeSafetensorsStream, type Rng, type SafetensorsStreamEntry } from '@vrepa/core';
 import type { CogVideoXTransformer3DModel } from '../transformer/model.js';
@@ -296,6 +297,7 @@ export function bakeLoraFile(inFile: string, outFile: string, opts: BakeLoraOpti
       };
     });
     if (meta) metadata[LORA_ADAPTER_METADATA_KEY] = JSON.stringify({ ...meta, [`${prefix}lora_alpha`]: rank }, Object.keys(meta).sort(), 2);
+    fs.mkdirSync(dirname(outFile), { recursive: true });
     writeSafetensorsStream(outFile, entries, { metadata });
     return { rank, alpha, scaled: bKeys.length };
   } finally {
