@@ -122,12 +122,12 @@ describe('pre-training checkpoints', () => {
     m.dispose();
   });
 
-  it('inferPretrainConfig: the official ViT-B pre-training shapes give the registered -b config', () => {
-    const ref = new VideoMAEPretrain('videomae-pretrain-b', { init: 'zeros' });
+  it('inferPretrainConfig: the state-dict shapes of a registered preset give that preset back', () => {
+    const ref = new VideoMAEPretrain('videomae-pretrain-tiny', { init: 'zeros' });
     const shapes = ref.stateDictShapes();
     const c = inferPretrainConfig([...shapes.keys()], (n) => shapes.get(n)!);
     ref.dispose();
-    expect(c).toEqual({ ...PRETRAIN_CONFIGS['videomae-pretrain-b'], maxScoreElements: undefined });
+    expect(c).toEqual({ ...PRETRAIN_CONFIGS['videomae-pretrain-tiny'], imgSize: 224, maxScoreElements: undefined });
   });
 
   it('no file, or not a pre-training checkpoint: clear errors', () => {
