@@ -5,6 +5,7 @@ export * from './png.js';
 export * from './ffmpeg.js';
 export * from './pickle.js';
 export * from './pth.js';
+export * from './pth-write.js';
 export * from './sharded.js';
 export * from './checkpoint.js';
 export * from './convert.js';
