@@ -43,17 +43,18 @@ export function canonicalJson(v: unknown): string {
     .join(',')}}`;
 }
 
-const weightHashes = new WeakMap<VideoTeacher, string>();
+/** memoised weights hashes, each valid for the model's weightsVersion it was computed at */
+const weightHashes = new WeakMap<VideoTeacher, { version: number; hash: string }>();
 
 /**
  * sha256 of a model's weights content: every state-dict entry's name, PyTorch shape and float32 bytes,
- * in order (independent of the file format they came from). Memoised per model instance: loading
- * through fromCheckpoint / loadTeacherWeights resets it; after changing weights any other way pass
- * `{ fresh: true }`.
+ * in order (independent of the file format they came from). Memoised per model instance and its
+ * `weightsVersion` (loading through fromCheckpoint / loadTeacherWeights bumps it); after changing
+ * weights any other way pass `{ fresh: true }`.
  */
 export function hashTeacherWeights(model: VideoTeacher, opts: { fresh?: boolean } = {}): string {
   const memo = opts.fresh ? undefined : weightHashes.get(model);
-  if (memo) return memo;
+  if (memo && memo.version === model.weightsVersion) return memo.hash;
   const h = crypto.createHash('sha256');
   const entries: Array<[string, tf.Tensor, ParamLayout]> = [
     ...model.namedParameters().map(([n, p]): [string, tf.Tensor, ParamLayout] => [n, p.value, p.layout]),
@@ -67,13 +68,8 @@ export function hashTeacherWeights(model: VideoTeacher, opts: { fresh?: boolean 
     t.dispose();
   }
   const out = h.digest('hex');
-  weightHashes.set(model, out);
+  weightHashes.set(model, { version: model.weightsVersion, hash: out });
   return out;
-}
-
-/** Forget a model's memoised weights hash (called when its weights are reloaded). */
-export function forgetWeightsHash(model: VideoTeacher): void {
-  weightHashes.delete(model);
 }
 
 /** sha256 of a tensor's shape, dtype and values (a clip content hash). */
