@@ -250,6 +250,17 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
     if (best) md.push('', `**Sweep result (computed):** ${best}`, '');
     md.push('');
   }
+  md.push('## Limits of this configuration (computed from the config and the numbers)', '');
+  const width = c.student.heads * c.student.headDim;
+  const perToken = 2 * 2 * c.latent.temporal * c.latent.spatial ** 2 * 3;
+  if (width < perToken)
+    md.push(
+      `- The student is ${width} wide but predicts ${perToken} latent values per token (patch 2×2 × ${perToken / 4} channels): its output projection has rank ≤ ${width}, so the denoiser cannot remove the noise outside a ${width}-dimensional subspace of each token's output. Generated clips therefore stay noisy (see the contact sheets), and the generation measures (position error, contact from continuations, caption-only metrics) mostly measure that noise, not physics. A student at least as wide as a token's latent (or a latent with fewer values per token) is the next step for those measures; the probe, held-out loss and TRD measures are not affected by this.`,
+    );
+  const genErr = finiteMean(r.evals.flatMap((e) => e.continuations.map((x) => x.positionErrorPx)));
+  const gtErr = finiteMean(r.baselines.groundTruth.map((x) => x.positionErrorPx));
+  md.push(`- Continuation position error: ${num(genErr, 1)} px over every model's generations vs ${num(gtErr, 2)} px for the simulator's own clips through the same scorer (frames ${r.config.data.width}×${r.config.data.height}).`);
+  md.push(`- Probe set: ${r.evals[0]?.probe.n ?? 0} test clips, ${c.eval.probeFolds}-fold; one fold's accuracy moves by ${pct(1 / Math.max(1, Math.round((r.evals[0]?.probe.n ?? 1) / c.eval.probeFolds)))} points per clip, and the fold std of every row is in the table: differences smaller than that are not resolvable at this size.`, '');
   md.push('## Setup', '');
   const d = c.data;
   md.push(
