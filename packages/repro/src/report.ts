@@ -275,9 +275,15 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
   );
   md.push('## Stage times', '', 'Wall seconds when the stage was built, and the CPU seconds of the process (all threads; independent of what else runs on the machine: on 2 idle cores the wall time is roughly CPU / 1.5–2).', '', '| stage | wall s | CPU s | reused from cache in this run |', '|---|---|---|---|');
   for (const st of r.stages) md.push(`| ${st.name}-${st.hash} | ${st.seconds.toFixed(1)} | ${st.cpuSeconds === null ? '—' : st.cpuSeconds.toFixed(1)} | ${st.cached ? 'yes' : 'no'} |`);
-  const wall = r.stages.reduce((a, s) => a + s.seconds, 0);
-  const cpuKnown = r.stages.filter((s) => s.cpuSeconds !== null);
-  md.push(`| **sum over stages** | ${wall.toFixed(1)} | ${cpuKnown.reduce((a, s) => a + s.cpuSeconds!, 0).toFixed(1)}${cpuKnown.length < r.stages.length ? ` (${cpuKnown.length} of ${r.stages.length} stages)` : ''} | |`);
+  for (const [what, list] of [
+    ['the study', r.stages.filter((st) => !st.name.startsWith('sweep'))],
+    ['the validation sweep', r.stages.filter((st) => st.name.startsWith('sweep'))],
+  ] as const) {
+    if (!list.length) continue;
+    const wall = list.reduce((a, st) => a + st.seconds, 0);
+    const cpuKnown = list.filter((st) => st.cpuSeconds !== null);
+    md.push(`| **sum over ${what}'s stages** | ${wall.toFixed(1)} (${(wall / 60).toFixed(1)} min) | ${cpuKnown.reduce((a, st) => a + st.cpuSeconds!, 0).toFixed(1)}${cpuKnown.length < list.length ? ` (${cpuKnown.length} of ${list.length} stages recorded CPU time)` : ''} | |`);
+  }
   md.push(`| **this invocation** | ${r.seconds.toFixed(1)} | | |`, '');
   md.push('## Environment', '', ...Object.entries(r.env).map(([k, v]) => `- ${k}: ${v}`), '', 'The machine is shared: wall times depend on the load average above.', '');
   md.push('## Config', '', '```json', JSON.stringify(c, null, 2), '```', '');
