@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { SafetensorsFile, decodeBytes, hostToStreamEntry, toTorchLayout, writeSafetensorsStream, type ParamLayout } from '@vrepa/core';
 import type { EncodeResult, PreprocessOptions, VideoTeacher } from './teacher.js';
 import type { TeacherGrid } from './vit.js';
+import { weightsHashMemo } from './weights-hash-memo.js';
 
 export const CACHE_FORMAT = 'vrepa-feature-cache/1';
 const KEY_RE = /^[0-9a-f]{64}$/;
@@ -43,7 +44,6 @@ export function canonicalJson(v: unknown): string {
     .join(',')}}`;
 }
 
-const weightHashes = new WeakMap<VideoTeacher, string>();
 
 /**
  * sha256 of a model's weights content: every state-dict entry's name, PyTorch shape and float32 bytes,
@@ -52,7 +52,7 @@ const weightHashes = new WeakMap<VideoTeacher, string>();
  * `{ fresh: true }`.
  */
 export function hashTeacherWeights(model: VideoTeacher, opts: { fresh?: boolean } = {}): string {
-  const memo = opts.fresh ? undefined : weightHashes.get(model);
+  const memo = opts.fresh ? undefined : weightsHashMemo.get(model);
   if (memo) return memo;
   const h = crypto.createHash('sha256');
   const entries: Array<[string, tf.Tensor, ParamLayout]> = [
@@ -67,14 +67,11 @@ export function hashTeacherWeights(model: VideoTeacher, opts: { fresh?: boolean 
     t.dispose();
   }
   const out = h.digest('hex');
-  weightHashes.set(model, out);
+  weightsHashMemo.set(model, out);
   return out;
 }
 
-/** Forget a model's memoised weights hash (called when its weights are reloaded). */
-export function forgetWeightsHash(model: VideoTeacher): void {
-  weightHashes.delete(model);
-}
+export { forgetWeightsHash } from './weights-hash-memo.js';
 
 /** sha256 of a tensor's shape, dtype and values (a clip content hash). */
 export function hashTensor(x: tf.Tensor): string {

@@ -5,7 +5,7 @@
  * trilinear in time), features = last block output, no final norm.
  */
 import { inferTeacherConfig, teacherConfig, teacherConfigWith, type TeacherOptions } from './configs.js';
-import { teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
+import { teacherFromCheckpoint, type CheckpointInput, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
 import { VideoMaeFamilyTeacher } from './videomae-family.js';
 
 export class VideoMAEv2 extends VideoMaeFamilyTeacher {
@@ -19,7 +19,7 @@ export class VideoMAEv2 extends VideoMaeFamilyTeacher {
    * `fc_norm`/`head` (fine-tuned checkpoints) and decoders are ignored and listed in
    * `loadReport.ignored`, unless the config asks for them (`fcNorm: true`, `numClasses`).
    */
-  static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VideoMAEv2 {
+  static fromCheckpoint(path: CheckpointInput, opts: FromCheckpointOptions = {}): VideoMAEv2 {
     const given = opts.config !== undefined ? teacherConfig(opts.config, 'videomaev2') : undefined;
     return teacherFromCheckpoint(path, ['module', 'model', 'state_dict'], opts, (src) => new VideoMAEv2(given ?? inferTeacherConfig('videomaev2', src.names(), src.shape), { init: 'zeros', maxScoreElements: opts.maxScoreElements }));
   }
