@@ -1,5 +1,5 @@
 /**
- * The Node file API of safetensors, as the browser entry sees it: the same names, so code that reads or
+ * The Node file API of safetensors (and `.pth` writing), as the browser entry sees it: the same names, so code that reads or
  * writes files in Node bundles for the web unchanged; called there, each says what to use instead.
  */
 import { SafetensorsError } from './safetensors-bytes.js';
@@ -24,4 +24,8 @@ export function writeSafetensors(path: string, ..._rest: unknown[]): never {
 
 export function writeSafetensorsStream(path: string, ..._rest: unknown[]): never {
   throw new SafetensorsError(path, `writing a safetensors file ${NO_FILES}`);
+}
+
+export function writePth(file: string, ..._rest: unknown[]): never {
+  throw new Error(`${file}: writing a .pth file needs Node's file system; in the browser save safetensors bytes with serializeSafetensors(tensors)`);
 }
