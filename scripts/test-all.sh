@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 export TURBO_TELEMETRY_DISABLED=1 DO_NOT_TRACK=1 TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 FIXTURES="${VREPA_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
 export VREPA_FIXTURES="$FIXTURES"
+# the pre-training reference set (videomae_pretrain) lives next to the main one
+FIXTURES_PRETRAIN="${VREPA_FIXTURES_PRETRAIN:-$(dirname "$FIXTURES")/fixtures-pretrain}"
+export VREPA_FIXTURES_PRETRAIN="$FIXTURES_PRETRAIN"
 SUMMARY_DIR="$(mktemp -d)"
 pnpm turbo run build --concurrency=2
 node packages/cli/dist/cli.js backend install-native || echo "[vrepa] native backend unavailable here; tests run on wasm"
@@ -17,6 +20,8 @@ for b in tensorflow wasm; do
   if VREPA_BACKEND=$b node packages/cli/dist/cli.js backend --check-only >/dev/null 2>&1; then
     echo "== conformance on $b"
     VREPA_BACKEND=$b node packages/cli/dist/cli.js conformance "$FIXTURES" --strict --json "$SUMMARY_DIR/conformance-$b.json"
+    echo "== conformance on $b: pre-training set"
+    VREPA_BACKEND=$b node packages/cli/dist/cli.js conformance "$FIXTURES_PRETRAIN" --strict --json "$SUMMARY_DIR/conformance-pretrain-$b.json"
   else
     echo "== conformance on $b: backend not available here, skipped"
   fi
