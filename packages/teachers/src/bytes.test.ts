@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { Rng, serializeSafetensors, writeSafetensors } from '@vrepa/core';
 import * as browser from './browser.js';
 import { teacherConfig } from './configs.js';
+import { savePretrainCheckpoint } from './pretrain-checkpoint.js';
+import { PRETRAIN_CONFIGS, VideoMAEPretrain, type VideoMAEPretrainConfig } from './videomae-pretrain.js';
 import { VideoMAEv2 } from './videomaev2.js';
 
 describe('teacher from safetensors bytes', () => {
@@ -38,6 +40,24 @@ describe('teacher from safetensors bytes', () => {
   it('a bytes checkpoint that does not fit names the bytes', () => {
     const bytes = serializeSafetensors({ 'module.x': { dtype: 'F32', shape: [1], data: Float32Array.of(0) } });
     expect(() => VideoMAEv2.fromCheckpoint(bytes, { config: 'videomaev2-s', name: 'w.safetensors' })).toThrow(/w\.safetensors/);
+  });
+
+  it('the bytes of our pre-training checkpoint (safetensors) give its encoder, config read from the metadata', () => {
+    const cfg: VideoMAEPretrainConfig = { ...PRETRAIN_CONFIGS['videomae-pretrain-tiny']!, name: 'bytes-test', imgSize: [8, 12], numFrames: 4, patchSize: 4, encoderEmbedDim: 16, encoderDepth: 2, encoderNumHeads: 2 };
+    const m = new VideoMAEPretrain(cfg, { seed: 5 });
+    const p = path.join(os.tmpdir(), `vrepa-pretrain-bytes-${process.pid}.safetensors`);
+    savePretrainCheckpoint(m, p);
+    const byPath = VideoMAEv2.fromCheckpoint(p);
+    const byBytes = VideoMAEv2.fromCheckpoint(fs.readFileSync(p), { name: 'pretrained.safetensors' });
+    expect(byBytes.config).toEqual(byPath.config);
+    expect(byBytes.config.embedDim).toBe(16);
+    const clip = Rng.fromSeed(2).randomTensor([1, 4, 8, 12, 3], 'uniform', { low: -1, high: 1 });
+    const a = byPath.encode(clip);
+    const b = byBytes.encode(clip);
+    expect(Array.from(b.tokens.dataSync())).toEqual(Array.from(a.tokens.dataSync()));
+    tf.dispose([clip, a.tokens, b.tokens]);
+    for (const x of [m, byPath, byBytes]) x.dispose();
+    fs.rmSync(p);
   });
 
   it('the browser entry has the models but not the Node disk cache', () => {

@@ -69,7 +69,14 @@ export function openPretrainCheckpoint(input: CheckpointInput, opts: OpenPretrai
     },
     allowGlobals: ['argparse.Namespace'],
   };
-  const ck = typeof input === 'string' ? openCheckpoint(input, options) : openCheckpointBytes(input, { ...options, name: file });
+  let ck: Checkpoint;
+  try {
+    ck = typeof input === 'string' ? openCheckpoint(input, options) : openCheckpointBytes(input, { ...options, name: file });
+  } catch (e) {
+    // core says `cannot open (ENOENT)`; say it in this function's words (no node:fs here: it bundles for browsers)
+    if (typeof input === 'string' && /cannot open \(ENOENT\)/.test((e as Error).message)) throw new Error(`${file}: no such checkpoint`);
+    throw e;
+  }
   try {
     let text: string | undefined = ck.metadata[PRETRAIN_CONFIG_KEY];
     const node = tree && typeof tree === 'object' ? (tree as Record<string, unknown>)[PRETRAIN_CONFIG_KEY] : undefined;
