@@ -1,6 +1,7 @@
 /**
  * The page's tfjs backend: WebGL first (float32 textures required: the relations are cosines compared to
- * a 0.1 margin), then wasm (SIMD; with core's kernel fixes, as in Node), then cpu. `?backend=wasm` forces one.
+ * a 0.1 margin; a software renderer such as headless chromium's SwiftShader is skipped, wasm being ~10×
+ * faster on a CPU), then wasm (SIMD; with core's kernel fixes, as in Node), then cpu. `?backend=` forces one.
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
@@ -15,8 +16,19 @@ export interface BackendChoice {
   skipped: string[];
 }
 
-async function tryWebgl(): Promise<string | undefined> {
+/** The WebGL renderer's name when it is a software one (SwiftShader, llvmpipe), else undefined. */
+function softwareRenderer(): string | undefined {
+  const gl = document.createElement('canvas').getContext('webgl2') ?? document.createElement('canvas').getContext('webgl');
+  if (!gl) return undefined;
+  const info = gl.getExtension('WEBGL_debug_renderer_info');
+  const name = String(info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER));
+  return /swiftshader|llvmpipe|softpipe|software/i.exec(name)?.[0];
+}
+
+async function tryWebgl(forced: boolean): Promise<string | undefined> {
   try {
+    const soft = forced ? undefined : softwareRenderer();
+    if (soft) return `webgl: software renderer (${soft}); wasm is faster on a CPU (?backend=webgl forces it)`;
     if (!(await tf.setBackend('webgl'))) return 'webgl: no WebGL context';
     await tf.ready();
     if (!tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED')) return 'webgl: no float32 render targets';
@@ -41,7 +53,7 @@ async function tryWasm(): Promise<string | undefined> {
 
 export async function chooseBackend(forced?: string | null): Promise<BackendChoice> {
   const order: Array<[string, () => Promise<string | undefined>]> = [
-    ['webgl', tryWebgl],
+    ['webgl', () => tryWebgl(forced === 'webgl')],
     ['wasm', tryWasm],
     ['cpu', async () => ((await tf.setBackend('cpu')) ? undefined : 'cpu: setBackend failed')],
   ];

@@ -9,7 +9,7 @@ import type { TokenGrid } from '@vrepa/relations';
 import type { VideoMAEv2 } from '@vrepa/teachers';
 import { chooseBackend } from './backend.js';
 import { safetensorsClip, sceneClip, videoFileClip, type Clip } from './clip.js';
-import { encodeClip, studentFromBytes, teacherFromBytes, tinyTeacher, tokenRelations, trdAllForms, type TokenRelations, type TrdValues } from './model.js';
+import { distinctiveToken, encodeClip, studentFromBytes, teacherFromBytes, tinyTeacher, tokenRelations, trdAllForms, type TokenRelations, type TrdValues } from './model.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
@@ -89,9 +89,8 @@ async function recompute(): Promise<void> {
   }
   await state.studentTokens.data(); // finish the encoders before timing TRD
   const tEnc = performance.now() - t0;
-  const g = enc.grid;
-  const P = g.height * g.width;
-  state.token = Math.floor(g.frames / 2) * P + Math.floor(g.height / 2) * g.width + Math.floor(g.width / 2);
+  // start on the most distinctive token of the middle frame (an object rather than background)
+  state.token = await distinctiveToken(enc.tokens, enc.grid, Math.floor(enc.grid.frames / 2));
   await updateTrd(tEnc);
 }
 
@@ -134,9 +133,31 @@ async function selectToken(token: number): Promise<void> {
 
 // ---- drawing -------------------------------------------------------------------------------------------
 
-/** Diverging colour for a cosine in [−1, 1]: blue → white → red. */
+/**
+ * Colour scale of the maps: 'row' stretches the clicked token's row from its minimum (blue) to its maximum
+ * (red), white at their middle — untrained features share one direction, so their cosines all sit near 1;
+ * 'fixed' is cosine −1 … 0 … +1. Values are never changed, only their colours.
+ */
+let scale = { lo: -1, hi: 1 };
+function setScale(rel: TokenRelations): void {
+  if (($('scale') as HTMLSelectElement).value === 'fixed') scale = { lo: -1, hi: 1 };
+  else {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const d of [rel.teacher, rel.student])
+      for (let j = 0; j < d.length; j++) {
+        if (j === rel.token) continue; // the diagonal is always 1
+        lo = Math.min(lo, d[j]!);
+        hi = Math.max(hi, d[j]!);
+      }
+    scale = hi > lo ? { lo, hi } : { lo: -1, hi: 1 };
+  }
+  $('scale-range').textContent = `blue ${scale.lo.toFixed(3)} · white ${((scale.lo + scale.hi) / 2).toFixed(3)} · red ${scale.hi.toFixed(3)}`;
+}
+
+/** Diverging colour for a cosine on the current scale: blue → white → red. */
 function cosColor(v: number): [number, number, number] {
-  const x = Math.max(-1, Math.min(1, v));
+  const x = Math.max(-1, Math.min(1, (2 * (v - scale.lo)) / (scale.hi - scale.lo) - 1));
   return x >= 0 ? [255, Math.round(255 * (1 - x)), Math.round(255 * (1 - x))] : [Math.round(255 * (1 + x)), Math.round(255 * (1 + x)), 255];
 }
 
@@ -159,6 +180,7 @@ const MASK_OFF: [number, number, number] = [250, 250, 250];
 function draw(): void {
   const { clip, grid, rel } = state;
   if (!clip || !grid || !rel) return;
+  setScale(rel);
   const P = grid.height * grid.width;
   // the clip frame the token's tubelet starts at (frame 0 is dropped for the teacher; tubelet 2)
   const tubelet = Math.max(1, Math.floor((clip.frames - 1) / grid.frames));
@@ -179,9 +201,12 @@ function draw(): void {
   // token grid and the selected token
   const cw = clip.width / grid.width;
   const ch = clip.height / grid.height;
-  fctx.strokeStyle = 'rgba(0,0,0,0.15)';
-  for (let c = 1; c < grid.width; c++) fctx.strokeRect(c * cw, 0, 0, clip.height);
-  for (let r = 1; r < grid.height; r++) fctx.strokeRect(0, r * ch, clip.width, 0);
+  fctx.strokeStyle = 'rgba(0,0,0,0.12)';
+  fctx.lineWidth = 0.5;
+  fctx.beginPath();
+  for (let c = 1; c < grid.width; c++) (fctx.moveTo(c * cw, 0), fctx.lineTo(c * cw, clip.height));
+  for (let r = 1; r < grid.height; r++) (fctx.moveTo(0, r * ch), fctx.lineTo(clip.width, r * ch));
+  fctx.stroke();
   const row = Math.floor((rel.token % P) / grid.width);
   const col = rel.token % grid.width;
   fctx.lineWidth = 2;
@@ -301,6 +326,7 @@ function wire(): void {
     state.margin = m;
     void busy('TRD …', () => updateTrd());
   };
+  ($('scale') as HTMLSelectElement).onchange = () => draw();
   ($('frame') as HTMLInputElement).oninput = (e) => {
     const { grid } = state;
     if (!grid) return;

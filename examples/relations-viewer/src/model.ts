@@ -121,6 +121,21 @@ export async function tokenRelations(student: tf.Tensor3D, teacher: tf.Tensor3D,
   return { token, frame, teacher: t, student: s, mask, overSpatial: spatial / P, overTemporal: others ? temporal / others : 0, ms: performance.now() - t0 };
 }
 
+/**
+ * The most distinctive token of frame `frame`: the one whose teacher relations to all tokens have the lowest
+ * mean (background tokens resemble each other; objects stand out). One `[P, N]` block of rows, not N×N.
+ */
+export async function distinctiveToken(teacher: tf.Tensor3D, grid: TokenGrid, frame: number): Promise<number> {
+  const P = grid.height * grid.width;
+  const rows = Array.from({ length: P }, (_, i) => frame * P + i);
+  const means = tf.tidy(() => tf.mean(relationRows(teacher, rows), -1));
+  const m = (await means.data()) as Float32Array;
+  means.dispose();
+  let best = 0;
+  for (let i = 1; i < P; i++) if (m[i]! < m[best]!) best = i;
+  return frame * P + best;
+}
+
 /** `[F, H, W, 3]` bytes (0..255) → `[1, F, H, W, 3]` in [−1, 1] (x / 127.5 − 1, as the Node side does). */
 export function videoFromBytes(rgb: Uint8Array, frames: number, height: number, width: number): tf.Tensor5D {
   return tf.tidy(() => tf.sub(tf.div(tf.tensor(Float32Array.from(rgb), [1, frames, height, width, 3], 'float32'), 127.5), 1) as tf.Tensor5D);

@@ -7,7 +7,8 @@
 //   2. The built page (vite build) is served from a local HTTP server; chromium opens it, the three files are
 //      given to its file inputs (the same path as dropping them), and the page computes TRD.
 //   3. Pass: the page's TRD of each form equals Node's (relative 1e-4), a clicked token gets its relation
-//      row, and the screenshot is not blank (pixel variance).
+//      row, and the screenshot is not blank (pixel variance) — on the backend the page picks (wasm where
+//      WebGL is a software renderer, as in headless chromium), and on WebGL as well when chromium has it.
 // No chromium (and none installable): prints SKIPPED with the reason and exits 0.
 //
 // Usage: node test/browser-test.mjs [--backend webgl|wasm|cpu] [--screenshot FILE] [--readme-screenshot FILE]
@@ -107,8 +108,9 @@ const base = `http://127.0.0.1:${server.address().port}/`;
 const { chromium } = await import('playwright-core');
 const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--enable-unsafe-swiftshader'] });
 const failures = [];
-let pageBackend = '?';
-try {
+const ran = [];
+/** One page run on `backend` (undefined: the page's own choice): the files in, TRD out, a click, a screenshot. */
+async function runPage(backend) {
   const page = await browser.newPage({ viewport: { width: 1360, height: 860 } });
   const consoleErrors = [];
   page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
@@ -119,55 +121,75 @@ try {
     if (s.state === 'error') throw new Error(`page error after ${what}: ${s.error}`);
     return s;
   };
-  await page.goto(`${base}?clip=none${opts.backend ? `&backend=${opts.backend}` : ''}`);
-  let s = await waitReady('start');
-  pageBackend = s.backend;
-  log(`page started on backend ${pageBackend} (${secs()})`);
-  const give = async (id, file) => {
+  try {
+    await page.goto(`${base}?clip=none${backend ? `&backend=${backend}` : ''}`);
+    let s = await waitReady('start');
+    const skipped = await page.$eval('#backend', (el) => el.textContent);
+    log(`page ${backend ? `(?backend=${backend}) ` : ''}started: ${skipped} (${secs()})`);
+    const give = async (id, file) => {
+      await page.evaluate(() => (window.__vrepa.state = 'busy'));
+      await page.setInputFiles(`#${id}`, path.join(work, file));
+      return waitReady(file);
+    };
+    await give('teacher-file', 'teacher.safetensors');
+    await give('student-file', 'student.safetensors');
+    s = await give('clip-file', 'clip.safetensors');
+    log(`page on ${s.backend} computed TRD (${secs()}): ${Object.entries(s.trd ?? {}).map(([k, v]) => `${k} ${v.toPrecision(7)}`).join(', ')}`);
+    if (JSON.stringify(s.grid) !== JSON.stringify(grid)) failures.push(`${s.backend}: page grid ${JSON.stringify(s.grid)} ≠ ${JSON.stringify(grid)}`);
+    let worst = 0;
+    for (const form of TRD_FORMS) {
+      const a = s.trd?.[form];
+      const b = nodeTrd[form];
+      const rel = Math.abs(a - b) / Math.max(Math.abs(b), 1e-6);
+      worst = Math.max(worst, rel);
+      if (!(rel <= 1e-4)) failures.push(`${s.backend}: TRD ${form}: page ${a} vs Node ${b} (relative difference ${rel.toExponential(2)} > 1e-4)`);
+    }
+    log(`largest relative TRD difference, page (${s.backend}) vs Node (${nodeBackend.name}): ${worst.toExponential(2)}`);
+    ran.push(`${s.backend} (TRD within ${worst.toExponential(1)} of Node's)`);
+    const shown = await page.$eval('#trd', (el) => el.textContent);
+    if (!shown.includes('official') || !shown.includes(nodeTrd.official.toPrecision(4).slice(0, 5))) failures.push(`${s.backend}: the TRD table does not show the official value: ${shown}`);
+    // click a token: the top-left cell of the shown frame
+    const box = await page.locator('#clip').boundingBox();
     await page.evaluate(() => (window.__vrepa.state = 'busy'));
-    await page.setInputFiles(`#${id}`, path.join(work, file));
-    return waitReady(file);
-  };
-  await give('teacher-file', 'teacher.safetensors');
-  await give('student-file', 'student.safetensors');
-  s = await give('clip-file', 'clip.safetensors');
-  log(`page computed TRD (${secs()}): ${Object.entries(s.trd ?? {}).map(([k, v]) => `${k} ${v.toPrecision(7)}`).join(', ')}`);
-  if (JSON.stringify(s.grid) !== JSON.stringify(grid)) failures.push(`page grid ${JSON.stringify(s.grid)} ≠ ${JSON.stringify(grid)}`);
-  let worst = 0;
-  for (const form of TRD_FORMS) {
-    const a = s.trd?.[form];
-    const b = nodeTrd[form];
-    const rel = Math.abs(a - b) / Math.max(Math.abs(b), 1e-6);
-    worst = Math.max(worst, rel);
-    if (!(rel <= 1e-4)) failures.push(`TRD ${form}: page ${a} vs Node ${b} (relative difference ${rel.toExponential(2)} > 1e-4)`);
+    await page.mouse.click(box.x + 4, box.y + 4);
+    s = await waitReady('click');
+    const frame = Math.floor(s.token / (grid.height * grid.width));
+    if (s.token !== frame * grid.height * grid.width) failures.push(`${s.backend}: clicking the top-left cell selected token ${s.token}, not the first token of frame ${frame}`);
+    const status = await page.$eval('#status', (el) => el.textContent);
+    if (!/one row of each relation matrix/.test(status)) failures.push(`${s.backend}: status after the click: ${status}`);
+    const png = await page.screenshot({ fullPage: false });
+    const v = pixelStats(png);
+    log(`screenshot ${v.width}×${v.height}, pixel std ${v.std.toFixed(1)}, ${v.colors} distinct colours sampled`);
+    if (!(v.std > 10 && v.colors > 50)) failures.push(`${s.backend}: the screenshot looks blank (pixel std ${v.std.toFixed(1)}, ${v.colors} colours)`);
+    if (opts.screenshot && !backend) fs.writeFileSync(opts.screenshot, png);
+    if (consoleErrors.length) failures.push(`${s.backend}: console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
+    return s.backend;
+  } finally {
+    await page.close();
   }
-  log(`largest relative TRD difference page (${pageBackend}) vs Node (${nodeBackend.name}): ${worst.toExponential(2)}`);
-  const shown = await page.$eval('#trd', (el) => el.textContent);
-  if (!shown.includes('official') || !shown.includes(nodeTrd.official.toPrecision(4).slice(0, 5))) failures.push(`the TRD table does not show the official value: ${shown}`);
-  // click a token: top-left cell of the shown frame
-  const box = await page.locator('#clip').boundingBox();
-  await page.evaluate(() => (window.__vrepa.state = 'busy'));
-  await page.mouse.click(box.x + 4, box.y + 4);
-  s = await waitReady('click');
-  const frame = Math.floor(s.token / (grid.height * grid.width));
-  if (s.token !== frame * grid.height * grid.width) failures.push(`clicking the top-left cell selected token ${s.token}, not the first token of frame ${frame}`);
-  const status = await page.$eval('#status', (el) => el.textContent);
-  if (!/one row of each relation matrix/.test(status)) failures.push(`status after the click: ${status}`);
-  const png = await page.screenshot({ fullPage: false });
-  const v = pixelStats(png);
-  log(`screenshot ${v.width}×${v.height}, pixel std ${v.std.toFixed(1)}, ${v.colors} distinct colours sampled`);
-  if (!(v.std > 10 && v.colors > 50)) failures.push(`the screenshot looks blank (pixel std ${v.std.toFixed(1)}, ${v.colors} colours)`);
-  if (opts.screenshot) fs.writeFileSync(opts.screenshot, png);
-  if (consoleErrors.length) failures.push(`console errors: ${consoleErrors.slice(0, 3).join(' | ')}`);
+}
+
+try {
+  const first = await runPage(opts.backend);
+  // the page skips a software WebGL (headless chromium's SwiftShader) for wasm; check WebGL too when it exists
+  if (!opts.backend && first !== 'webgl') {
+    try {
+      await runPage('webgl');
+    } catch (e) {
+      if (/no tfjs backend could start|webgl/i.test(String(e))) log(`WebGL not available in this chromium (${String(e).split('\n')[0]}): checked on ${first} only`);
+      else throw e;
+    }
+  }
   if (opts['readme-screenshot']) {
+    const page = await browser.newPage({ viewport: { width: 1360, height: 700 } });
     await page.goto(`${base}${opts.backend ? `?backend=${opts.backend}` : ''}`);
-    s = await waitReady('default scene');
-    await page.waitForFunction(() => window.__vrepa?.trd, null, { timeout: 300_000 });
+    await page.waitForFunction(() => window.__vrepa?.state === 'ready' && window.__vrepa?.trd, null, { timeout: 300_000 });
     const info = await page.$eval('#info', (el) => el.textContent);
     const st = await page.$eval('#status', (el) => el.textContent);
     log(`default view: ${info}; ${st}`);
     fs.writeFileSync(opts['readme-screenshot'], await page.screenshot({ fullPage: false }));
     log(`saved ${opts['readme-screenshot']}`);
+    await page.close();
   }
 } catch (e) {
   failures.push(String(e?.stack ?? e));
@@ -180,7 +202,7 @@ if (failures.length) {
   log(`FAILED (${secs()}):\n  - ${failures.join('\n  - ')}`);
   process.exit(1);
 }
-log(`passed in ${secs()}: chromium ${chromiumPath}, page backend ${pageBackend}, Node backend ${nodeBackend.name}`);
+log(`passed in ${secs()}: chromium ${chromiumPath}; page backends ${ran.join(', ')}; Node backend ${nodeBackend.name}`);
 process.exit(0);
 
 /** Decode an 8-bit RGB(A) non-interlaced PNG (what chromium writes) and measure its pixels. */
