@@ -8,7 +8,8 @@
 //      given to its file inputs (the same path as dropping them), and the page computes TRD.
 //   3. Pass: the page's TRD of each form equals Node's (relative 1e-4), a clicked token gets its relation
 //      row, and the screenshot is not blank (pixel variance) — on the backend the page picks (wasm where
-//      WebGL is a software renderer, as in headless chromium), and on WebGL as well when chromium has it.
+//      WebGL is a software renderer, as in headless chromium), and on WebGL as well when chromium has it;
+//      and, where ffmpeg can make one, a webm given to the page decodes (<video>) into 3600 tokens and a TRD.
 // No chromium (and none installable): prints SKIPPED with the reason and exits 0.
 //
 // Usage: node test/browser-test.mjs [--backend webgl|wasm|cpu] [--screenshot FILE] [--readme-screenshot FILE]
@@ -30,13 +31,30 @@ const log = (m) => console.log(`[relations-viewer browser test] ${m}`);
 const secs = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
 
 // ---- 0. a chromium -----------------------------------------------------------------------------------------
-function findChromium() {
-  const candidates = [process.env.CHROMIUM_PATH, 'chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'].filter(Boolean);
-  for (const c of candidates) {
-    const p = c.includes('/') ? c : spawnSync('sh', ['-c', `command -v ${c}`], { encoding: 'utf8' }).stdout.trim();
-    if (p && fs.existsSync(p)) return p;
+/** An executable: a path as given, or the first match on PATH. */
+function which(name) {
+  if (name.includes('/')) return fs.existsSync(name) ? name : undefined;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    const p = path.join(dir, name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* not here */
+    }
   }
   return undefined;
+}
+function findChromium() {
+  for (const c of [process.env.CHROMIUM_PATH, 'chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'].filter(Boolean)) {
+    const p = which(c);
+    if (p) return p;
+  }
+  return undefined;
+}
+if (process.env.CHROMIUM_PATH && !which(process.env.CHROMIUM_PATH)) {
+  log(`CHROMIUM_PATH=${process.env.CHROMIUM_PATH} is not an executable: fix or unset it`);
+  process.exit(1);
 }
 const chromiumPath = findChromium();
 if (!chromiumPath) {
@@ -180,6 +198,26 @@ try {
       else throw e;
     }
   }
+  // a video file through the browser's own decoder (<video>): made with ffmpeg when there is one
+  const ffmpeg = process.env.FFMPEG || which('ffmpeg');
+  if (ffmpeg) {
+    const webm = path.join(work, 'testsrc.webm');
+    const r = spawnSync(ffmpeg, ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=16', '-t', '2', '-c:v', 'libvpx', '-b:v', '200k', webm]);
+    if (r.status === 0) {
+      const page = await browser.newPage();
+      await page.goto(`${base}?clip=none${opts.backend ? `&backend=${opts.backend}` : ''}`);
+      await page.waitForFunction(() => window.__vrepa?.state === 'ready', null, { timeout: 60_000 });
+      await page.evaluate(() => (window.__vrepa.state = 'busy'));
+      await page.setInputFiles('#clip-file', webm);
+      await page.waitForFunction(() => ['ready', 'error'].includes(window.__vrepa?.state), null, { timeout: 120_000 });
+      const s = await page.evaluate(() => window.__vrepa);
+      const label = await page.$eval('#clip-label', (el) => el.textContent);
+      if (s.state !== 'ready' || !(s.trd?.official >= 0) || JSON.stringify(s.grid) !== JSON.stringify({ frames: 24, height: 10, width: 15 }))
+        failures.push(`a webm dropped on the page: ${JSON.stringify({ state: s.state, error: s.error, grid: s.grid, trd: s.trd })}`);
+      else log(`webm decoded by chromium: ${label}; 3600 tokens, official TRD ${s.trd.official.toPrecision(5)} (${secs()})`);
+      await page.close();
+    } else log(`no webm test clip (ffmpeg exited ${r.status}): video decoding not checked`);
+  } else log('no ffmpeg to make a webm: video decoding not checked');
   if (opts['readme-screenshot']) {
     const page = await browser.newPage({ viewport: { width: 1360, height: 700 } });
     await page.goto(`${base}${opts.backend ? `?backend=${opts.backend}` : ''}`);
