@@ -16,4 +16,3 @@ export * from './masking.js';
 export * from './pretrain-loss.js';
 export * from './pretrain-checkpoint.js';
 export { pretrainHandler, pretrainConfigFromParams } from './pretrain-conformance.js';
-export { forgetWeightsHash } from './weights-hash-memo.js';

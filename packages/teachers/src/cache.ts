@@ -18,7 +18,6 @@ import * as tf from '@tensorflow/tfjs';
 import { SafetensorsFile, decodeBytes, hostToStreamEntry, toTorchLayout, writeSafetensorsStream, type ParamLayout } from '@vrepa/core';
 import type { EncodeResult, PreprocessOptions, VideoTeacher } from './teacher.js';
 import type { TeacherGrid } from './vit.js';
-import { weightsHashMemo } from './weights-hash-memo.js';
 
 export const CACHE_FORMAT = 'vrepa-feature-cache/1';
 const KEY_RE = /^[0-9a-f]{64}$/;
@@ -44,16 +43,18 @@ export function canonicalJson(v: unknown): string {
     .join(',')}}`;
 }
 
+/** memoised weights hashes, each valid for the model's weightsVersion it was computed at */
+const weightHashes = new WeakMap<VideoTeacher, { version: number; hash: string }>();
 
 /**
  * sha256 of a model's weights content: every state-dict entry's name, PyTorch shape and float32 bytes,
- * in order (independent of the file format they came from). Memoised per model instance: loading
- * through fromCheckpoint / loadTeacherWeights resets it; after changing weights any other way pass
- * `{ fresh: true }`.
+ * in order (independent of the file format they came from). Memoised per model instance and its
+ * `weightsVersion` (loading through fromCheckpoint / loadTeacherWeights bumps it); after changing
+ * weights any other way pass `{ fresh: true }`.
  */
 export function hashTeacherWeights(model: VideoTeacher, opts: { fresh?: boolean } = {}): string {
-  const memo = opts.fresh ? undefined : weightsHashMemo.get(model);
-  if (memo) return memo;
+  const memo = opts.fresh ? undefined : weightHashes.get(model);
+  if (memo && memo.version === model.weightsVersion) return memo.hash;
   const h = crypto.createHash('sha256');
   const entries: Array<[string, tf.Tensor, ParamLayout]> = [
     ...model.namedParameters().map(([n, p]): [string, tf.Tensor, ParamLayout] => [n, p.value, p.layout]),
@@ -67,11 +68,9 @@ export function hashTeacherWeights(model: VideoTeacher, opts: { fresh?: boolean 
     t.dispose();
   }
   const out = h.digest('hex');
-  weightsHashMemo.set(model, out);
+  weightHashes.set(model, { version: model.weightsVersion, hash: out });
   return out;
 }
-
-export { forgetWeightsHash } from './weights-hash-memo.js';
 
 /** sha256 of a tensor's shape, dtype and values (a clip content hash). */
 export function hashTensor(x: tf.Tensor): string {

@@ -10,6 +10,7 @@ import {
   VideoMAEv2,
   inferPretrainConfig,
   loadPretrainCheckpoint,
+  pretrainConfigFromParams,
   readPretrainCheckpointConfig,
   savePretrainCheckpoint,
   type VideoMAEPretrainConfig,
@@ -138,5 +139,17 @@ describe('pre-training checkpoints', () => {
     expect(() => loadPretrainCheckpoint(path.join(dir, 'other.pth'))).toThrow(/no encoder\.patch_embed\.proj\.weight/);
     t.dispose();
     expect(fs.existsSync(f)).toBe(false);
+  });
+});
+
+describe('pretrainConfigFromParams', () => {
+  it('nested encoder/decoder params and the official flat argument names give the same config', () => {
+    const common = { img_size: [16, 24], frames: 6, patch_size: 8, tubelet_size: 2, mlp_ratio: 4, qkv_bias: false, init_values: 0.1, norm_eps: 1e-6 };
+    const nested = pretrainConfigFromParams({ ...common, encoder: { embed_dim: 16, depth: 2, num_heads: 2 }, decoder: { embed_dim: 8, depth: 1, num_heads: 1 } });
+    const flat = pretrainConfigFromParams({ ...common, encoder_embed_dim: 16, encoder_depth: 2, encoder_num_heads: 2, decoder_embed_dim: 8, decoder_depth: 1, decoder_num_heads: 1 });
+    expect(flat).toEqual(nested);
+    expect(nested).toMatchObject({ imgSize: [16, 24], numFrames: 6, encoderEmbedDim: 16, decoderNumHeads: 1, qkvBias: false, initValues: 0.1 });
+    expect(() => pretrainConfigFromParams({ ...common, encoder: { embed_dim: 16, depth: 2 } })).toThrow(/params lack encoder\.num_heads/);
+    expect(() => pretrainConfigFromParams({ ...common, use_learnable_pos_emb: true })).toThrow(/use_learnable_pos_emb/);
   });
 });

@@ -206,6 +206,7 @@ export function teacherConfigFromPretrain(c: VideoMAEPretrainConfig): TeacherCon
     imgSize: h,
     ...(h !== w ? { imgHW: [h, w] as const } : {}),
     numFrames: c.numFrames,
+    qkScale: c.qkScale,
     maxScoreElements: c.maxScoreElements,
   };
 }

@@ -15,29 +15,34 @@ function need(p: Record<string, any>, key: string, what = key): any {
   return p[key];
 }
 
-/** A pre-training config from a manifest's params (official argument names). */
+/** A pre-training config from a manifest's params: nested `encoder`/`decoder` objects or the official flat argument names. */
 export function pretrainConfigFromParams(p: Record<string, any>): VideoMAEPretrainConfig {
-  const enc = need(p, 'encoder', 'encoder {embed_dim, depth, num_heads}');
-  const dec = need(p, 'decoder', 'decoder {embed_dim, depth, num_heads}');
+  const part = (which: 'encoder' | 'decoder', key: 'embed_dim' | 'depth' | 'num_heads') => {
+    const v = p[which]?.[key] ?? p[`${which}_${key}`];
+    if (v === undefined) throw new Error(`videomae_pretrain conformance: params lack ${which}.${key} (or ${which}_${key})`);
+    return Number(v);
+  };
   const img = need(p, 'img_size');
   if (p.cos_attn) throw new Error('videomae_pretrain conformance: cos_attn (VideoMAEv2 CosAttention) is not supported');
+  if (p.use_learnable_pos_emb) throw new Error('videomae_pretrain conformance: use_learnable_pos_emb (a learned encoder table) is not supported; the official pre-training uses the fixed sinusoid table');
   return {
     name: 'videomae-pretrain-fixture',
     imgSize: Array.isArray(img) ? [Number(img[0]), Number(img[1])] : Number(img),
     numFrames: Number(p.frames ?? p.num_frames ?? need(p, 'all_frames', 'frames')),
     patchSize: Number(need(p, 'patch_size')),
     tubeletSize: Number(need(p, 'tubelet_size')),
-    inChans: Number(p.in_chans ?? 3),
-    encoderEmbedDim: Number(enc.embed_dim),
-    encoderDepth: Number(enc.depth),
-    encoderNumHeads: Number(enc.num_heads),
-    decoderEmbedDim: Number(dec.embed_dim),
-    decoderDepth: Number(dec.depth),
-    decoderNumHeads: Number(dec.num_heads),
+    inChans: Number(p.in_chans ?? p.encoder_in_chans ?? 3),
+    encoderEmbedDim: part('encoder', 'embed_dim'),
+    encoderDepth: part('encoder', 'depth'),
+    encoderNumHeads: part('encoder', 'num_heads'),
+    decoderEmbedDim: part('decoder', 'embed_dim'),
+    decoderDepth: part('decoder', 'depth'),
+    decoderNumHeads: part('decoder', 'num_heads'),
     mlpRatio: Number(p.mlp_ratio ?? 4),
     qkvBias: Boolean(p.qkv_bias ?? false),
     initValues: Number(p.init_values ?? 0),
     layerNormEps: Number(p.norm_eps ?? p.layer_norm_eps ?? 1e-6),
+    ...(p.qk_scale ? { qkScale: Number(p.qk_scale) } : {}),
   };
 }
 
@@ -58,7 +63,7 @@ export const pretrainHandler: ConformanceHandler = (ctx) => {
   const config = pretrainConfigFromParams(p);
   const model = new VideoMAEPretrain(config, { init: 'zeros' });
   try {
-    const classes = p.decoder?.num_classes;
+    const classes = p.decoder?.num_classes ?? p.decoder_num_classes;
     if (classes !== undefined && Number(classes) !== pretrainPatchDim(config))
       throw new Error(`${ctx.caseName}: decoder num_classes ${classes} is not tubelet·patch²·channels = ${pretrainPatchDim(config)}`);
     model.loadStateDict(ctx.weights, { strict: true, source: `${ctx.caseName}/${ctx.subcase.name}` });

@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { IMAGENET_MEAN, IMAGENET_STD } from '@vrepa/align-dims';
 import { maskIndices, type PretrainMasks } from './masking.js';
-import { gatherTokens, type VideoMAEPretrain } from './videomae-pretrain.js';
+import { gatherTokens, type PretrainForwardOptions, type VideoMAEPretrain } from './videomae-pretrain.js';
 import type { TeacherGrid } from './vit.js';
 
 export interface TargetOptions {
@@ -134,9 +134,9 @@ export interface PretrainLossResult {
  * the model on the masks, masked MSE. Every returned tensor is the caller's (dispose them; inside
  * `tf.variableGrads` return only `loss`). Throws when no predicted token is encoder-masked.
  */
-export function pretrainLoss(model: VideoMAEPretrain, clip: tf.Tensor, masks: PretrainMasks, opts: TargetOptions = {}): PretrainLossResult {
+export function pretrainLoss(model: VideoMAEPretrain, clip: tf.Tensor, masks: PretrainMasks, opts: TargetOptions & PretrainForwardOptions = {}): PretrainLossResult {
   model.checkClip(clip, `pretrainLoss: clip`);
-  const { encoded, outputs } = model.forward(clip, masks);
+  const { encoded, outputs } = model.forward(clip, masks, { encodeAllTokens: opts.encodeAllTokens });
   const targets = pretrainTargets(clip, model.config.tubeletSize, model.config.patchSize, opts);
   const { labels, weights, counted } = pretrainLabels(targets, masks);
   targets.dispose();
@@ -161,7 +161,7 @@ export interface LossAndGrads {
  * The loss and the gradients of every trainable parameter (tfjs autodiff through the whole model).
  * Everything returned is the caller's. `keepOutputs` also returns the predictions (for pictures).
  */
-export function pretrainLossAndGrads(model: VideoMAEPretrain, clip: tf.Tensor, masks: PretrainMasks, opts: TargetOptions & { keepOutputs?: boolean } = {}): LossAndGrads {
+export function pretrainLossAndGrads(model: VideoMAEPretrain, clip: tf.Tensor, masks: PretrainMasks, opts: TargetOptions & PretrainForwardOptions & { keepOutputs?: boolean } = {}): LossAndGrads {
   const named = model.namedParameters().filter(([, p]) => p.trainable);
   if (!named.length) throw new Error('pretrainLossAndGrads: the model has no trainable parameters');
   let outputs: tf.Tensor3D | undefined;

@@ -18,7 +18,6 @@ import {
   type StateTensor,
 } from '@vrepa/core';
 import { teacherInputReduced, teacherInputs, type ReducedOptions, type TeacherInputStrategy } from '@vrepa/align-dims';
-import { forgetWeightsHash } from './weights-hash-memo.js';
 import { PatchEmbed3d, makeBlocks, vitForwardFlops, type TeacherGrid, type VitArch, type VitBlock } from './vit.js';
 
 export type TeacherFamily = 'videomaev2' | 'videomae' | 'vjepa' | 'omnimae';
@@ -134,6 +133,11 @@ export abstract class VideoTeacher extends Module {
   fcNorm: LayerNorm | null = null;
   head: Linear | null = null;
   loadReport: TeacherLoadReport | null = null;
+  /**
+   * Bumped each time the weights are (re)loaded (loadTeacherWeights): a digest of the weights memoised
+   * elsewhere (the feature cache's hashTeacherWeights) holds for one version only.
+   */
+  weightsVersion = 0;
   private readonly posCache = new Map<string, tf.Tensor2D>();
 
   constructor(readonly config: TeacherConfig) {
@@ -385,7 +389,7 @@ export function loadTeacherWeights(model: VideoTeacher, src: WeightSource, where
   const keys = [...want.keys()];
   const report = model.loadStateDict({ keys: () => keys, read: (k: string) => src.read(k), info: (k: string) => ({ shape: src.shape(k) }) }, { strict: true, source: where });
   model.clearPosCache();
-  forgetWeightsHash(model);
+  model.weightsVersion++;
   const ignored = src.names().filter((n) => !want.has(n));
   return { loaded: report.loaded, ignored };
 }

@@ -217,6 +217,25 @@ describe('VideoMAEPretrain', () => {
     m.dispose();
   });
 
+  it('encodeAllTokens (the cost baseline) runs the encoder on every token: then masked pixels do reach the visible outputs', () => {
+    const m = new VideoMAEPretrain(TINY, { seed: 2 });
+    const clip = clipOf(15);
+    const masks = makePretrainMasks(2, m.grid, { maskRatio: 0.75 }, Rng.fromSeed(4));
+    const maskPix = unpatchify(tf.tile(tf.reshape(tf.tensor2d(Float32Array.from(masks.encoderMask), [2, 32]), [2, 32, 1]), [1, 1, 96]), m.grid, 2, 4);
+    const other = tf.add(clip, tf.mul(maskPix, clipOf(16)));
+    const a = m.forward(clip, masks, { encodeAllTokens: true });
+    const b = m.forward(other, masks, { encodeAllTokens: true });
+    expect(a.encoded.shape).toEqual([2, 8, 16]);
+    expect(a.outputs.shape).toEqual([2, 24, 96]);
+    expect(tf.max(tf.abs(tf.sub(a.encoded, b.encoded))).dataSync()[0]).toBeGreaterThan(1e-3);
+    // with every token visible the two paths are the same computation
+    const all = m.encode(clip, null);
+    const viaAll = m.encode(clip, null, { encodeAllTokens: true });
+    expect(read(viaAll)).toEqual(read(all));
+    tf.dispose([clip, maskPix, other, a.encoded, a.outputs, b.encoded, b.outputs, all, viaAll]);
+    m.dispose();
+  });
+
   it('loss invariances: permuting the batch (with its masks) keeps the loss; the masked MSE ignores unweighted tokens', () => {
     const m = new VideoMAEPretrain(TINY, { seed: 2 });
     const clip = clipOf(11);

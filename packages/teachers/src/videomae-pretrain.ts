@@ -46,6 +46,8 @@ export interface VideoMAEPretrainConfig {
   /** official `init_values`: > 0 adds layer scale gamma_1 / gamma_2 initialised to it; 0 = none */
   initValues: number;
   layerNormEps: number;
+  /** official `qk_scale`: attention score scale; default head_dim^-0.5 */
+  qkScale?: number;
   /** attention score budget (elements of one `[B, heads, chunk, N]` block) */
   maxScoreElements?: number;
 }
@@ -112,6 +114,7 @@ export function validatePretrainConfig(c: VideoMAEPretrainConfig): void {
   if (c.decoderEmbedDim % c.decoderNumHeads) throw new Error(`pre-training config ${name}: decoderEmbedDim ${c.decoderEmbedDim} is not divisible by decoderNumHeads ${c.decoderNumHeads}`);
   if (!(c.mlpRatio > 0)) throw new Error(`pre-training config ${name}: mlpRatio must be > 0, got ${c.mlpRatio}`);
   if (!(c.initValues >= 0)) throw new Error(`pre-training config ${name}: initValues must be ≥ 0, got ${c.initValues}`);
+  if (c.qkScale !== undefined && !(c.qkScale > 0)) throw new Error(`pre-training config ${name}: qkScale must be > 0, got ${c.qkScale}`);
   if (typeof c.qkvBias !== 'boolean') throw new Error(`pre-training config ${name}: qkvBias must be true or false, got ${String(c.qkvBias)}`);
 }
 
@@ -127,6 +130,7 @@ function arch(c: VideoMAEPretrainConfig, part: 'encoder' | 'decoder'): VitArch {
     qkvBias: c.qkvBias ? 'qv' : 'none',
     layerNormEps: c.layerNormEps,
     maxScoreElements: c.maxScoreElements,
+    qkScale: c.qkScale,
     layerScale: c.initValues > 0 ? c.initValues : undefined,
     init: 'zeros',
   };
@@ -168,6 +172,11 @@ export interface PretrainForward {
   outputs: tf.Tensor3D;
 }
 
+export interface PretrainForwardOptions {
+  /** benchmark baseline only: the encoder runs on every token (see `encode`) */
+  encodeAllTokens?: boolean;
+}
+
 export interface PretrainModelOptions {
   /** seed of the official initialisation (default 0); ignored with `init: 'zeros'` */
   seed?: number;
@@ -203,8 +212,10 @@ export class VideoMAEPretrain extends Module {
 
   /** Every parameter under its official name (the variables themselves, in state-dict order). */
   get params(): Map<string, tf.Variable> {
-    return new Map(this.namedParameters().map(([n, p]) => [n, p.value]));
+    this.paramMap ??= new Map(this.namedParameters().map(([n, p]) => [n, p.value]));
+    return this.paramMap;
   }
+  private paramMap: Map<string, tf.Variable> | null = null;
 
   /** Tokens per clip (frames/tubelet · height/patch · width/patch). */
   get numTokens(): number {
@@ -273,7 +284,7 @@ export class VideoMAEPretrain extends Module {
    * `encoderMask = 0`, blocks, `encoder.norm` (`opts.norm: false` skips the norm, which is what the
    * teachers' features are). `[B, F, H, W, C]` → `[B, N_vis, De]`. `masks: null` encodes every token.
    */
-  encode(clip: tf.Tensor, masks: PretrainMasks | null, opts: { norm?: boolean } = {}): tf.Tensor3D {
+  encode(clip: tf.Tensor, masks: PretrainMasks | null, opts: { norm?: boolean; encodeAllTokens?: boolean } = {}): tf.Tensor3D {
     const b = this.checkClip(clip);
     const n = this.numTokens;
     const d = this.config.encoderEmbedDim;
@@ -286,8 +297,9 @@ export class VideoMAEPretrain extends Module {
     const { encoder: pos } = this.positionTables();
     return tf.tidy(() => {
       let x: tf.Tensor = tf.add(this.encoder.patchEmbed.forward(clip), pos);
-      if (visible) x = gatherTokens(x, visible, d);
+      if (visible && !opts.encodeAllTokens) x = gatherTokens(x, visible, d);
       for (const blk of this.encoder.blocks) x = blk.forward(x);
+      if (visible && opts.encodeAllTokens) x = gatherTokens(x, visible, d);
       return (opts.norm === false ? x : this.encoder.norm.forward(x)) as tf.Tensor3D;
     });
   }
@@ -297,7 +309,7 @@ export class VideoMAEPretrain extends Module {
    * `{ encoded [B, N_vis, De], outputs [B, N_pred, t·p²·C] }`, where the predicted tokens are those with
    * `decoderMask = 0`, in token order.
    */
-  forward(clip: tf.Tensor, masks: PretrainMasks): PretrainForward {
+  forward(clip: tf.Tensor, masks: PretrainMasks, opts: PretrainForwardOptions = {}): PretrainForward {
     const b = this.checkClip(clip);
     const n = this.numTokens;
     checkMasks(masks, b, n, `${this.config.name}.forward`);
@@ -306,7 +318,7 @@ export class VideoMAEPretrain extends Module {
     if (predicted[0]!.length === 0) throw new Error(`${this.config.name}.forward: the decoder mask leaves no token to predict`);
     const { decoder: dpos } = this.positionTables();
     const dd = this.config.decoderEmbedDim;
-    const encoded = this.encode(clip, masks);
+    const encoded = this.encode(clip, masks, { encodeAllTokens: opts.encodeAllTokens });
     const outputs = tf.tidy(() => {
       const xv = this.encoderToDecoder.forward(encoded); // [B, N_vis, Dd]
       const posAll = tf.tile(tf.expandDims(dpos, 0), [b, 1, 1]);

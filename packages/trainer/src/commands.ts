@@ -14,6 +14,8 @@ AdamW, warmup + schedule, clipping, accumulation, NaN/Inf guard. Writes
   <dir>/tensorboard/            TensorBoard event files
   <dir>/loss.png                the loss curves
   <dir>/final/                  the LoRA (diffusers format) or the full transformer (diffusers folder)
+  <dir>/final/inference/        with --export-for-inference: the transformer without the align parts, or the
+                                LoRA with α/r baked into lora_B (for loaders that ignore its metadata)
 
   --config <file>          training config (JSON; unknown keys are errors); may name a "preset" to start from
   --preset <name>          use a preset as the config (${Object.keys(PRESETS).join(', ')})
@@ -21,6 +23,7 @@ AdamW, warmup + schedule, clipping, accumulation, NaN/Inf guard. Writes
   --resume                 continue from the newest valid checkpoint in <dir>/checkpoints (exact resume)
   --max-steps <n>          stop after n optimizer steps (overrides train.max_steps)
   --checkpoint-every <n>   checkpoint every n steps (overrides train.checkpointing_steps)
+  --export-for-inference   also write <dir>/final/inference/ (overrides train.export_for_inference)
   --no-progress            no progress bar
   -h, --help               this text`;
 
@@ -64,6 +67,7 @@ export const trainCommand: VrepaCommand = {
         'max-steps': { type: 'string' },
         'checkpoint-every': { type: 'string' },
         'no-progress': { type: 'boolean' },
+        'export-for-inference': { type: 'boolean' },
       },
       TRAIN_USAGE,
       { required: ['out'], positionals: false },
@@ -77,7 +81,7 @@ export const trainCommand: VrepaCommand = {
       const checkpointEvery = posInt('train', 'checkpoint-every', values['checkpoint-every'] as string | undefined);
       const backend = await initBackend({ quiet: true });
       process.stderr.write(`vrepa train: backend ${backend.name}\n`);
-      trainer = new Trainer(config, { out: path.resolve(String(values.out)), resume: !!values.resume, maxSteps, checkpointEvery, progress: !values['no-progress'] });
+      trainer = new Trainer(config, { out: path.resolve(String(values.out)), resume: !!values.resume, maxSteps, checkpointEvery, progress: !values['no-progress'], exportForInference: values['export-for-inference'] ? true : undefined });
       process.stderr.write(`vrepa train: ${trainer.dataset.describe()}\n`);
       process.stderr.write(`vrepa train: ${config.model.training_type} finetune, ${[...trainer.params.values()].reduce((a, v) => a + v.size, 0).toLocaleString('en')} trainable parameters, ${trainer.maxSteps} steps\n`);
       const r = await trainer.run();

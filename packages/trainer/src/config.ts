@@ -131,6 +131,12 @@ export const trainSchema = z
     validation_inference_steps: posInt.default(50),
     validation_guidance: z.number().nonnegative().default(6),
     validation_seed: nonNegInt.default(42),
+    /**
+     * also write the final weights for inference-only loaders: full finetune → final/transformer-inference/
+     * (no align parts: stock diffusers loads it without warnings); LoRA → the file with α/r baked into
+     * lora_B (for loaders that ignore lora_adapter_metadata). The full export is written either way.
+     */
+    export_for_inference: z.boolean().default(false),
   })
   .strict();
 
@@ -351,10 +357,11 @@ export function canonicalJson(v: unknown): string {
 
 /**
  * Hash of everything that determines the trajectory of a run — the whole config except the keys a user
- * may change when resuming (max_steps, checkpointing_steps, keep_last, plot_every, tensorboard).
+ * may change when resuming (max_steps, checkpointing_steps, keep_last, plot_every, tensorboard, validation,
+ * export_for_inference).
  */
 export function configHash(c: TrainConfig): string {
-  const { max_steps: _a, checkpointing_steps: _b, keep_last: _c, plot_every: _d, tensorboard: _e, validation_every: _f, validation_prompts: _g, validation_inference_steps: _h, validation_guidance: _i, validation_seed: _j, ...train } = c.train;
+  const { max_steps: _a, checkpointing_steps: _b, keep_last: _c, plot_every: _d, tensorboard: _e, validation_every: _f, validation_prompts: _g, validation_inference_steps: _h, validation_guidance: _i, validation_seed: _j, export_for_inference: _k, ...train } = c.train;
   const { preset: _p, ...rest } = c;
   return createHash('sha256').update(canonicalJson({ ...rest, train })).digest('hex');
 }

@@ -66,6 +66,8 @@ export interface TrainerOptions {
   resume?: boolean;
   maxSteps?: number;
   checkpointEvery?: number;
+  /** also write the inference export at the end (overrides train.export_for_inference; see exportFinal) */
+  exportForInference?: boolean;
   /** messages (warnings, info); default stderr */
   log?: (msg: string) => void;
   progress?: boolean;
@@ -407,11 +409,25 @@ export class Trainer {
     return files;
   }
 
-  /** The trained weights in diffusers format: the LoRA file, or the full transformer folder. */
+  /**
+   * The trained weights in diffusers format: the LoRA file, or the full transformer folder (align parts
+   * in: it resumes training and matches the official checkpoints). With train.export_for_inference (or
+   * the option) also DIR/inference/: the transformer without the align parts (stock diffusers loads it
+   * without warnings), or the LoRA file with α/r baked into lora_B (for loaders that ignore its metadata).
+   */
   exportFinal(dir: string): string {
     fs.mkdirSync(dir, { recursive: true });
-    if (this.config.model.training_type === 'lora') return saveLora(this.model, dir);
+    const inference = this.opts.exportForInference ?? this.config.train.export_for_inference;
+    if (this.config.model.training_type === 'lora') {
+      const file = saveLora(this.model, dir);
+      if (inference) this.log(`inference export: ${saveLora(this.model, path.join(dir, 'inference'), { bakeScale: true })}`);
+      return file;
+    }
     savePretrained(this.model, path.join(dir, 'transformer'));
+    if (inference) {
+      savePretrained(this.model, path.join(dir, 'inference', 'transformer'), { forInference: true });
+      this.log(`inference export: ${path.join(dir, 'inference', 'transformer')}`);
+    }
     return path.join(dir, 'transformer');
   }
 

@@ -1,3 +1,3 @@
 export { LoraLinear } from './lora-linear.js';
 export * from './lora.js';
-export { loraMergeCommand } from './commands.js';
+export { loraBakeCommand, loraMergeCommand } from './commands.js';

@@ -10,8 +10,9 @@
  * is `model.requiresGrad(true)` (the "sft" mode of the official trainer).
  */
 import fs from 'node:fs';
+import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { SafetensorsFile, hostToTensor, writeSafetensors, type Rng } from '@vrepa/core';
+import { SafetensorsFile, hostToStreamEntry, hostToTensor, writeSafetensors, writeSafetensorsStream, type Rng, type SafetensorsStreamEntry } from '@vrepa/core';
 import type { CogVideoXTransformer3DModel } from '../transformer/model.js';
 import { LoraLinear } from './lora-linear.js';
 
@@ -95,16 +96,8 @@ export function loraConfigOf(model: CogVideoXTransformer3DModel): LoraConfig {
   return { rank: first.rank, alpha: first.alpha, targetModules: [...targets] };
 }
 
-/**
- * Save the adapters as diffusers does (`pytorch_lora_weights.safetensors` in a folder, or the given
- * `.safetensors` path), with `lora_adapter_metadata`. Adapters must be unmerged (their A/B are saved).
- */
-export function saveLora(model: CogVideoXTransformer3DModel, outPath: string): string {
-  const mods = loraModules(model);
-  if (!mods.size) throw new Error('saveLora: the model has no LoRA adapters');
-  for (const [n, m] of mods) if (m.merged) throw new Error(`saveLora: ${n} is merged; unmerge before saving`);
-  const c = loraConfigOf(model);
-  const file = outPath.endsWith('.safetensors') ? outPath : `${outPath.replace(/\/$/, '')}/pytorch_lora_weights.safetensors`;
+/** diffusers' `lora_adapter_metadata` for a LoraConfig (the PEFT LoraConfig fields, keys prefixed `transformer.`). */
+export function loraAdapterMetadata(c: Pick<LoraConfig, 'rank' | 'alpha' | 'targetModules'>): string {
   const meta = {
     [`${LORA_PREFIX}r`]: c.rank,
     [`${LORA_PREFIX}lora_alpha`]: c.alpha,
@@ -115,11 +108,41 @@ export function saveLora(model: CogVideoXTransformer3DModel, outPath: string): s
     [`${LORA_PREFIX}use_dora`]: false,
     [`${LORA_PREFIX}use_rslora`]: false,
   };
+  return JSON.stringify(meta, Object.keys(meta).sort(), 2);
+}
+
+export interface SaveLoraOptions {
+  /**
+   * Bake the scale α/r into `lora_B` and store `lora_alpha = r`: the same update W + (α/r)·B·A for every
+   * loader, including those that ignore `lora_adapter_metadata` and run the adapter at scale 1
+   * (older diffusers, the official inference script without `lora_scale`). Default false (α in the metadata).
+   */
+  bakeScale?: boolean;
+}
+
+/**
+ * Save the adapters as diffusers does (`pytorch_lora_weights.safetensors` in a folder, or the given
+ * `.safetensors` path), with `lora_adapter_metadata`. Adapters must be unmerged (their A/B are saved).
+ */
+export function saveLora(model: CogVideoXTransformer3DModel, outPath: string, opts: SaveLoraOptions = {}): string {
+  const mods = loraModules(model);
+  if (!mods.size) throw new Error('saveLora: the model has no LoRA adapters');
+  for (const [n, m] of mods) if (m.merged) throw new Error(`saveLora: ${n} is merged; unmerge before saving`);
+  const c = loraConfigOf(model);
+  const file = outPath.endsWith('.safetensors') ? outPath : `${outPath.replace(/\/$/, '')}/pytorch_lora_weights.safetensors`;
   const sd = loraStateDict(model);
   try {
+    if (opts.bakeScale) {
+      for (const [k, t] of [...sd]) {
+        if (!k.endsWith('.lora_B.weight')) continue;
+        sd.set(k, tf.tidy(() => tf.mul(t, c.alpha / c.rank)));
+        t.dispose();
+      }
+    }
+    const meta = loraAdapterMetadata(opts.bakeScale ? { ...c, alpha: c.rank } : c);
     const dir = file.slice(0, file.lastIndexOf('/'));
     if (dir) fs.mkdirSync(dir, { recursive: true });
-    writeSafetensors(file, sd, { metadata: { format: 'pt', [LORA_ADAPTER_METADATA_KEY]: JSON.stringify(meta, Object.keys(meta).sort(), 2) } });
+    writeSafetensors(file, sd, { metadata: { format: 'pt', [LORA_ADAPTER_METADATA_KEY]: meta } });
   } finally {
     tf.dispose([...sd.values()]);
   }
@@ -216,4 +239,68 @@ export function mergeLora(model: CogVideoXTransformer3DModel): void {
 
 export function unmergeLora(model: CogVideoXTransformer3DModel): void {
   for (const m of loraModules(model).values()) m.unmerge();
+}
+
+export interface BakeLoraOptions {
+  /** α when the file has no adapter metadata (as `loadLora`'s; the metadata's α wins when present) */
+  alpha?: number;
+  /** Prefix of the transformer's keys (default 'transformer.') */
+  prefix?: string;
+}
+
+/**
+ * Rewrite a LoRA file for loaders that ignore `lora_adapter_metadata`: every `lora_B` multiplied by α/r
+ * (r = that adapter's rank), the metadata's `lora_alpha` set to r. Merged weights are unchanged:
+ * W + (α/r)·B·A = W + (r/r)·(α/r·B)·A. Other tensors and metadata are copied; stored dtypes are kept
+ * (with F16/BF16 storage a scale that is not a power of two rounds B to that dtype). Returns α and r.
+ */
+export function bakeLoraFile(inFile: string, outFile: string, opts: BakeLoraOptions = {}): { rank: number; alpha: number; scaled: number } {
+  const what = 'bakeLoraFile';
+  const prefix = opts.prefix ?? LORA_PREFIX;
+  const st = SafetensorsFile.open(inFile);
+  try {
+    const metadata = { ...st.metadata };
+    let meta: Record<string, unknown> | null = null;
+    if (metadata[LORA_ADAPTER_METADATA_KEY]) {
+      try {
+        meta = JSON.parse(metadata[LORA_ADAPTER_METADATA_KEY]) as Record<string, unknown>;
+      } catch {
+        throw new Error(`${what}: ${inFile}: metadata '${LORA_ADAPTER_METADATA_KEY}' is not JSON`);
+      }
+    }
+    const metaAlpha = meta && typeof meta[`${prefix}lora_alpha`] === 'number' ? (meta[`${prefix}lora_alpha`] as number) : undefined;
+    const alpha = metaAlpha ?? opts.alpha;
+    if (alpha === undefined) {
+      throw new Error(`${what}: ${inFile} has no ${LORA_ADAPTER_METADATA_KEY} with ${prefix}lora_alpha; pass alpha (--alpha), the α it was trained with`);
+    }
+    if (!(alpha > 0)) throw new Error(`${what}: alpha must be > 0, got ${alpha}`);
+    const keys = st.keys();
+    const bKeys = keys.filter((k) => k.endsWith('.lora_B.weight'));
+    if (!bKeys.length) throw new Error(`${what}: ${inFile} holds no ….lora_B.weight tensors`);
+    const ranks = new Set(bKeys.map((k) => st.info(k).shape[1]!));
+    if (ranks.size !== 1) throw new Error(`${what}: ${inFile} has adapters of several ranks (${[...ranks].join(', ')}); one α/r per file is supported`);
+    const rank = [...ranks][0]!;
+    const scale = alpha / rank;
+    const entries: SafetensorsStreamEntry[] = keys.map((k) => {
+      const info = st.info(k);
+      const dtype = info.dtype === 'F32' || info.dtype === 'F16' || info.dtype === 'BF16' ? info.dtype : undefined;
+      return {
+        name: k,
+        dtype: info.dtype,
+        shape: [...info.shape],
+        bytes: () => {
+          const x = st.read(k);
+          if (!k.endsWith('.lora_B.weight')) return hostToStreamEntry(k, x, dtype).bytes();
+          const data = Float32Array.from(x.data as ArrayLike<number>, (v) => v * scale);
+          return hostToStreamEntry(k, { dtype: 'F32', shape: x.shape, data }, dtype).bytes();
+        },
+      };
+    });
+    if (meta) metadata[LORA_ADAPTER_METADATA_KEY] = JSON.stringify({ ...meta, [`${prefix}lora_alpha`]: rank }, Object.keys(meta).sort(), 2);
+    fs.mkdirSync(dirname(outFile), { recursive: true });
+    writeSafetensorsStream(outFile, entries, { metadata });
+    return { rank, alpha, scaled: bKeys.length };
+  } finally {
+    st.close();
+  }
 }

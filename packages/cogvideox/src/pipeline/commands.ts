@@ -14,7 +14,8 @@ Text-to-video with a CogVideoX pipeline folder (diffusers layout; vrepa init-mod
   --model <dir>            pipeline folder (model_index.json, transformer/, vae/, text_encoder/, tokenizer/, scheduler/)
   --prompt <text>          the prompt
   --negative-prompt <text> negative prompt (default '')
-  --out <file>             output video, .mp4 (H.264) or .gif; a contact sheet <file>.png is written next to it
+  --out <file>             output video, .mp4 (H.264) or .gif; its contact sheet <file>.png is written next to
+                           it (v.mp4 → v.mp4.png, v.gif → v.gif.png: outputs of different formats never collide)
   --lora <file>            LoRA adapter to apply to the transformer (diffusers/PEFT safetensors)
   --lora-alpha <n>         LoRA alpha when the file has no adapter metadata
   --steps <n>              inference steps (default 50)
@@ -38,6 +39,14 @@ function num(cmd: string, name: string, v: string | undefined, def: number, int 
   const n = Number(v);
   if (!Number.isFinite(n) || (int && !Number.isInteger(n))) throw new Error(`vrepa ${cmd}: --${name} must be ${int ? 'an integer' : 'a number'}, got '${v}'`);
   return n;
+}
+
+/**
+ * The contact sheet written beside a generated video: the output's full name plus `.png`
+ * (`v.mp4` → `v.mp4.png`), so that `v.mp4` and `v.gif` each own their sheet and neither run blocks the other.
+ */
+export function contactSheetPath(videoFile: string): string {
+  return `${videoFile}.png`;
 }
 
 /** A one-line progress bar with ETA for stderr. */
@@ -78,7 +87,7 @@ export const generateCommand: VrepaCommand = {
     const out = String(values.out);
     const ext = path.extname(out).toLowerCase();
     if (ext !== '.mp4' && ext !== '.gif') return fail('generate', `--out must end in .mp4 or .gif, got '${out}'`);
-    const sheet = out.slice(0, -ext.length) + '.png';
+    const sheet = contactSheetPath(out);
     for (const f of [out, sheet]) if (fs.existsSync(f) && !values.overwrite) return fail('generate', `${f} exists (pass --overwrite to replace it)`);
     let ffmpeg: string;
     let steps: number, guidance: number, seed: number, fps: number;
@@ -124,7 +133,9 @@ export const generateCommand: VrepaCommand = {
       tf.dispose([res.video!, res.latents]);
       await writeVideo(out, v.rgb, v, { fps, ffmpeg, overwrite: !!values.overwrite });
       const cs = contactSheet(v.rgb, v);
-      fs.writeFileSync(sheet, encodePng(cs.rgb, cs.width, cs.height));
+      const tmpSheet = `${sheet}.tmp-${process.pid}`;
+      fs.writeFileSync(tmpSheet, encodePng(cs.rgb, cs.width, cs.height));
+      fs.renameSync(tmpSheet, sheet);
       process.stdout.write(`wrote ${out} (${v.frames} frames ${v.width}×${v.height}, ${fps} fps) and ${sheet}\n`);
       return 0;
     } catch (e) {

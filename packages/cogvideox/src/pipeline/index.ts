@@ -1,4 +1,4 @@
 export * from './pipeline.js';
 export * from './init-model.js';
 export * from './video.js';
-export { generateCommand, initModelCommand, progressLine } from './commands.js';
+export { contactSheetPath, generateCommand, initModelCommand, progressLine } from './commands.js';

@@ -12,7 +12,7 @@ import { CogVideoXDPMScheduler } from '../schedulers/schedulers.js';
 import { fromPretrained } from '../transformer/load.js';
 import { addLora, saveLora } from '../lora/lora.js';
 import { contactSheet, encodePng, FfmpegError, findFfmpeg, readVideo, writeVideo } from './video.js';
-import { generateCommand, initModelCommand, progressLine } from './commands.js';
+import { contactSheetPath, generateCommand, initModelCommand, progressLine } from './commands.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pipe-test-'));
 const modelDir = path.join(tmp, 'tiny');
@@ -201,11 +201,22 @@ describe.runIf(hasFfmpeg)('video output (ffmpeg)', () => {
     (process.stdout as unknown as { write: unknown }).write = () => true;
     try {
       expect(await generateCommand.run(args)).toBe(0);
-      expect(fs.existsSync(out) && fs.existsSync(path.join(tmp, 'cli.png'))).toBe(true);
+      expect(fs.existsSync(out) && fs.existsSync(path.join(tmp, 'cli.gif.png'))).toBe(true);
       expect(errs.join('')).toMatch(/step 2\/2 \[#+\] .*ETA/);
       expect(await generateCommand.run(args)).toBe(2);
       expect(errs.join('')).toMatch(/cli.gif exists \(pass --overwrite/);
       expect(await generateCommand.run([...args, '--overwrite'])).toBe(0);
+      // same stem, another format: its own video and sheet, nothing of the gif run blocks or replaces it
+      const gifSheet = fs.readFileSync(path.join(tmp, 'cli.gif.png'));
+      const mp4 = path.join(tmp, 'cli.mp4');
+      expect(await generateCommand.run(['--model', modelDir, '--prompt', 'a ball', '--steps', '2', '--seed', '7', '--out', mp4])).toBe(0);
+      expect(fs.existsSync(mp4) && fs.existsSync(path.join(tmp, 'cli.mp4.png'))).toBe(true);
+      expect(fs.readFileSync(path.join(tmp, 'cli.gif.png')).equals(gifSheet)).toBe(true);
+      expect(fs.readdirSync(tmp).filter((f) => f.startsWith('cli.')).sort()).toEqual(['cli.gif', 'cli.gif.png', 'cli.mp4', 'cli.mp4.png']);
+      // a leftover sheet of the very output asked for still needs --overwrite
+      fs.rmSync(mp4);
+      expect(await generateCommand.run(['--model', modelDir, '--prompt', 'a ball', '--steps', '2', '--out', mp4])).toBe(2);
+      expect(errs.join('')).toMatch(/cli.mp4.png exists \(pass --overwrite/);
       expect(await generateCommand.run(['--model', modelDir, '--prompt', 'a', '--out', path.join(tmp, 'x.avi')])).toBe(2);
       expect(await generateCommand.run(['--model', path.join(tmp, 'nowhere'), '--prompt', 'a', '--out', path.join(tmp, 'y.mp4')])).toBe(1);
       expect(errs.join('')).toMatch(/nowhere does not exist/);
@@ -218,6 +229,10 @@ describe.runIf(hasFfmpeg)('video output (ffmpeg)', () => {
 });
 
 describe('helpers', () => {
+  it('contactSheetPath follows the full output name, so formats of one stem differ', () => {
+    expect(contactSheetPath('out/v.mp4')).toBe('out/v.mp4.png');
+    expect(contactSheetPath('v.gif')).not.toBe(contactSheetPath('v.mp4'));
+  });
   it('progressLine shows step, bar and ETA', () => {
     expect(progressLine({ step: 1, total: 4, timestep: 500, elapsedMs: 2000 }, 8)).toBe('step 2/4 [####----] t=500 2.0s elapsed, ETA 2.0s');
   });

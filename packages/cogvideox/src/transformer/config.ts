@@ -89,6 +89,17 @@ export const COGVIDEOX_5B_TRANSFORMER: CogVideoXTransformerConfig = {
   use_rotary_positional_embeddings: true,
 };
 
+/** The config.json fields of the align parts (training only; stock diffusers warns about them). */
+export const ALIGN_CONFIG_KEYS: ReadonlyArray<keyof AlignConfig> = ['align_layer', 'align_dims', 'projector_dim'];
+
+/** State-dict prefixes of the align parts (training only; stock diffusers reports them as weights not used). */
+export const ALIGN_STATE_DICT_PREFIXES: readonly string[] = ['projectors.', 'downsampler_cogvideo_output.'];
+
+/** Whether a state-dict key belongs to the VideoREPA align parts (projector, downsampler). */
+export function isAlignKey(key: string): boolean {
+  return ALIGN_STATE_DICT_PREFIXES.some((p) => key.startsWith(p));
+}
+
 /** Official VideoREPA align defaults (align layer 18, VideoMAEv2-B dim 768, projector width 2048). */
 export const ALIGN_DEFAULTS: AlignConfig = { align_layer: 18, align_dims: [768], projector_dim: 2048 };
 
@@ -116,7 +127,7 @@ export function resolveTransformerConfig(
   const align: Partial<AlignConfig> = {};
   for (const [k, v] of Object.entries(raw)) {
     if (k.startsWith('_')) continue;
-    if (k === 'align_layer' || k === 'align_dims' || k === 'projector_dim') {
+    if ((ALIGN_CONFIG_KEYS as readonly string[]).includes(k)) {
       (align as Record<string, unknown>)[k] = v;
       continue;
     }

@@ -4,4 +4,6 @@ export { CogVideoXBlock, CogVideoXAttention, CogVideoXLayerNormZero, FeedForward
 export * from './model.js';
 export * from './load.js';
 export * from './save.js';
+export * from './export-inference.js';
+export { exportCommand } from './commands.js';
 export { cogvideoxTransformerHandler } from './conformance.js';

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { openCheckpoint, type HostTensor, type LoadStateDictReport } from '@vrepa/core';
-import { ALIGN_DEFAULTS, type AlignConfig, type CogVideoXTransformerConfig, resolveAlignConfig, resolveTransformerConfig, innerDim } from './config.js';
+import { ALIGN_DEFAULTS, isAlignKey, type AlignConfig, type CogVideoXTransformerConfig, resolveAlignConfig, resolveTransformerConfig, innerDim } from './config.js';
 import { CogVideoXTransformer3DModel } from './model.js';
 
 /** A lazy state-dict source: names, shapes, and one tensor read at a time (PyTorch layout). */
@@ -20,8 +20,6 @@ export interface WeightSource {
   shape(key: string): number[];
   read(key: string): HostTensor | tf.Tensor;
 }
-
-const ALIGN_PREFIXES = ['projectors.', 'downsampler_cogvideo_output.'];
 
 export interface LoadWeightsOptions {
   /** Throw on missing or unexpected keys (default true); shape mismatches always throw. */
@@ -42,7 +40,7 @@ export function alignConfigFromWeights(
   opts: { alignLayer?: number; source?: string } = {},
 ): AlignConfig | null {
   const what = opts.source ?? 'weights';
-  const keys = [...src.keys()].filter((k) => ALIGN_PREFIXES.some((p) => k.startsWith(p)));
+  const keys = [...src.keys()].filter(isAlignKey);
   if (!keys.length) return null;
   for (const k of ['projectors.0.0.weight', 'projectors.0.4.weight']) {
     if (!keys.includes(k)) throw new Error(`${what}: has VideoREPA keys (${keys.slice(0, 3).join(', ')}, …) but no '${k}'`);
@@ -69,7 +67,7 @@ export function alignConfigFromWeights(
 export function loadTransformerWeights(model: CogVideoXTransformer3DModel, src: WeightSource, opts: LoadWeightsOptions = {}): LoadStateDictReport {
   const keys = [...src.keys()];
   const what = opts.source ?? 'weights';
-  if (!model.projector && keys.some((k) => ALIGN_PREFIXES.some((p) => k.startsWith(p))) && (opts.strict ?? true)) {
+  if (!model.projector && keys.some(isAlignKey) && (opts.strict ?? true)) {
     throw new Error(`${what}: holds VideoREPA projector/downsampler weights but the model has no align parts (build it with alignConfigFromWeights, or use fromPretrained)`);
   }
   return model.loadStateDict({ keys: () => keys, info: (k: string) => ({ shape: src.shape(k) }), read: (k: string) => src.read(k) }, { strict: opts.strict ?? true, source: what });
