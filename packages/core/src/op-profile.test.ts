@@ -27,7 +27,7 @@ describe('profileOps', () => {
 
   it('names a customGrad scope and still counts the gradient kernels of the backward pass', () => {
     const f = tf.customGrad((x, save) => {
-      save([x as tf.Tensor]);
+      (save as tf.GradSaveFunc)([x as tf.Tensor]);
       return { value: tf.square(x as tf.Tensor), gradFunc: (dy, [s]) => tf.mul(dy, tf.mul(s!, 2)) };
     });
     const x = tf.tensor1d([1, 2, 3]);

@@ -106,8 +106,11 @@ export function profileOps<T>(fn: () => T): OpProfile<T> {
   }
 }
 
-/** The per-op cost of `op` in microseconds: `reps` back-to-back calls, each output disposed; median of `rounds`. */
-export function microsPerOp(op: () => tf.Tensor | tf.Tensor[], reps = 2000, rounds = 5): number {
+/**
+ * The per-op cost of `op` in microseconds: `reps` back-to-back calls, each output disposed; the median of
+ * `rounds` (or the minimum: on a loaded machine the least disturbed round is the better estimate).
+ */
+export function microsPerOp(op: () => tf.Tensor | tf.Tensor[], reps = 2000, rounds = 5, stat: 'median' | 'min' = 'median'): number {
   const once = () => {
     const out = op();
     tf.dispose(out);
@@ -120,5 +123,5 @@ export function microsPerOp(op: () => tf.Tensor | tf.Tensor[], reps = 2000, roun
     times.push(((performance.now() - t0) * 1000) / reps);
   }
   times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
+  return stat === 'min' ? times[0]! : times[Math.floor(times.length / 2)]!;
 }

@@ -20,7 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, microsPerOp, printBenchTable, profileOps, switchBackend, type BenchRow } from '@vrepa/core';
-import { AdamW, Trainer, presetConfig } from '../src/index.js';
+import { AdamW, Trainer, oneDnnFor, presetConfig } from '../src/index.js';
 
 const TOP = Number(process.env.VREPA_BENCH_OPS_TOP ?? 25);
 const REPS = Number(process.env.VREPA_BENCH_OPS_REPS ?? 2000);
@@ -28,7 +28,7 @@ const PROFILED_STEPS = 4;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-ops-bench-'));
 const load = () => `load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`;
 
-const info = await initBackend({ quiet: true });
+const info = await initBackend({ quiet: true, oneDnn: oneDnnFor(presetConfig('tiny')) }); // as `vrepa train --preset tiny`
 const backends = [...new Set([info.name, 'wasm'])].filter((b) => b === 'tensorflow' || b === 'wasm' || b === 'cpu') as Array<'tensorflow' | 'wasm' | 'cpu'>;
 
 /** The tiny preset's trainable parameter shapes (λ = 0.5: transformer + projector). */

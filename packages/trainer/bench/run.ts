@@ -29,7 +29,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, printBenchTable, switchBackend, timeIt, type BenchRow } from '@vrepa/core';
 import { initModel, findFfmpeg, COGVIDEOX_2B_TRANSFORMER } from '@vrepa/cogvideox';
 import { fileURLToPath } from 'node:url';
-import { Trainer, presetConfig, prepareFolder, readSample, decodeClip, buildEncoders, parseResolution, type TrainConfig, type StepLog } from '../src/index.js';
+import { Trainer, oneDnnFor, presetConfig, prepareFolder, readSample, decodeClip, buildEncoders, parseResolution, type TrainConfig, type StepLog } from '../src/index.js';
 
 const STEPS = Number(process.env.VREPA_BENCH_STEPS ?? 12);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-trainer-bench-'));
@@ -85,7 +85,7 @@ function torchStep(c: TrainConfig): Map<number, TorchStep> | string {
   return out;
 }
 
-const info = await initBackend({ quiet: true });
+const info = await initBackend({ quiet: true, oneDnn: oneDnnFor(presetConfig('tiny')) }); // as `vrepa train --preset tiny`
 const backends = [...new Set([info.name, 'wasm'])].filter((b) => b === 'tensorflow' || b === 'wasm' || b === 'cpu') as Array<'tensorflow' | 'wasm' | 'cpu'>;
 
 const rows: BenchRow[] = [];
