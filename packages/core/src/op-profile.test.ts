@@ -49,8 +49,9 @@ describe('microsPerOp', () => {
   it('returns a positive per-op time and leaks no tensors', () => {
     const a = tf.ones([8, 16]);
     const before = tf.memory().numTensors;
-    const us = microsPerOp(() => tf.add(a, a), 50, 3);
+    const us = microsPerOp(() => tf.add(a, a), { reps: 50, rounds: 3 });
     expect(us).toBeGreaterThan(0);
+    expect(microsPerOp(() => tf.add(a, a), { reps: 50, rounds: 3, clock: 'cpu', stat: 'min' })).toBeGreaterThanOrEqual(0);
     expect(tf.memory().numTensors).toBe(before);
     a.dispose();
   });

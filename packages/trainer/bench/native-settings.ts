@@ -1,8 +1,8 @@
 /**
  * `pnpm --filter @vrepa/trainer bench:native-settings`: the native backend's context and binding settings,
  * each measured in its own child process (they are read when the TensorFlow context is created), same run:
- * µs per call of add [8,16], mul by a JS scalar, matMul 64³ and 512³, and the tiny preset's VideoREPA step
- * (median ms). Rows: the defaults (op cache on, oneDNN on, TF's thread pools), then one change each —
+ * CPU µs per call (minimum of 5 rounds) of add [8,16], mul by a JS scalar, matMul 64³ and 512³, and the tiny preset's VideoREPA step
+ * (wall min and median, CPU-time median ms). Rows: the defaults (op cache on, oneDNN on, TF's thread pools), then one change each —
  * VREPA_TF_OP_CACHE=0 (a TFE_Op per call, as stock tfjs-node), TF_ENABLE_ONEDNN_OPTS=0, intra-op threads
  * 1, inter-op threads 1, async eager.
  */
@@ -24,23 +24,28 @@ if (process.argv[2] === '--child') {
   const rand = (s: number[]) => tf.randomNormal(s, 0, 1, 'float32', 0);
   const a = rand([8, 16]), b = rand([8, 16]), m = rand([64, 64]), big = rand([512, 512]);
   const out: Record<string, number> = {
-    add: microsPerOp(() => tf.add(a, b), REPS, 5, 'min'),
-    mulScalar: microsPerOp(() => tf.mul(a, 0.9), REPS, 5, 'min'),
-    matmul64: microsPerOp(() => tf.matMul(m, m), REPS, 5, 'min'),
-    matmul512: microsPerOp(() => tf.matMul(big, big), 10, 3, 'min'),
+    add: microsPerOp(() => tf.add(a, b), { reps: REPS, stat: 'min', clock: 'cpu' }),
+    mulScalar: microsPerOp(() => tf.mul(a, 0.9), { reps: REPS, stat: 'min', clock: 'cpu' }),
+    matmul64: microsPerOp(() => tf.matMul(m, m), { reps: REPS, stat: 'min', clock: 'cpu' }),
+    matmul512: microsPerOp(() => tf.matMul(big, big), { reps: 10, rounds: 3, stat: 'min', clock: 'cpu' }),
   };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-settings-'));
   const t = new Trainer(presetConfig('tiny'), { out: tmp, progress: false, log: () => {}, maxSteps: STEPS + 2 });
   t.trainStep();
   t.trainStep();
   const each: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < STEPS; i++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     t.trainStep();
+    const c = process.cpuUsage(c0);
     each.push(performance.now() - t0);
+    cpu.push((c.user + c.system) / 1000);
   }
   out.step = Math.min(...each);
   out.stepMedian = median(each);
+  out.stepCpu = median(cpu);
   t.dispose();
   fs.rmSync(tmp, { recursive: true, force: true });
   process.stdout.write(`@@${JSON.stringify(out)}\n`);
@@ -89,7 +94,8 @@ for (const [name] of variants) {
     'matMul 512³ µs': v.matmul512,
     'tiny step ms (min)': v.step,
     'tiny step ms (median)': v.stepMedian,
-    'step × defaults': v.step! / base.step!,
+    'tiny step CPU ms (median)': v.stepCpu,
+    'step CPU × defaults': v.stepCpu! / base.stepCpu!,
     'matMul 512³ × defaults': v.matmul512! / base.matmul512!,
   });
 }

@@ -1,7 +1,8 @@
 /**
  * `pnpm --filter @vrepa/trainer bench:ops`: where the tiny training step's time goes, op by op.
  *
- * 1. µs per call of a few primitives (add and ·scalar on [8, 16], sum, transpose, matMul 64³ and 256³,
+ * 1. CPU µs per call (process CPU time, minimum of 5 rounds: wall time on a loaded machine measures the
+ *    other jobs) of a few primitives (add and ·scalar on [8, 16], sum, transpose, matMul 64³ and 256³,
  *    a small batched matMul) and one AdamW update over the tiny preset's parameters, on each backend that
  *    loads here, next to PyTorch's (bench/torch_primitives.py; VREPA_TORCH_PYTHON names a python with
  *    torch) in the same run. PyTorch runs at 1 and at 2 threads: under load its 2-thread barriers on tiny
@@ -23,7 +24,7 @@ import { initBackend, microsPerOp, printBenchTable, profileOps, switchBackend, t
 import { AdamW, Trainer, oneDnnFor, presetConfig } from '../src/index.js';
 
 const TOP = Number(process.env.VREPA_BENCH_OPS_TOP ?? 25);
-const REPS = Number(process.env.VREPA_BENCH_OPS_REPS ?? 2000);
+const REPS = Number(process.env.VREPA_BENCH_OPS_REPS ?? 1000);
 const PROFILED_STEPS = 4;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-ops-bench-'));
 const load = () => `load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`;
@@ -75,7 +76,7 @@ function adamwMicros(reps: number): number {
     return microsPerOp(() => {
       opt.apply(grads, 1e-3);
       return [];
-    }, reps, 5);
+    }, { reps, stat: 'min', clock: 'cpu' });
   } finally {
     opt.dispose();
     tf.dispose([...params.values(), ...grads.values()]);
@@ -93,7 +94,7 @@ for (const b of backends) {
   const res: Record<string, number> = {};
   for (const p of prims) {
     const { op, inputs } = p.make();
-    res[p.key] = microsPerOp(op, p.reps ?? REPS);
+    res[p.key] = microsPerOp(op, { reps: p.reps ?? REPS, stat: 'min', clock: 'cpu' });
     tf.dispose(inputs);
   }
   res.adamw = adamwMicros(Math.max(20, REPS / 20));
@@ -118,7 +119,7 @@ if (typeof torch1 !== 'string') {
     primRows.push({ name: `PyTorch AdamW ${k.slice(6)} (for reference)`, 'PyTorch 1 thr µs': torch1[k], ...(typeof torch2 !== 'string' ? { 'PyTorch 2 thr µs': torch2[k] } : {}) });
   }
 } else primRows.push({ name: `PyTorch anchor ${torch1}` });
-printBenchTable(`µs per call, ${REPS} calls × 5 rounds (median) · ${load()}${typeof torch1 !== 'string' ? ` · torch ${torch1.torch}` : ''}`, primRows);
+printBenchTable(`CPU µs per call (this process's CPU time, all threads; minimum of 5 rounds of ${REPS} calls) · ${load()}${typeof torch1 !== 'string' ? ` · torch ${torch1.torch}` : ''}`, primRows);
 
 // ---- 2. the tiny step, kernel by kernel
 for (const b of backends) {

@@ -19,7 +19,9 @@
  * steps carry lazy initialisation). Its rows follow ours; 'ours / PyTorch (medians)' compares the median
  * step times at equal λ: under load PyTorch's 2-thread barriers on these tiny ops turn into stalls of up to
  * a second (seen here: single steps of 500–900 ms among 7 ms ones), which the mean keeps and the median drops.
- * Numbers taken while other jobs use the 2 cores are noisy: compare rows within one run.
+ * Numbers taken while other jobs use the 2 cores are noisy: compare rows within one run. The CPU columns
+ * (process CPU time per step, median) are far less disturbed by other jobs than wall time; with
+ * VREPA_TORCH_THREADS=1 PyTorch's CPU time carries no thread-pool spinning.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -32,6 +34,8 @@ import { fileURLToPath } from 'node:url';
 import { Trainer, oneDnnFor, presetConfig, prepareFolder, readSample, decodeClip, buildEncoders, parseResolution, type TrainConfig, type StepLog } from '../src/index.js';
 
 const STEPS = Number(process.env.VREPA_BENCH_STEPS ?? 12);
+/** PyTorch's intra-op threads (VREPA_TORCH_THREADS, default 2 like the two cores tfjs-node uses). */
+const TORCH_THREADS = Number(process.env.VREPA_TORCH_THREADS ?? 2);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-trainer-bench-'));
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -43,22 +47,26 @@ async function stepStats(c: TrainConfig) {
     t.trainStep(); // warm-up (kernels, caches)
     const logs: StepLog[] = [];
     const each: number[] = [];
+    const cpu: number[] = [];
     const t0 = performance.now();
     for (let i = 0; i < STEPS; i++) {
       const t1 = performance.now();
+      const c0 = process.cpuUsage();
       logs.push(t.trainStep());
+      const c = process.cpuUsage(c0);
       each.push(performance.now() - t1);
+      cpu.push((c.user + c.system) / 1000);
     }
     const wall = performance.now() - t0;
     const mean = (k: 'ms_data' | 'ms_fwd_bwd' | 'ms_opt') => logs.reduce((a, l) => a + l[k], 0) / logs.length;
-    return { msStep: wall / STEPS, msMedian: median(each), stepsPerS: (1000 * STEPS) / wall, data: mean('ms_data'), fwdBwd: mean('ms_fwd_bwd'), opt: mean('ms_opt') };
+    return { msStep: wall / STEPS, msMedian: median(each), cpuMedian: median(cpu), stepsPerS: (1000 * STEPS) / wall, data: mean('ms_data'), fwdBwd: mean('ms_fwd_bwd'), opt: mean('ms_opt') };
   } finally {
     t.dispose();
   }
 }
 
 /** The PyTorch step at the preset's sizes: one result per λ (0 and the preset's), or why there is none. */
-type TorchStep = { msStep: number; msMedian: number; stepsPerS: number; fwdBwd: number; opt: number };
+type TorchStep = { msStep: number; msMedian: number; cpuMedian: number; stepsPerS: number; fwdBwd: number; opt: number };
 function torchStep(c: TrainConfig): Map<number, TorchStep> | string {
   const py = process.env.VREPA_TORCH_PYTHON;
   if (!py) return 'skipped: VREPA_TORCH_PYTHON is not set (point it at a python with torch)';
@@ -72,15 +80,15 @@ function torchStep(c: TrainConfig): Map<number, TorchStep> | string {
     ...['--heads', tc.num_attention_heads, '--head-dim', tc.attention_head_dim, '--layers', tc.num_layers, '--in-channels', C, '--text-dim', tc.text_embed_dim],
     ...['--time-dim', tc.time_embed_dim, '--patch', tc.patch_size, '--text-len', c.data.text_seq_length, '--batch', c.optim.batch_size],
     ...['--align-layer', c.align.align_layer, '--proj-dim', c.align.projector_dim, '--teacher-dim', c.teacher.dim, '--margin', c.align.margin, '--lr', c.optim.learning_rate],
-    ...['--latent', F, H, W, '--teacher-grid', g.frames, g.height, g.width, '--lambdas', 0, c.align.proj_coeff, '--steps', STEPS, '--warmup', 4, '--threads', 2],
+    ...['--latent', F, H, W, '--teacher-grid', g.frames, g.height, g.width, '--lambdas', 0, c.align.proj_coeff, '--steps', STEPS, '--warmup', 4, '--threads', TORCH_THREADS],
   ].map(String);
   const r = spawnSync(py, args, { encoding: 'utf8', timeout: 180_000 });
   if (r.error) return `skipped: ${py} bench/torch_tiny_step.py failed (${r.error.message})`;
   if (r.status !== 0) return `skipped: ${py} bench/torch_tiny_step.py exited with ${r.status}: ${(r.stderr || '').trim().split('\n').pop()}`;
   const out = new Map<number, TorchStep>();
   for (const line of r.stdout.trim().split('\n')) {
-    const j = JSON.parse(line) as { lambda: number; ms_step: number; ms_each: number[]; steps_per_s: number; ms_fwd_bwd: number; ms_opt: number };
-    out.set(j.lambda, { msStep: j.ms_step, msMedian: median(j.ms_each), stepsPerS: j.steps_per_s, fwdBwd: j.ms_fwd_bwd, opt: j.ms_opt });
+    const j = JSON.parse(line) as { lambda: number; ms_step: number; ms_each: number[]; cpu_ms_each: number[]; steps_per_s: number; ms_fwd_bwd: number; ms_opt: number };
+    out.set(j.lambda, { msStep: j.ms_step, msMedian: median(j.ms_each), cpuMedian: median(j.cpu_ms_each), stepsPerS: j.steps_per_s, fwdBwd: j.ms_fwd_bwd, opt: j.ms_opt });
   }
   return out;
 }
@@ -91,7 +99,8 @@ const backends = [...new Set([info.name, 'wasm'])].filter((b) => b === 'tensorfl
 const rows: BenchRow[] = [];
 const tinyConfig = presetConfig('tiny');
 const torch = torchStep(tinyConfig); // first, alone, before our backends warm up
-const ratioToTorch = (lambda: number, ms: number) => (typeof torch === 'string' || !torch.has(lambda) ? {} : { 'ours / PyTorch (medians)': ms / torch.get(lambda)!.msMedian });
+const ratioToTorch = (lambda: number, ms: number, cpuMs: number) =>
+  typeof torch === 'string' || !torch.has(lambda) ? {} : { 'ours / PyTorch (medians)': ms / torch.get(lambda)!.msMedian, 'ours / PyTorch (CPU medians)': cpuMs / torch.get(lambda)!.cpuMedian };
 for (const b of backends) {
   try {
     await switchBackend(b);
@@ -106,12 +115,13 @@ for (const b of backends) {
       name,
       'ms/step': s.msStep,
       'median ms/step': s.msMedian,
+      'median CPU ms/step': s.cpuMedian,
       'steps/s': s.stepsPerS,
       'data ms': s.data,
       'fwd+bwd ms': s.fwdBwd,
       'optimizer ms': s.opt,
       '× baseline': s.msStep / base.msStep,
-      ...ratioToTorch(lambda, s.msMedian),
+      ...ratioToTorch(lambda, s.msMedian, s.cpuMedian),
     });
   }
 }
@@ -123,16 +133,18 @@ else {
       name: lambda === 0 ? 'PyTorch · diffusion only (λ = 0), small CogVideoX-style stack (torch_tiny_step.py)' : `PyTorch · VideoREPA step (L_diff + ${lambda}·TRD), small CogVideoX-style stack`,
       'ms/step': s.msStep,
       'median ms/step': s.msMedian,
+      'median CPU ms/step': s.cpuMedian,
       'steps/s': s.stepsPerS,
       'data ms': '–',
       'fwd+bwd ms': s.fwdBwd,
       'optimizer ms': s.opt,
       '× baseline': base ? s.msStep / base.msStep : '–',
       'ours / PyTorch (medians)': 1,
+      'ours / PyTorch (CPU medians)': 1,
     });
   }
 }
-printBenchTable(`tiny preset training step (batch 2, ${STEPS} steps after 2 warm-up)`, rows);
+printBenchTable(`tiny preset training step (batch 2, ${STEPS} steps after 2 warm-up; PyTorch ${TORCH_THREADS} thread(s); CPU = this process's CPU time, all threads; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')})`, rows);
 
 // ---- cache saving on a dataset folder
 await switchBackend(backends[0]!);

@@ -28,7 +28,7 @@ export interface AdamWOptions {
   weightDecay: number;
   /** parameters in no-decay groups (e.g. biases, norms, position tables as the official MAE recipes): weight decay 0 for them */
   noDecay?: (name: string) => boolean;
-  /** largest fused group in elements (default ADAMW_FUSE_MAX_ELEMENTS; 0: every parameter alone) */
+  /** largest fused group in elements (default ADAMW_FUSE_MAX_ELEMENTS, or 0 when VREPA_ADAMW_FUSE=0; 0: every parameter alone) */
   fuseMaxElements?: number;
 }
 
@@ -85,6 +85,9 @@ export class AdamW {
     readonly params: Map<string, tf.Variable>,
     readonly opts: AdamWOptions,
   ) {
+    // VREPA_ADAMW_FUSE=0: every parameter alone, the per-tensor op sequence (to compare in benchmarks)
+    const envOff = typeof process !== 'undefined' && process.env?.VREPA_ADAMW_FUSE === '0';
+    const maxFuse = opts.fuseMaxElements ?? (envOff ? 0 : ADAMW_FUSE_MAX_ELEMENTS);
     let cur: Omit<FusedGroup, 'm' | 'v'> | undefined;
     let curSize = 0;
     const close = () => {
@@ -97,7 +100,7 @@ export class AdamW {
     };
     for (const [n, p] of params) {
       const decay = !opts.noDecay?.(n);
-      if (cur && (cur.decay !== decay || curSize + p.size > (opts.fuseMaxElements ?? ADAMW_FUSE_MAX_ELEMENTS))) close();
+      if (cur && (cur.decay !== decay || curSize + p.size > maxFuse)) close();
       cur ??= { names: [], shapes: [], sizes: [], decay };
       cur.names.push(n);
       cur.shapes.push(p.shape);
