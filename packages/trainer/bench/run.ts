@@ -93,100 +93,110 @@ function torchStep(c: TrainConfig): Map<number, TorchStep> | string {
   return out;
 }
 
-const info = await initBackend({ quiet: true, oneDnn: oneDnnFor(presetConfig('tiny')) }); // as `vrepa train --preset tiny`
+// The real-preset estimates (section 3) run in a child process with TensorFlow's default oneDNN (as a
+// `vrepa train` of those presets does); sections 1–2 with the tiny preset's setting, as `vrepa train --preset tiny`.
+const ESTIMATE_ONLY = process.env.VREPA_BENCH_PART === 'estimate';
+const info = await initBackend({ quiet: true, oneDnn: ESTIMATE_ONLY ? undefined : oneDnnFor(presetConfig('tiny')) });
 const backends = [...new Set([info.name, 'wasm'])].filter((b) => b === 'tensorflow' || b === 'wasm' || b === 'cpu') as Array<'tensorflow' | 'wasm' | 'cpu'>;
 
-const rows: BenchRow[] = [];
-const tinyConfig = presetConfig('tiny');
-const torch = torchStep(tinyConfig); // first, alone, before our backends warm up
-const ratioToTorch = (lambda: number, ms: number, cpuMs: number) =>
-  typeof torch === 'string' || !torch.has(lambda) ? {} : { 'ours / PyTorch (medians)': ms / torch.get(lambda)!.msMedian, 'ours / PyTorch (CPU medians)': cpuMs / torch.get(lambda)!.cpuMedian };
-for (const b of backends) {
-  try {
-    await switchBackend(b);
-  } catch (e) {
-    rows.push({ name: `${b}: not available (${(e as Error).message.split('\n')[0]})` });
-    continue;
+if (!ESTIMATE_ONLY) {
+  const rows: BenchRow[] = [];
+  const tinyConfig = presetConfig('tiny');
+  const torch = torchStep(tinyConfig); // first, alone, before our backends warm up
+  const ratioToTorch = (lambda: number, ms: number, cpuMs: number) =>
+    typeof torch === 'string' || !torch.has(lambda) ? {} : { 'ours / PyTorch (medians)': ms / torch.get(lambda)!.msMedian, 'ours / PyTorch (CPU medians)': cpuMs / torch.get(lambda)!.cpuMedian };
+  for (const b of backends) {
+    try {
+      await switchBackend(b);
+    } catch (e) {
+      rows.push({ name: `${b}: not available (${(e as Error).message.split('\n')[0]})` });
+      continue;
+    }
+    const base = await stepStats(presetConfig('tiny', { align: { proj_coeff: 0 } }));
+    const full = await stepStats(presetConfig('tiny'));
+    for (const [name, s, lambda] of [[`${b} · baseline: diffusion only (λ = 0)`, base, 0], [`${b} · VideoREPA step (L_diff + 0.5·TRD)`, full, tinyConfig.align.proj_coeff]] as const) {
+      rows.push({
+        name,
+        'ms/step': s.msStep,
+        'median ms/step': s.msMedian,
+        'median CPU ms/step': s.cpuMedian,
+        'steps/s': s.stepsPerS,
+        'data ms': s.data,
+        'fwd+bwd ms': s.fwdBwd,
+        'optimizer ms': s.opt,
+        '× baseline': s.msStep / base.msStep,
+        ...ratioToTorch(lambda, s.msMedian, s.cpuMedian),
+      });
+    }
   }
-  const base = await stepStats(presetConfig('tiny', { align: { proj_coeff: 0 } }));
-  const full = await stepStats(presetConfig('tiny'));
-  for (const [name, s, lambda] of [[`${b} · baseline: diffusion only (λ = 0)`, base, 0], [`${b} · VideoREPA step (L_diff + 0.5·TRD)`, full, tinyConfig.align.proj_coeff]] as const) {
-    rows.push({
-      name,
-      'ms/step': s.msStep,
-      'median ms/step': s.msMedian,
-      'median CPU ms/step': s.cpuMedian,
-      'steps/s': s.stepsPerS,
-      'data ms': s.data,
-      'fwd+bwd ms': s.fwdBwd,
-      'optimizer ms': s.opt,
-      '× baseline': s.msStep / base.msStep,
-      ...ratioToTorch(lambda, s.msMedian, s.cpuMedian),
-    });
+  if (typeof torch === 'string') rows.push({ name: `PyTorch anchor ${torch}` });
+  else {
+    const base = torch.get(0);
+    for (const [lambda, s] of torch) {
+      rows.push({
+        name: lambda === 0 ? 'PyTorch · diffusion only (λ = 0), small CogVideoX-style stack (torch_tiny_step.py)' : `PyTorch · VideoREPA step (L_diff + ${lambda}·TRD), small CogVideoX-style stack`,
+        'ms/step': s.msStep,
+        'median ms/step': s.msMedian,
+        'median CPU ms/step': s.cpuMedian,
+        'steps/s': s.stepsPerS,
+        'data ms': '–',
+        'fwd+bwd ms': s.fwdBwd,
+        'optimizer ms': s.opt,
+        '× baseline': base ? s.msStep / base.msStep : '–',
+        'ours / PyTorch (medians)': 1,
+        'ours / PyTorch (CPU medians)': 1,
+      });
+    }
   }
-}
-if (typeof torch === 'string') rows.push({ name: `PyTorch anchor ${torch}` });
-else {
-  const base = torch.get(0);
-  for (const [lambda, s] of torch) {
-    rows.push({
-      name: lambda === 0 ? 'PyTorch · diffusion only (λ = 0), small CogVideoX-style stack (torch_tiny_step.py)' : `PyTorch · VideoREPA step (L_diff + ${lambda}·TRD), small CogVideoX-style stack`,
-      'ms/step': s.msStep,
-      'median ms/step': s.msMedian,
-      'median CPU ms/step': s.cpuMedian,
-      'steps/s': s.stepsPerS,
-      'data ms': '–',
-      'fwd+bwd ms': s.fwdBwd,
-      'optimizer ms': s.opt,
-      '× baseline': base ? s.msStep / base.msStep : '–',
-      'ours / PyTorch (medians)': 1,
-      'ours / PyTorch (CPU medians)': 1,
-    });
-  }
-}
-printBenchTable(`tiny preset training step (batch 2, ${STEPS} steps after 2 warm-up; PyTorch ${TORCH_THREADS} thread(s); CPU = this process's CPU time, all threads; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')})`, rows);
+  printBenchTable(`tiny preset training step (batch 2, ${STEPS} steps after 2 warm-up; PyTorch ${TORCH_THREADS} thread(s); CPU = this process's CPU time, all threads; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')})`, rows);
 
-// ---- cache saving on a dataset folder
-await switchBackend(backends[0]!);
-const pipeline = path.join(tmp, 'pipeline');
-initModel('tiny', pipeline, { seed: 0 });
-const data = path.join(tmp, 'data');
-fs.mkdirSync(data);
-for (let i = 0; i < 4; i++) {
-  const r = spawnSync(findFfmpeg(), ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=64x48:rate=8`, '-frames:v', '12', '-pix_fmt', 'yuv420p', path.join(data, `c${i}.mp4`)]);
-  if (r.status !== 0) throw new Error(String(r.stderr));
+  // ---- cache saving on a dataset folder
+  await switchBackend(backends[0]!);
+  const pipeline = path.join(tmp, 'pipeline');
+  initModel('tiny', pipeline, { seed: 0 });
+  const data = path.join(tmp, 'data');
+  fs.mkdirSync(data);
+  for (let i = 0; i < 4; i++) {
+    const r = spawnSync(findFfmpeg(), ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=64x48:rate=8`, '-frames:v', '12', '-pix_fmt', 'yuv420p', path.join(data, `c${i}.mp4`)]);
+    if (r.status !== 0) throw new Error(String(r.stderr));
+  }
+  fs.writeFileSync(path.join(data, 'captions.csv'), ['video,caption', ...[0, 1, 2, 3].map((i) => `c${i}.mp4,clip ${i}`)].join('\n') + '\n');
+  const fc = presetConfig('tiny-folder', { model: { pipeline }, data: { dataset_dir: data, cache_dir: path.join(tmp, 'cache') } });
+  const enc = buildEncoders(fc);
+  const size = parseResolution(fc.data.train_resolution);
+  const encodeOnce = () => {
+    const v = decodeClip(path.join(data, 'c0.mp4'), size);
+    const outs = tf.tidy(() => [enc.pipeline.vae.encodeToLatents(v, { seed: 0 }), enc.pipeline.encodePrompt(['clip 0'], fc.data.text_seq_length), enc.teacher!.encodeVideo(v).tokens]);
+    outs.forEach((o) => o.dataSync());
+    tf.dispose([v, ...outs]);
+  };
+  encodeOnce();
+  let t0 = performance.now();
+  for (let i = 0; i < 4; i++) encodeOnce();
+  const encodeMs = (performance.now() - t0) / 4;
+  enc.dispose();
+  prepareFolder(fc);
+  t0 = performance.now();
+  for (let i = 0; i < 20; i++) {
+    const s = readSample(path.join(tmp, 'cache', `sample-${i % 4}.safetensors`));
+    tf.dispose([s.latents, s.text, s.teacher!]);
+  }
+  const readMs = (performance.now() - t0) / 20;
+  printBenchTable('dataset-folder cache (tiny-folder: 9×48×48 clips, 226 text tokens; per clip)', [
+    { name: 'baseline: encode (ffmpeg decode + VAE + T5 + teacher)', ms: encodeMs, '× baseline': 1 },
+    { name: 'cached (read sample-<i>.safetensors)', ms: readMs, '× baseline': readMs / encodeMs },
+    { name: 'saving per step (batch 2)', ms: 2 * (encodeMs - readMs) },
+  ]);
+  fs.rmSync(tmp, { recursive: true, force: true });
+
+  if (process.env.VREPA_BENCH_ESTIMATE !== '0') {
+    const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url)], { stdio: 'inherit', env: { ...process.env, VREPA_BENCH_PART: 'estimate' } });
+    if (r.status !== 0) console.log(`real-preset estimates: the child process failed (exit ${r.status})`);
+  }
 }
-fs.writeFileSync(path.join(data, 'captions.csv'), ['video,caption', ...[0, 1, 2, 3].map((i) => `c${i}.mp4,clip ${i}`)].join('\n') + '\n');
-const fc = presetConfig('tiny-folder', { model: { pipeline }, data: { dataset_dir: data, cache_dir: path.join(tmp, 'cache') } });
-const enc = buildEncoders(fc);
-const size = parseResolution(fc.data.train_resolution);
-const encodeOnce = () => {
-  const v = decodeClip(path.join(data, 'c0.mp4'), size);
-  const outs = tf.tidy(() => [enc.pipeline.vae.encodeToLatents(v, { seed: 0 }), enc.pipeline.encodePrompt(['clip 0'], fc.data.text_seq_length), enc.teacher!.encodeVideo(v).tokens]);
-  outs.forEach((o) => o.dataSync());
-  tf.dispose([v, ...outs]);
-};
-encodeOnce();
-let t0 = performance.now();
-for (let i = 0; i < 4; i++) encodeOnce();
-const encodeMs = (performance.now() - t0) / 4;
-enc.dispose();
-prepareFolder(fc);
-t0 = performance.now();
-for (let i = 0; i < 20; i++) {
-  const s = readSample(path.join(tmp, 'cache', `sample-${i % 4}.safetensors`));
-  tf.dispose([s.latents, s.text, s.teacher!]);
-}
-const readMs = (performance.now() - t0) / 20;
-printBenchTable('dataset-folder cache (tiny-folder: 9×48×48 clips, 226 text tokens; per clip)', [
-  { name: 'baseline: encode (ffmpeg decode + VAE + T5 + teacher)', ms: encodeMs, '× baseline': 1 },
-  { name: 'cached (read sample-<i>.safetensors)', ms: readMs, '× baseline': readMs / encodeMs },
-  { name: 'saving per step (batch 2)', ms: 2 * (encodeMs - readMs) },
-]);
-fs.rmSync(tmp, { recursive: true, force: true });
 
 // ---- real presets: per-block measurement → step-time and memory estimates (ESTIMATES, not runs)
-if (process.env.VREPA_BENCH_ESTIMATE !== '0') {
+if (ESTIMATE_ONLY) {
   const { CogVideoXTransformer3DModel, CogVideoXDDIMScheduler, COGVIDEOX_2B_TRANSFORMER, COGVIDEOX_5B_TRANSFORMER, COGVIDEOX_2B_SCHEDULER, trainingLoss } = await import('@vrepa/cogvideox');
   const { Rng } = await import('@vrepa/core');
   const est: BenchRow[] = [];
@@ -235,3 +245,4 @@ if (process.env.VREPA_BENCH_ESTIMATE !== '0') {
   }
   printBenchTable('real presets: ESTIMATES from one measured block (not a run; float32; activations not counted)', est);
 }
+if (ESTIMATE_ONLY) fs.rmSync(tmp, { recursive: true, force: true });

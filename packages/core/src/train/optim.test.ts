@@ -157,7 +157,7 @@ function perTensorAdamW(params: Map<string, tf.Variable>, o: { beta1: number; be
 }
 
 describe('AdamW multi-tensor update', () => {
-  const shapes: Record<string, number[]> = { 'a.weight': [5, 3], 'a.bias': [5], 'b.weight': [2, 3, 4], 'norm.weight': [7], 'c.weight': [4, 4], 'd.bias': [1] };
+  const shapes: Record<string, number[]> = { 'a.weight': [5, 3], 'a.bias': [5], 'b.weight': [2, 3, 4], 'norm.weight': [7], 'c.weight': [4, 4], 'd.bias': [1], 'e.weight': [2, 3], 'f.weight': [1, 3, 4], scale: [], 'g.weight': [3] };
   const o = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 1e-2, noDecay: (n: string) => n.endsWith('.bias') || n.startsWith('norm') };
 
   for (const fuseMaxElements of [undefined, 20, 0]) {
@@ -189,7 +189,7 @@ describe('AdamW multi-tensor update', () => {
           tf.dispose([...ours.values(), ...ref.values()]);
           return ok;
         }),
-        { numRuns: 8 },
+        { numRuns: 12 },
       );
     });
   }
