@@ -54,6 +54,13 @@ export function cosineWarmupValue(i: number, o: { base: number; final: number; t
 export const ADAMW_FUSE_MAX_ELEMENTS = 1 << 22;
 
 /**
+ * Parameters larger than this are updated alone, as before fusing: their ops are long enough that the
+ * per-op overhead does not matter, and a concatenation would only add memory traffic to a memory-bound
+ * update (a large model's AdamW step stays what it was).
+ */
+export const ADAMW_FUSE_MAX_PARAM = 1 << 16;
+
+/**
  * Parameters updated together: same rank, same trailing dimensions (so they concatenate along axis 0 and
  * split back into their shapes without any reshape), same weight-decay group. Their moments live as one
  * buffer [Σ rows, ...trailing] (in the parameter's shape for a lone parameter).
@@ -72,8 +79,8 @@ const fuse = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? ts[0]! : tf.conc
 /**
  * AdamW over named variables; `step` counts completed updates (torch's `state['step']`).
  *
- * Multi-tensor: parameters of equal rank and trailing dimensions are fused into groups
- * (ADAMW_FUSE_MAX_ELEMENTS) and each group is updated with one chain of elementwise ops over its
+ * Multi-tensor: parameters of equal rank and trailing dimensions, up to ADAMW_FUSE_MAX_PARAM elements each, are
+ * fused into groups (ADAMW_FUSE_MAX_ELEMENTS) and each group is updated with one chain of elementwise ops over its
  * concatenation: 3 ops per group (concatenate parameters and gradients, split back) plus 13, instead of 13
  * per parameter (the tiny preset: 72 parameters in 9 groups). Elementwise float32 ops give the same bits on
  * a concatenation as on its pieces, so the result is bit-identical to the per-tensor update (tested).
@@ -96,8 +103,9 @@ export class AdamW {
     const closed: Array<{ names: string[]; rows: number[]; decay: boolean }> = [];
     for (const [n, p] of params) {
       const decay = !opts.noDecay?.(n);
-      // rank-0 parameters cannot be concatenated: alone
-      const key = p.rank === 0 ? `scalar:${n}` : `${decay}:${p.rank}:${p.shape.slice(1).join('x')}`;
+      // rank-0 parameters cannot be concatenated, large ones gain nothing from it: alone
+      const alone = p.rank === 0 || p.size > Math.min(maxFuse, ADAMW_FUSE_MAX_PARAM);
+      const key = alone ? `alone:${n}` : `${decay}:${p.rank}:${p.shape.slice(1).join('x')}`;
       let g = open.get(key);
       if (g && g.size + p.size > maxFuse) {
         closed.push(g);
