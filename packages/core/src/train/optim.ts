@@ -169,14 +169,32 @@ export class AdamW {
     const bc2 = 1 - b2 ** this.step;
     const stepSize = lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
+    // The step's scalars, made once and shared by every group (the float32 values a JS number operand
+    // would be converted to, so the same bits; on the native backend each JS operand costs a tensor upload).
+    const k = tf.tidy(() => {
+      const f = (x: number) => tf.keep(tf.scalar(x, 'float32'));
+      return { b1: f(b1), c1: f(1 - b1), b2: f(b2), c2: f(1 - b2), sqrtBc2: f(sqrtBc2), eps: f(eps), stepSize: f(stepSize), decay: f(1 - lr * weightDecay) };
+    });
     // torch's update, elementwise (the same ops, in the same order, on one tensor or on a concatenation)
     const update = (p: tf.Tensor, g: tf.Tensor, m0: tf.Tensor, v0: tf.Tensor, wd: number) => {
-      const decayed = wd > 0 && lr > 0 ? tf.mul(p, 1 - lr * wd) : p;
-      const m = tf.add(tf.mul(m0, b1), tf.mul(g, 1 - b1));
-      const v = tf.add(tf.mul(v0, b2), tf.mul(tf.square(g), 1 - b2));
-      const denom = tf.add(tf.div(tf.sqrt(v), sqrtBc2), eps);
-      return [m, v, tf.sub(decayed, tf.mul(tf.div(m, denom), stepSize))] as const;
+      const decayed = wd > 0 && lr > 0 ? tf.mul(p, wd === weightDecay ? k.decay : 1 - lr * wd) : p;
+      const m = tf.add(tf.mul(m0, k.b1), tf.mul(g, k.c1));
+      const v = tf.add(tf.mul(v0, k.b2), tf.mul(tf.square(g), k.c2));
+      const denom = tf.add(tf.div(tf.sqrt(v), k.sqrtBc2), k.eps);
+      return [m, v, tf.sub(decayed, tf.mul(tf.div(m, denom), k.stepSize))] as const;
     };
+    try {
+      this.updateGroups(grads, update, weightDecay);
+    } finally {
+      tf.dispose(Object.values(k));
+    }
+  }
+
+  private updateGroups(
+    grads: Map<string, tf.Tensor>,
+    update: (p: tf.Tensor, g: tf.Tensor, m0: tf.Tensor, v0: tf.Tensor, wd: number) => readonly [tf.Tensor, tf.Tensor, tf.Tensor],
+    weightDecay: number,
+  ): void {
     for (const g of this.groups) {
       const wd = g.decay ? weightDecay : 0;
       const ps = g.names.map((n) => this.params.get(n)!);
