@@ -67,11 +67,11 @@ const prims: Prim[] = [
   { key: 'bmm_4x64x16x64', label: 'batched matMul [4,64,16]×[4,16,64]', make: () => { const a = rand([4, 64, 16]), b = rand([4, 16, 64]); return { op: () => tf.matMul(a, b), inputs: [a, b] }; } },
 ];
 
-/** One AdamW update over the tiny model's parameter shapes (our AdamW; gradients fixed). */
-function adamwMicros(reps: number): number {
+/** One AdamW update over the tiny model's parameter shapes (our AdamW; gradients fixed); `fuseMaxElements` 0: unfused. */
+function adamwMicros(reps: number, fuseMaxElements?: number): number {
   const params = new Map(shapes.map((s, i) => [`p${i}`, tf.variable(rand(s))] as const));
   const grads = new Map(shapes.map((s, i) => [`p${i}`, rand(s)] as const));
-  const opt = new AdamW(params, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 1e-4 });
+  const opt = new AdamW(params, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 1e-4, fuseMaxElements });
   try {
     return microsPerOp(() => {
       opt.apply(grads, 1e-3);
@@ -98,16 +98,21 @@ for (const b of backends) {
     tf.dispose(inputs);
   }
   res.adamw = adamwMicros(Math.max(20, REPS / 20));
+  res.adamwUnfused = adamwMicros(Math.max(20, REPS / 20), 0);
   perBackend.set(b, res);
 }
 const anchor = (k: string) => {
   const v = [torch1, torch2].filter((t): t is Record<string, number> => typeof t !== 'string').map((t) => t[k]).filter((x): x is number => typeof x === 'number');
   return v.length ? Math.min(...v) : undefined;
 };
-const primRows: BenchRow[] = [...prims.map((p) => [p.key, p.label] as const), ['adamw', `AdamW step over the tiny model (${shapes.length} tensors, ${shapes.reduce((s, x) => s + x.reduce((a, b) => a * b, 1), 0)} params); PyTorch: fused`] as const].map(([key, label]) => {
+const primRows: BenchRow[] = [
+  ...prims.map((p) => [p.key, p.label] as const),
+  ['adamw', `AdamW step over the tiny model (${shapes.length} tensors, ${shapes.reduce((s, x) => s + x.reduce((a, b) => a * b, 1), 0)} params), multi-tensor; PyTorch: fused`] as const,
+  ['adamwUnfused', 'the same AdamW, every parameter alone (fuseMaxElements 0, as before fusing); PyTorch: fused'] as const,
+].map(([key, label]) => {
   const row: BenchRow = { name: label };
   for (const [b, r] of perBackend) row[`${b} µs`] = r[key];
-  const tk = key === 'adamw' ? 'adamw_fused' : key;
+  const tk = key.startsWith('adamw') ? 'adamw_fused' : key;
   if (typeof torch1 !== 'string') row['PyTorch 1 thr µs'] = torch1[tk];
   if (typeof torch2 !== 'string') row['PyTorch 2 thr µs'] = torch2[tk];
   const a = anchor(tk);
