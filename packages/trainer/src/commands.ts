@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { commandArgs, initBackend, type VrepaCommand } from '@vrepa/core';
-import { ConfigError, loadConfigFile, presetConfig, PRESETS, type TrainConfig } from './config.js';
+import { ConfigError, loadConfigFile, oneDnnFor, presetConfig, PRESETS, type TrainConfig } from './config.js';
 import { Trainer } from './trainer.js';
 import { prepareCaches } from './prepare.js';
 import { formatProbeReport, probeTeacher } from './teacher-probe.js';
@@ -81,8 +81,9 @@ export const trainCommand: VrepaCommand = {
       const config = readConfig('train', values as { config?: string; preset?: string });
       const maxSteps = posInt('train', 'max-steps', values['max-steps'] as string | undefined);
       const checkpointEvery = posInt('train', 'checkpoint-every', values['checkpoint-every'] as string | undefined);
-      const backend = await initBackend({ quiet: true });
-      process.stderr.write(`vrepa train: backend ${backend.name}\n`);
+      const backend = await initBackend({ quiet: true, oneDnn: oneDnnFor(config) });
+      process.stderr.write(`vrepa train: backend ${backend.name}${backend.oneDnn === undefined ? '' : `, oneDNN ${backend.oneDnn ? 'on' : 'off'}`}
+`);
       trainer = new Trainer(config, { out: path.resolve(String(values.out)), resume: !!values.resume, maxSteps, checkpointEvery, progress: !values['no-progress'], exportForInference: values['export-for-inference'] ? true : undefined });
       process.stderr.write(`vrepa train: ${trainer.dataset.describe()}\n`);
       process.stderr.write(`vrepa train: ${config.model.training_type} finetune, ${[...trainer.params.values()].reduce((a, v) => a + v.size, 0).toLocaleString('en')} trainable parameters, ${trainer.maxSteps} steps\n`);
