@@ -18,3 +18,4 @@ export * from './module.js';
 export * from './rng.js';
 export * from './nn/index.js';
 export * from './backends/index.js';
+export * from './distributed/index.js';
