@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runHandlersOnFixtures } from './conformance.js';
+import { parseTolerance, runHandlersOnFixtures } from './conformance.js';
 import { writeSafetensors } from './safetensors.js';
 
 // A two-sub-case fixture set: y = 2·x, with sub-case 'b' holding a wrong reference.
@@ -41,5 +41,16 @@ describe('runHandlersOnFixtures', () => {
     const r = await runHandlersOnFixtures(handlers, ['nope'], dir);
     expect(r.failures).toEqual([`nope/-: no case 'nope' under ${dir}`]);
     await expect(runHandlersOnFixtures(handlers, ['double'], '')).rejects.toThrow(/no fixture set found/);
+  });
+});
+
+describe('parseTolerance', () => {
+  it('"absolute A * max(F, max|want|)" scales by max|want| with floor F (hand values)', () => {
+    const t = parseTolerance('absolute 1e-4 * max(1e-3, max|want|) (float32 backward)');
+    expect(t.allowed(0, 1e-5)).toBeCloseTo(1e-7, 15);
+    expect(t.allowed(0, 20)).toBeCloseTo(2e-3, 12);
+    const one = parseTolerance('absolute 1e-5 * max(1, max|want|)');
+    expect(one.allowed(0, 0.5)).toBeCloseTo(1e-5, 15);
+    expect(one.allowed(0, 3)).toBeCloseTo(3e-5, 15);
   });
 });

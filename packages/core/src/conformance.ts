@@ -23,7 +23,7 @@ const NUM = String.raw`([0-9.]+(?:e[-+]?[0-9]+)?)`;
 /**
  * Parse a manifest tolerance sentence. Understood forms (first match wins):
  * "exact"; "compare elementwise to A * max|want| and relative L2 to B"; "elementwise … A * max|want| + B";
- * "absolute A * max(1, max|want|)"; "relative A of max|want|"; "relative A (absolute B when … ~0)";
+ * "absolute A * max(F, max|want|)"; "relative A of max|want|"; "relative A (absolute B when … ~0)";
  * "relative A"; "absolute A". Throws on anything else so a new form is never compared loosely.
  */
 export function parseTolerance(text: string): Tolerance {
@@ -43,9 +43,10 @@ export function parseTolerance(text: string): Tolerance {
     const a = Number(m[1]);
     return { allowed: (_w, mx) => a * mx, text };
   }
-  if ((m = t.match(new RegExp(String.raw`^absolute\s+${NUM}\s*\*\s*max\(1,\s*max\|want\|\)`, 'i')))) {
+  if ((m = t.match(new RegExp(String.raw`^absolute\s+${NUM}\s*\*\s*max\(${NUM},\s*max\|want\|\)`, 'i')))) {
     const a = Number(m[1]);
-    return { allowed: (_w, mx) => a * Math.max(1, mx), text };
+    const floor = Number(m[2]);
+    return { allowed: (_w, mx) => a * Math.max(floor, mx), text };
   }
   if ((m = t.match(new RegExp(String.raw`^relative\s+${NUM}\s+of\s+max\|want\|`, 'i')))) {
     const a = Number(m[1]);

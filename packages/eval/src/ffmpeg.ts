@@ -1,8 +1,8 @@
 /** Driving ffmpeg (mp4 encode, decode); finding it (FFMPEG, PATH, @ffmpeg-installer/ffmpeg) is @vrepa/core's `findFfmpeg`. */
 import { spawn, spawnSync } from 'node:child_process';
-import { FfmpegMissingError, findFfmpeg } from '@vrepa/core';
+import { FfmpegMissingError, decodeVideo, findFfmpeg } from '@vrepa/core';
 
-export { FfmpegMissingError, findFfmpeg, hasFfmpeg } from '@vrepa/core';
+export { FfmpegMissingError, findFfmpeg, hasFfmpeg, decodeVideo, type DecodedVideo } from '@vrepa/core';
 
 /**
  * Encode RGB frames `[frames, H, W, 3]` as H.264 mp4 (yuv420p, crf 18) by piping raw frames to ffmpeg's stdin.
@@ -27,20 +27,6 @@ export async function encodeMp4(file: string, frames: Uint8Array, width: number,
     });
     p.stdin.end(Buffer.from(frames.buffer, frames.byteOffset, frames.byteLength));
   });
-}
-
-/** Decode a video to RGB frames `[frames, H, W, 3]` (size parsed from ffmpeg's stream info). */
-export function decodeVideo(file: string, opts: { ffmpeg?: string } = {}): { frames: Uint8Array; count: number; width: number; height: number } {
-  const bin = opts.ffmpeg ?? findFfmpeg().path;
-  const info = spawnSync(bin, ['-hide_banner', '-i', file], { encoding: 'utf8' });
-  const m = /Video:.*?,\s*(\d+)x(\d+)[\s,[]/.exec(info.stderr ?? '');
-  if (!m) throw new Error(`decodeVideo: cannot read the frame size of '${file}' (${(info.stderr ?? '').trim().split('\n').at(-1)}).`);
-  const width = Number(m[1]);
-  const height = Number(m[2]);
-  const r = spawnSync(bin, ['-v', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { maxBuffer: 1 << 30 });
-  if (r.status !== 0) throw new Error(`decodeVideo: ffmpeg failed on '${file}': ${String(r.stderr).trim()}`);
-  const frames = new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.byteLength);
-  return { frames, count: frames.length / (width * height * 3), width, height };
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * Conformance handlers of the teacher cases (`teacher_videomaev2`, `teacher_videomae`, `teacher_vjepa`).
+ * Conformance handlers of the teacher cases (`teacher_videomaev2`, `teacher_videomae`, `teacher_vjepa`) and
+ * of VideoMAE pre-training (`videomae_pretrain`, in pretrain-conformance.ts).
  * Everything (architecture, grid, which tensors) comes from the manifest's params and the files; the
  * input video is the official `[B, C, T, H, W]`, transposed once to our `[B, T, H, W, C]`.
  */
@@ -8,6 +9,7 @@ import type { ConformanceContext, ConformanceHandler, SafetensorsFile } from '@v
 import { VideoMAE } from './videomae.js';
 import { VideoMAEv2 } from './videomaev2.js';
 import { VJEPA } from './vjepa.js';
+import { pretrainHandler } from './pretrain-conformance.js';
 import { loadTeacherWeights, type TeacherConfig, type TeacherFamily, type VideoTeacher, type WeightSource } from './teacher.js';
 
 function num(p: Record<string, any>, keys: string[], what: string, dflt?: number): number {
@@ -103,4 +105,5 @@ export const conformanceHandlers: Record<string, ConformanceHandler> = {
   teacher_videomaev2: teacherHandler('videomaev2'),
   teacher_videomae: teacherHandler('videomae'),
   teacher_vjepa: teacherHandler('vjepa'),
+  videomae_pretrain: pretrainHandler,
 };

@@ -19,6 +19,8 @@ export interface TeacherConfig extends VitArch {
   official: string;
   /** pre-training frame size (square) the position table is built for */
   imgSize: number;
+  /** non-square pre-training frames: [height, width] (overrides imgSize for the position table's grid) */
+  imgHW?: readonly [number, number];
   /** pre-training clip length in frames (`all_frames` / `num_frames`) */
   numFrames: number;
   /** VideoMAE family: the `fc_norm` LayerNorm of the pooled head (fine-tuned checkpoints have it) */
@@ -128,8 +130,8 @@ export abstract class VideoTeacher extends Module {
   /** The pre-training token grid of the position table. */
   get baseGrid(): TeacherGrid {
     const c = this.config;
-    const s = Math.floor(c.imgSize / c.patchSize);
-    return { frames: Math.floor(c.numFrames / c.tubeletSize), height: s, width: s };
+    const [h, w] = c.imgHW ?? [c.imgSize, c.imgSize];
+    return { frames: Math.floor(c.numFrames / c.tubeletSize), height: Math.floor(h / c.patchSize), width: Math.floor(w / c.patchSize) };
   }
 
   /** The token grid of a pre-processed clip `[B, F, H, W, C]` (throws on bad shapes). */

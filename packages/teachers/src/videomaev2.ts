@@ -7,6 +7,7 @@
 import { inferTeacherConfig, teacherConfig, teacherConfigWith, type TeacherOptions } from './configs.js';
 import { teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
 import { VideoMaeFamilyTeacher } from './videomae-family.js';
+import { peekPretrainConfig, teacherConfigFromPretrain } from './pretrain-checkpoint.js';
 
 export class VideoMAEv2 extends VideoMaeFamilyTeacher {
   constructor(config: string | TeacherConfig = 'videomaev2-b', opts: TeacherOptions = {}) {
@@ -18,9 +19,14 @@ export class VideoMAEv2 extends VideoMaeFamilyTeacher {
    * `encoder.…`, ViT-g / pre-training), or at the top level (safetensors). As in VideoREPA's class,
    * `fc_norm`/`head` (fine-tuned checkpoints) and decoders are ignored and listed in
    * `loadReport.ignored`, unless the config asks for them (`fcNorm: true`, `numClasses`).
+   * A pre-training checkpoint we wrote (`savePretrainCheckpoint`) gives its encoder: the config comes from
+   * the checkpoint; `encoder.norm`, the decoder, `encoder_to_decoder` and `mask_token` are ignored (the
+   * teacher's features are the last block's output without the norm, as VideoREPA uses them).
    */
   static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VideoMAEv2 {
-    const given = opts.config !== undefined ? teacherConfig(opts.config, 'videomaev2') : undefined;
+    // a pre-training checkpoint we wrote carries its config: its encoder is the teacher
+    const pre = opts.config === undefined ? peekPretrainConfig(path) : null;
+    const given = opts.config !== undefined ? teacherConfig(opts.config, 'videomaev2') : pre ? teacherConfigFromPretrain(pre) : undefined;
     return teacherFromCheckpoint(path, ['module', 'model', 'state_dict'], opts, (src) => new VideoMAEv2(given ?? inferTeacherConfig('videomaev2', src.names(), src.shape), { init: 'zeros', maxScoreElements: opts.maxScoreElements }));
   }
 }

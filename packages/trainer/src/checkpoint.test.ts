@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { presetConfig } from './config.js';
 import { Trainer } from './trainer.js';
-import { listCheckpoints, verifyCheckpoint, CheckpointCorruptError, CheckpointMismatchError } from './checkpoint.js';
+import { listCheckpoints, verifyCheckpoint, CheckpointCorruptError, CheckpointMismatchError } from '@vrepa/core';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-ckpt-'));
 const quiet = { progress: false, log: () => {} };

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ConfigError, PRESETS, configHash, loadConfigFile, parseConfig, presetConfig } from './config.js';
-import { lrLambda } from './optim.js';
+import { lrLambda } from '@vrepa/core';
 
 const errorOf = (f: () => unknown): ConfigError => {
   try {

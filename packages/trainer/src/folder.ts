@@ -12,14 +12,14 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-import { Rng, setInitRng, getInitRng } from '@vrepa/core';
+import { Rng, decodeVideo, setInitRng, getInitRng } from '@vrepa/core';
 import { CogVideoXPipeline, findFfmpeg } from '@vrepa/cogvideox';
 import { FeatureCache, OmniMAE, TEACHER_CONFIGS, VJEPA, VideoMAE, VideoMAEv2, cachedEncodeVideo, type TeacherConfig, type VideoTeacher } from '@vrepa/teachers';
 import { parseCsvRecords } from '@vrepa/eval';
 import type { TokenGrid } from '@vrepa/align-dims';
 import { canonicalJson, type TrainConfig } from './config.js';
 import { readSample, writeSample, type Sample, type TrainDataset } from './data.js';
-import { ProgressBar } from './logging.js';
+import { ProgressBar } from '@vrepa/core';
 
 export interface DatasetRow {
   video: string;
@@ -62,15 +62,10 @@ export function parseResolution(s: string): { frames: number; height: number; wi
  * `[1, frames, height, width, 3]` in [-1, 1]. Throws a clear error for missing / unreadable / short videos.
  */
 export function decodeClip(file: string, size: { frames: number; height: number; width: number }, ffmpeg = findFfmpeg()): tf.Tensor {
-  if (!fs.existsSync(file)) throw new Error(`video ${file} does not exist`);
   const { frames: F, height: H, width: W } = size;
-  const vf = `scale=${W}:${H}:force_original_aspect_ratio=increase:flags=bicubic,crop=${W}:${H}`;
-  const r = spawnSync(ffmpeg, ['-v', 'error', '-i', file, '-vf', vf, '-frames:v', String(F), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], { maxBuffer: F * H * W * 3 + 1024 });
-  if (r.status !== 0) throw new Error(`video ${file} cannot be decoded: ${String(r.stderr).trim().split('\n').slice(-2).join(' ') || `ffmpeg exited ${r.status}`}`);
-  const got = r.stdout.length / (H * W * 3);
-  if (got < F) throw new Error(`video ${file} is too short: ${got} frames, need ${F}`);
-  const bytes = new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, F * H * W * 3);
-  return tf.tidy(() => tf.sub(tf.div(tf.tensor(bytes, [1, F, H, W, 3], 'int32').toFloat(), 127.5), 1));
+  const v = decodeVideo(file, { ffmpeg, maxFrames: F, cover: { width: W, height: H } });
+  if (v.count < F) throw new Error(`video ${file} is too short: ${v.count} frames, need ${F}`);
+  return tf.tidy(() => tf.sub(tf.div(tf.tensor(v.frames, [1, F, H, W, 3], 'int32').toFloat(), 127.5), 1));
 }
 
 /** The encoders that fill the cache: a pipeline folder's VAE and T5, and the teacher. */

@@ -1,7 +1,7 @@
 /** `vrepa prepare`: fill the per-sample caches so that training never re-encodes. */
 import type { TrainConfig } from './config.js';
 import { CachedDataset, SyntheticDataset, disposeSample } from './data.js';
-import { ProgressBar } from './logging.js';
+import { ProgressBar } from '@vrepa/core';
 import { prepareFolder } from './folder.js';
 
 export interface PrepareResult {

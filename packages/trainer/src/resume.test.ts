@@ -4,8 +4,8 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { readLog } from './logging.js';
-import { verifyCheckpoint } from './checkpoint.js';
+import { readLog } from '@vrepa/core';
+import { verifyCheckpoint } from '@vrepa/core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const pkg = path.resolve(here, '..');

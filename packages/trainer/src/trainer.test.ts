@@ -8,7 +8,7 @@ import { initModel, fromPretrained } from '@vrepa/cogvideox';
 import { presetConfig, TINY_TRANSFORMER } from './config.js';
 import { Trainer, NonFiniteError } from './trainer.js';
 import { collate, disposeSample } from './data.js';
-import { readLog } from './logging.js';
+import { readLog } from '@vrepa/core';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-trainer-'));
 

@@ -21,13 +21,20 @@ import {
   type NoiseSchedule,
 } from '@vrepa/cogvideox';
 import { configHash, type TrainConfig } from './config.js';
-import { AdamW, clipGradients, lrLambda } from './optim.js';
+import { AdamW, clipGradients, lrLambda } from '@vrepa/core';
 import { CachedDataset, DataCursor, SyntheticDataset, collate, disposeSample, type TrainDataset } from './data.js';
-import { disposeLoaded, loadLatestCheckpoint, paramsSignature, saveCheckpoint, type TrainState } from './checkpoint.js';
-import { TensorBoardWriter } from './tensorboard.js';
+import { disposeLoaded, loadLatestCheckpoint, paramsSignature, saveCheckpoint, type TrainState } from '@vrepa/core';
+import { TensorBoardWriter } from '@vrepa/core';
 import { CachedFolderDataset, prepareFolder } from './folder.js';
 import { Validator } from './validation.js';
-import { ProgressBar, writeLossPlot } from './logging.js';
+import { ProgressBar, writeLossPlot, type LossSeries } from '@vrepa/core';
+
+/** The loss-plot lines of a finetuning run: total, diffusion, alignment. */
+const LOSS_SERIES: LossSeries = [
+  ['loss', 'total'],
+  ['loss_diff', 'diffusion'],
+  ['loss_align', 'alignment (TRD)'],
+];
 
 export interface StepLog {
   step: number;
@@ -370,10 +377,10 @@ export class Trainer {
           this.tb.scalar('lr', entry.lr, entry.step);
           if (entry.grad_norm !== null) this.tb.scalar('grad_norm', entry.grad_norm, entry.step);
         }
-        bar.update(entry);
+        bar.update({ step: entry.step, loss: entry.loss, parts: { diff: entry.loss_diff, align: entry.loss_align }, lr: entry.lr });
         this.opts.hooks?.onStep?.(entry);
         if (this.step % this.checkpointEvery === 0 || this.step === this.maxSteps) this.saveCheckpoint();
-        if (c.train.plot_every > 0 && this.step % c.train.plot_every === 0) await writeLossPlot(logFile, path.join(out, 'loss.png'));
+        if (c.train.plot_every > 0 && this.step % c.train.plot_every === 0) await writeLossPlot(logFile, path.join(out, 'loss.png'), LOSS_SERIES);
         if (c.train.validation_every > 0 && (this.step % c.train.validation_every === 0 || this.step === this.maxSteps)) await this.validate();
       }
     } finally {
@@ -381,7 +388,7 @@ export class Trainer {
       this.tb?.close();
     }
     const seconds = (performance.now() - t0) / 1000;
-    const plot = await writeLossPlot(logFile, path.join(out, 'loss.png')).catch((e) => {
+    const plot = await writeLossPlot(logFile, path.join(out, 'loss.png'), LOSS_SERIES).catch((e) => {
       this.log(`warning: loss plot not written (${(e as Error).message})`);
       return null;
     });

@@ -1,9 +1,10 @@
 /**
- * Training checkpoints: `DIR/checkpoints/step-<n>/` holding
- *   trainable.safetensors   the trainable parameters (LoRA adapters or the full transformer, plus the
- *                           projector / downsampler) under their state-dict names
+ * Training checkpoints (Node only), shared by every training loop (the finetuning trainer, teacher
+ * pretraining): `DIR/checkpoints/step-<n>/` holding
+ *   trainable.safetensors   the trainable parameters under their state-dict names
  *   optimizer.safetensors   AdamW moments: `exp_avg.<name>`, `exp_avg_sq.<name>`
- *   state.json              step, optimizer step, data position, RNG state, LR, NaN streak
+ *   state.json              step, optimizer step, data position, RNG state, LR, NaN streak (any JSON: `S`)
+ *   (extra files)           whatever the loop adds (e.g. the official pretrain `.pth`), hashed like the rest
  *   manifest.json           written last: format, step, config hash, sha256 + size of every file
  * Saving is atomic: everything goes to a temp folder (each file fsynced), the folder is renamed into
  * place and the parent fsynced; the previous checkpoints are untouched until the new one is complete,
@@ -14,7 +15,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-import { SafetensorsFile, writeSafetensors, type RngState } from '@vrepa/core';
+import { SafetensorsFile, writeSafetensors } from '../safetensors.js';
+import type { RngState } from '../rng.js';
 
 export const CHECKPOINT_FORMAT = 'vrepa-train-checkpoint/1';
 
@@ -101,13 +103,13 @@ function writeFileSynced(file: string, text: string): void {
   }
 }
 
-export interface SaveCheckpointInput {
+export interface SaveCheckpointInput<S extends object = TrainState> {
   step: number;
   configHash: string;
   params: Map<string, tf.Tensor>;
   exp_avg: Map<string, tf.Tensor>;
   exp_avg_sq: Map<string, tf.Tensor>;
-  state: TrainState;
+  state: S;
   /** extra files written into the checkpoint folder (e.g. the LoRA in diffusers format); hashed too */
   extra?: (dir: string) => void;
   /** test hook: called after the data files are written, before the manifest (simulates a crash / full disk) */
@@ -131,7 +133,7 @@ export function listCheckpoints(out: string): { step: number; dir: string }[] {
 }
 
 /** Write a checkpoint atomically, then rotate to the newest `keepLast` (0 keeps all). Returns its folder. */
-export function saveCheckpoint(out: string, input: SaveCheckpointInput, keepLast: number): string {
+export function saveCheckpoint<S extends object = TrainState>(out: string, input: SaveCheckpointInput<S>, keepLast: number): string {
   const root = checkpointsDir(out);
   fs.mkdirSync(root, { recursive: true });
   const final = path.join(root, `step-${input.step}`);
@@ -203,10 +205,10 @@ export function verifyCheckpoint(dir: string): CheckpointManifest {
   return m;
 }
 
-export interface LoadedCheckpoint {
+export interface LoadedCheckpoint<S extends object = TrainState> {
   dir: string;
   manifest: CheckpointManifest;
-  state: TrainState;
+  state: S;
   params: Map<string, tf.Tensor>;
   exp_avg: Map<string, tf.Tensor>;
   exp_avg_sq: Map<string, tf.Tensor>;
@@ -228,11 +230,11 @@ function readTensors(file: string): Map<string, tf.Tensor> {
  * skipped). A checkpoint of another config or model is an error (CheckpointMismatchError). Returns
  * null when there is none.
  */
-export function loadLatestCheckpoint(
+export function loadLatestCheckpoint<S extends object = TrainState>(
   out: string,
   expect: { configHash: string; paramsSignature: string },
   warn: (msg: string) => void = () => {},
-): LoadedCheckpoint | null {
+): LoadedCheckpoint<S> | null {
   for (const c of listCheckpoints(out)) {
     let manifest: CheckpointManifest;
     try {
@@ -248,7 +250,7 @@ export function loadLatestCheckpoint(
     if (manifest.params_signature !== expect.paramsSignature) {
       throw new CheckpointMismatchError(`checkpoint ${c.dir} holds the trainable parameters of another model (parameter names/shapes differ)`);
     }
-    const state = JSON.parse(fs.readFileSync(path.join(c.dir, 'state.json'), 'utf8')) as TrainState;
+    const state = JSON.parse(fs.readFileSync(path.join(c.dir, 'state.json'), 'utf8')) as S;
     const params = readTensors(path.join(c.dir, 'trainable.safetensors'));
     const opt = readTensors(path.join(c.dir, 'optimizer.safetensors'));
     const exp_avg = new Map<string, tf.Tensor>();
@@ -263,6 +265,6 @@ export function loadLatestCheckpoint(
   return null;
 }
 
-export function disposeLoaded(c: LoadedCheckpoint): void {
+export function disposeLoaded(c: LoadedCheckpoint<object>): void {
   tf.dispose([...c.params.values(), ...c.exp_avg.values(), ...c.exp_avg_sq.values()]);
 }

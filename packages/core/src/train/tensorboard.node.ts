@@ -1,5 +1,5 @@
 /**
- * A TensorBoard event-file writer for scalars, without dependencies: TFRecord framing (u64 length,
+ * (Node only.) A TensorBoard event-file writer for scalars, without dependencies: TFRecord framing (u64 length,
  * masked crc32c of the length, the data, masked crc32c of the data) around hand-encoded protobuf
  * `Event` messages (wall_time = 1, step = 2, file_version = 3, summary = 5 → Summary.value = 1 →
  * Value{ tag = 1, simple_value = 2 }).

@@ -26,6 +26,22 @@ export interface AdamWOptions {
   beta2: number;
   eps: number;
   weightDecay: number;
+  /** parameters in no-decay groups (e.g. biases, norms, position tables as the official MAE recipes): weight decay 0 for them */
+  noDecay?: (name: string) => boolean;
+}
+
+/**
+ * Official VideoMAE / MAE `utils.cosine_scheduler` value for iteration `i` (0-based): linear warm-up from
+ * `warmupStart` to `base` over `warmup` iterations (`np.linspace`, both ends included), then
+ * `final + ½(base − final)(1 + cos(π·j / (total − warmup)))` for j = i − warmup.
+ */
+export function cosineWarmupValue(i: number, o: { base: number; final: number; total: number; warmup: number; warmupStart?: number }): number {
+  const { base, final, total, warmup } = o;
+  const start = o.warmupStart ?? 0;
+  if (i < warmup) return warmup === 1 ? start : start + ((base - start) * i) / (warmup - 1);
+  const n = Math.max(1, total - warmup);
+  const j = Math.min(i - warmup, n - 1);
+  return final + 0.5 * (base - final) * (1 + Math.cos((Math.PI * j) / n));
 }
 
 /** AdamW over named variables; `step` counts completed updates (torch's `state['step']`). */
@@ -46,7 +62,7 @@ export class AdamW {
 
   /** One update with the given gradients (same names as the params) at learning rate `lr`. */
   apply(grads: Map<string, tf.Tensor>, lr: number): void {
-    const { beta1: b1, beta2: b2, eps, weightDecay: wd } = this.opts;
+    const { beta1: b1, beta2: b2, eps, weightDecay } = this.opts;
     this.step += 1;
     const bc1 = 1 - b1 ** this.step;
     const bc2 = 1 - b2 ** this.step;
@@ -55,6 +71,7 @@ export class AdamW {
     for (const [n, p] of this.params) {
       const g = grads.get(n);
       if (!g) continue; // no gradient: torch skips the parameter (p.grad is None)
+      const wd = this.opts.noDecay?.(n) ? 0 : weightDecay;
       const [m, v, next] = tf.tidy(() => {
         const decayed = wd > 0 && lr > 0 ? tf.mul(p, 1 - lr * wd) : p;
         const m = tf.add(tf.mul(this.m.get(n)!, b1), tf.mul(g, 1 - b1));

@@ -3,8 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { TensorBoardWriter, crc32c, encodeEvent, readRecords } from './tensorboard.js';
-import { ProgressBar, formatDuration, lossCurveSpec, writeLossPlot } from './logging.js';
+import { TensorBoardWriter, crc32c, encodeEvent, readRecords } from './tensorboard.node.js';
+import { ProgressBar, formatDuration } from './progress.js';
+import { defaultLossSeries, lossCurveSpec, writeLossPlot } from './log.node.js';
 
 /** A minimal protobuf reader (independent of the writer) for the Event fields we write. */
 function decode(buf: Uint8Array): Map<number, (number | Uint8Array)[]> {
@@ -76,8 +77,9 @@ describe('TensorBoard event files', () => {
 describe('progress and plots', () => {
   it('the progress line shows step, loss parts, lr, it/s and ETA', () => {
     const bar = new ProgressBar(10, 0, false);
-    const line = bar.line({ step: 5, loss: 1.5, loss_diff: 1, loss_align: 1, lr: 1e-3 }, performance.now() + 1);
-    expect(line).toMatch(/^step 5\/10 \[#{10}-{10}\] loss 1\.5000 \(diff 1\.0000, align 1\.0000\) lr 1\.00e-3 [\d.]+ it\/s ETA \S+/);
+    const line = bar.line({ step: 5, loss: 1.5, parts: { diff: 1, align: null }, lr: 1e-3 }, performance.now() + 1);
+    expect(line).toMatch(/^step 5\/10 \[#{10}-{10}\] loss 1\.5000 \(diff 1\.0000, align nan\) lr 1\.00e-3 [\d.]+ it\/s ETA \S+/);
+    expect(bar.line({ step: 2, loss: 0.25, lr: 1e-3 }, performance.now() + 1)).toMatch(/^step 2\/10 \[#{4}-{16}\] loss 0\.2500 lr /);
     expect(formatDuration(75)).toBe('1m15s');
     expect(formatDuration(7260)).toBe('2h01m');
   });
@@ -86,8 +88,13 @@ describe('progress and plots', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-plot-'));
     const log = path.join(dir, 'log.jsonl');
     fs.writeFileSync(log, [1, 2, 3].map((s) => JSON.stringify({ step: s, loss: 1 / s, loss_diff: 0.5 / s, loss_align: s === 2 ? null : 1 / s })).join('\n') + '\n{"step": 4, "lo');
-    const spec = lossCurveSpec([{ step: 1, loss: 1, loss_diff: null, loss_align: 0.2 }]);
+    const rows = [{ step: 1, loss: 1, loss_diff: null, loss_align: 0.2, lr: 3 }];
+    expect(defaultLossSeries(rows)).toEqual([['loss', 'loss'], ['loss_align', 'loss_align']]);
+    const spec = lossCurveSpec(rows);
     expect((spec.data as { values: unknown[] }).values).toHaveLength(2);
+    const named = lossCurveSpec(rows, [['loss_diff', 'diffusion'], ['lr', 'lr']], 'mine');
+    expect(named.title).toBe('mine');
+    expect((named.data as { values: unknown[] }).values).toEqual([{ step: 1, series: 'lr', value: 3 }]);
     const png = await writeLossPlot(log, path.join(dir, 'loss.png'));
     const b = fs.readFileSync(png);
     expect(b.subarray(1, 4).toString()).toBe('PNG');

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { AdamW, clipGradients, globalNorm } from './optim.js';
+import { AdamW, clipGradients, cosineWarmupValue, globalNorm } from './optim.js';
 
 /** torch.optim.AdamW written out in float64, one scalar parameter (the reference). */
 function adamwRef(p0: number, grads: number[], lrs: number[], o: { beta1: number; beta2: number; eps: number; weightDecay: number }): number {
@@ -85,5 +85,41 @@ describe('clipGradients (clip_grad_norm_)', () => {
     const same = clipGradients(out, 10);
     expect(same.grads).toBe(out); // below the max: untouched
     tf.dispose([...out.values()]);
+  });
+});
+
+describe('cosineWarmupValue (official utils.cosine_scheduler)', () => {
+  /** The official schedule written out as arrays (np.linspace warm-up, then the cosine over the rest). */
+  function officialSchedule(base: number, final: number, total: number, warmup: number, start: number): number[] {
+    const w = Array.from({ length: warmup }, (_, k) => (warmup === 1 ? start : start + ((base - start) * k) / (warmup - 1)));
+    const rest = total - warmup;
+    const c = Array.from({ length: rest }, (_, j) => final + 0.5 * (base - final) * (1 + Math.cos((Math.PI * j) / rest)));
+    return [...w, ...c];
+  }
+
+  it('equals the array form at every iteration; starts at warmupStart, reaches base, ends above final', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 60 }), fc.integer({ min: 0, max: 20 }), (rest, warmup) => {
+        const total = rest + warmup;
+        const want = officialSchedule(1e-3, 1e-5, total, warmup, 1e-6);
+        return want.every((v, i) => Math.abs(cosineWarmupValue(i, { base: 1e-3, final: 1e-5, total, warmup, warmupStart: 1e-6 }) - v) < 1e-15);
+      }),
+    );
+    expect(cosineWarmupValue(0, { base: 1, final: 0, total: 10, warmup: 3 })).toBe(0);
+    expect(cosineWarmupValue(2, { base: 1, final: 0, total: 10, warmup: 3 })).toBe(1);
+    expect(cosineWarmupValue(3, { base: 1, final: 0, total: 10, warmup: 3 })).toBe(1);
+    expect(cosineWarmupValue(9, { base: 1, final: 0, total: 10, warmup: 3 })).toBeGreaterThan(0);
+  });
+
+  it('AdamW skips weight decay for the no-decay group', () => {
+    const a = tf.variable(tf.ones([2]));
+    const b = tf.variable(tf.ones([2]));
+    const opt = new AdamW(new Map([['a.weight', a], ['a.bias', b]]), { lr: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.5, noDecay: (n) => n.endsWith('.bias') });
+    const g = tf.zeros([2]);
+    opt.apply(new Map([['a.weight', g], ['a.bias', g]]), 0.1);
+    expect(a.dataSync()[0]).toBeCloseTo(1 - 0.1 * 0.5, 6); // zero gradient: only the decay moves it
+    expect(b.dataSync()[0]).toBe(1);
+    tf.dispose([a, b, g]);
+    opt.dispose();
   });
 });
