@@ -1,6 +1,6 @@
-/** `vrepa train` and `vrepa prepare`. */
+/** `vrepa train`, `vrepa prepare` and `vrepa launch`. */
 import path from 'node:path';
-import { commandArgs, initBackend, type VrepaCommand } from '@vrepa/core';
+import { DistributedError, TfConfigError, commandArgs, initBackend, initDistributed, launchWorkers, type VrepaCommand } from '@vrepa/core';
 import { ConfigError, loadConfigFile, presetConfig, PRESETS, type TrainConfig } from './config.js';
 import { Trainer } from './trainer.js';
 import { prepareCaches } from './prepare.js';
@@ -22,6 +22,24 @@ AdamW, warmup + schedule, clipping, accumulation, NaN/Inf guard. Writes
   --max-steps <n>          stop after n optimizer steps (overrides train.max_steps)
   --checkpoint-every <n>   checkpoint every n steps (overrides train.checkpointing_steps)
   --no-progress            no progress bar
+  -h, --help               this text
+
+Data parallel: when the TF_CONFIG environment variable names several tasks (TensorFlow's format,
+{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}), every task runs this same
+command; optim.batch_size is per task (global batch = batch_size × tasks), gradients are averaged across tasks
+before clipping and AdamW, rank 0 writes <dir>. On one machine: vrepa launch --workers N -- train ...`;
+
+const LAUNCH_USAGE = `vrepa launch --workers <n> [--port-base <p>] [--grace <s>] -- <vrepa command and its options>
+
+Start n local tasks of a vrepa command (e.g. \`train --config c.json --out runs/a\`) with TensorFlow's TF_CONFIG,
+on free loopback ports (or port-base … port-base+n−1), as torchrun does for PyTorch. Output lines are forwarded
+with a [rank i] prefix. When a task fails, the others stop (they see the broken collective within about a second;
+whatever still runs after --grace seconds is terminated) and launch exits non-zero naming the task.
+For several machines, set TF_CONFIG on each yourself (Slurm, Kubernetes, TF's tooling) and run vrepa train there.
+
+  --workers <n>            number of tasks (≥ 1)
+  --port-base <p>          first port (default: free ports chosen by the OS)
+  --grace <s>              seconds the others may take to stop after one fails (default 20)
   -h, --help               this text`;
 
 const PREPARE_USAGE = `vrepa prepare (--config <file.json> | --preset <name>)
@@ -76,8 +94,9 @@ export const trainCommand: VrepaCommand = {
       const maxSteps = posInt('train', 'max-steps', values['max-steps'] as string | undefined);
       const checkpointEvery = posInt('train', 'checkpoint-every', values['checkpoint-every'] as string | undefined);
       const backend = await initBackend({ quiet: true });
-      process.stderr.write(`vrepa train: backend ${backend.name}\n`);
-      trainer = new Trainer(config, { out: path.resolve(String(values.out)), resume: !!values.resume, maxSteps, checkpointEvery, progress: !values['no-progress'] });
+      const dist = initDistributed();
+      process.stderr.write(`vrepa train: backend ${backend.name}${dist.worldSize > 1 ? `; data parallel, rank ${dist.rank} of ${dist.worldSize} (${dist.cluster!.task.name}), global batch ${config.optim.batch_size * dist.worldSize}` : ''}\n`);
+      trainer = new Trainer(config, { out: path.resolve(String(values.out)), resume: !!values.resume, maxSteps, checkpointEvery, progress: !values['no-progress'], distributed: dist });
       process.stderr.write(`vrepa train: ${trainer.dataset.describe()}\n`);
       process.stderr.write(`vrepa train: ${config.model.training_type} finetune, ${[...trainer.params.values()].reduce((a, v) => a + v.size, 0).toLocaleString('en')} trainable parameters, ${trainer.maxSteps} steps\n`);
       const r = await trainer.run();
@@ -85,10 +104,11 @@ export const trainCommand: VrepaCommand = {
         `vrepa train: ${r.stepsRun} steps in ${r.seconds.toFixed(1)} s (${r.stepsPerSecond.toFixed(2)} steps/s on ${backend.name})${r.resumedFrom !== null ? `, resumed from step ${r.resumedFrom}` : ''}${r.skippedSteps ? `, ${r.skippedSteps} non-finite steps skipped` : ''}\n` +
           `vrepa train: log ${r.logFile}${r.plot ? `, plot ${r.plot}` : ''}, final weights ${r.final}\n`,
       );
+      dist.shutdown();
       return 0;
     } catch (e) {
       process.stderr.write(`vrepa train: ${(e as Error).message}\n`);
-      return e instanceof ConfigError ? 2 : 1;
+      return e instanceof ConfigError || e instanceof TfConfigError ? 2 : e instanceof DistributedError ? 3 : 1;
     } finally {
       trainer?.dispose();
     }
@@ -125,4 +145,45 @@ export const prepareCommand: VrepaCommand = {
   },
 };
 
-export const commands: VrepaCommand[] = [trainCommand, prepareCommand];
+export const launchCommand: VrepaCommand = {
+  name: 'launch',
+  summary: 'start N local data-parallel tasks of a vrepa command with TF_CONFIG (like torchrun)',
+  usage: LAUNCH_USAGE,
+  async run(argv: string[]): Promise<number> {
+    const dash = argv.indexOf('--');
+    const own = dash >= 0 ? argv.slice(0, dash) : argv;
+    const rest = dash >= 0 ? argv.slice(dash + 1) : [];
+    const a = commandArgs<Record<string, string | boolean | undefined>>(
+      'launch',
+      own,
+      { workers: { type: 'string' }, 'port-base': { type: 'string' }, grace: { type: 'string' } },
+      LAUNCH_USAGE,
+      { required: ['workers'], positionals: false },
+    );
+    if (typeof a === 'number') return a;
+    try {
+      const workers = posInt('launch', 'workers', a.values.workers as string)!;
+      const portBase = posInt('launch', 'port-base', a.values['port-base'] as string | undefined);
+      const grace = posInt('launch', 'grace', a.values.grace as string | undefined) ?? 20;
+      if (rest.length === 0) throw new ConfigError('vrepa launch: give the command to run after --, e.g. `vrepa launch --workers 2 -- train --config c.json --out runs/a`');
+      if (rest[0] === 'launch') throw new ConfigError('vrepa launch: the command after -- cannot be launch itself');
+      if (process.env.TF_CONFIG) process.stderr.write('vrepa launch: note: replacing the TF_CONFIG of this shell with a local cluster\n');
+      // The same vrepa entry point this process runs, with the same node options.
+      const entry = process.argv[1]!;
+      const r = await launchWorkers({
+        workers,
+        command: process.execPath,
+        args: [...process.execArgv, entry, ...rest],
+        ports: portBase ? Array.from({ length: workers }, (_, i) => portBase + i) : undefined,
+        graceMs: grace * 1000,
+      });
+      process.stderr.write(`vrepa ${r.message}\n`);
+      return r.ok ? 0 : 1;
+    } catch (e) {
+      process.stderr.write(`vrepa launch: ${(e as Error).message}\n`);
+      return e instanceof ConfigError ? 2 : 1;
+    }
+  },
+};
+
+export const commands: VrepaCommand[] = [trainCommand, prepareCommand, launchCommand];
