@@ -3,7 +3,8 @@ import path from 'node:path';
 import { DistributedError, TfConfigError, commandArgs, initBackend, initDistributed, launchWorkers, type VrepaCommand } from '@vrepa/core';
 import { ConfigError, loadConfigFile, presetConfig, PRESETS, type TrainConfig } from './config.js';
 import { Trainer } from './trainer.js';
-import { prepareCaches } from './prepare.js';
+import { prepareCaches, verifyCaches } from './prepare.js';
+import { parseShard } from './folder.js';
 
 const TRAIN_USAGE = `vrepa train (--config <file.json> | --preset <name>) --out <dir> [options]
 
@@ -50,6 +51,10 @@ progress bar, so that training never re-encodes. Already cached samples are kept
   --config <file>          training config
   --preset <name>          a preset
   --cache-dir <dir>        overrides data.cache_dir
+  --shard <i/n>            only samples i, i+n, i+2n, … (0 ≤ i < n): n array jobs fill one shared cache in
+                           parallel; the next unsharded prepare or vrepa train merges their indexes
+  --verify                 check the cache instead: every sample cached and readable, or skipped with a reason;
+                           lists missing and corrupt entries and exits 1 when there are any
   -h, --help               this text`;
 
 function posInt(cmd: string, name: string, v: string | undefined): number | undefined {
@@ -123,7 +128,7 @@ export const prepareCommand: VrepaCommand = {
     const a = commandArgs<Record<string, string | boolean | undefined>>(
       'prepare',
       argv,
-      { config: { type: 'string' }, preset: { type: 'string' }, 'cache-dir': { type: 'string' } },
+      { config: { type: 'string' }, preset: { type: 'string' }, 'cache-dir': { type: 'string' }, shard: { type: 'string' }, verify: { type: 'boolean' } },
       PREPARE_USAGE,
       { positionals: false },
     );
@@ -133,10 +138,26 @@ export const prepareCommand: VrepaCommand = {
       const config = readConfig('prepare', values as { config?: string; preset?: string });
       if (typeof values['cache-dir'] === 'string') config.data.cache_dir = path.resolve(values['cache-dir']);
       if (!config.data.cache_dir) throw new ConfigError('vrepa prepare: data.cache_dir (or --cache-dir) is required');
-      const backend = await initBackend({ quiet: true });
-      process.stderr.write(`vrepa prepare: backend ${backend.name}\n`);
-      const r = await prepareCaches(config, { progress: true });
-      process.stderr.write(`vrepa prepare: ${r.written} samples encoded, ${r.cached} already cached, ${r.skipped.length} skipped${r.skipped.length ? ':\n  ' + r.skipped.join('\n  ') : ''}\n`);
+      let shard;
+      try {
+        shard = typeof values.shard === 'string' ? parseShard(values.shard) : undefined;
+      } catch (e) {
+        throw new ConfigError(`vrepa prepare: ${(e as Error).message}`);
+      }
+      if (shard && values.verify) throw new ConfigError('vrepa prepare: --verify checks the whole cache; give it without --shard');
+      await initBackend({ quiet: true });
+      if (values.verify) {
+        const v = verifyCaches(config);
+        const bad = v.missing.length + v.corrupt.length;
+        process.stderr.write(
+          `vrepa prepare --verify: ${v.rows} samples: ${v.ok} cached and readable, ${v.skipped.length} skipped, ${v.missing.length} missing, ${v.corrupt.length} corrupt\n` +
+            (v.missing.length ? `  missing: samples ${v.missing.join(', ')} (run vrepa prepare, or the shard that holds them, again)\n` : '') +
+            v.corrupt.map((x) => `  corrupt: sample ${x.row} ${x.file}: ${x.reason} (delete it and run vrepa prepare again)\n`).join(''),
+        );
+        return bad ? 1 : 0;
+      }
+      const r = await prepareCaches(config, { progress: true, shard });
+      process.stderr.write(`vrepa prepare${shard ? ` (shard ${shard.index}/${shard.count})` : ''}: ${r.written} samples encoded, ${r.cached} already cached, ${r.skipped.length} skipped${r.skipped.length ? ':\n  ' + r.skipped.join('\n  ') : ''}\n`);
       return 0;
     } catch (e) {
       process.stderr.write(`vrepa prepare: ${(e as Error).message}\n`);
