@@ -105,6 +105,11 @@ export const trainCommand: VrepaCommand = {
       process.stderr.write(`vrepa train: ${trainer.dataset.describe()}\n`);
       process.stderr.write(`vrepa train: ${config.model.training_type} finetune, ${[...trainer.params.values()].reduce((a, v) => a + v.size, 0).toLocaleString('en')} trainable parameters, ${trainer.maxSteps} steps\n`);
       const r = await trainer.run();
+      if (!dist.isChief) {
+        process.stderr.write(`vrepa train: rank ${dist.rank}: ${r.stepsRun} steps in ${r.seconds.toFixed(1)} s; rank 0 wrote the log and weights\n`);
+        dist.shutdown();
+        return 0;
+      }
       process.stderr.write(
         `vrepa train: ${r.stepsRun} steps in ${r.seconds.toFixed(1)} s (${r.stepsPerSecond.toFixed(2)} steps/s on ${backend.name})${r.resumedFrom !== null ? `, resumed from step ${r.resumedFrom}` : ''}${r.skippedSteps ? `, ${r.skippedSteps} non-finite steps skipped` : ''}\n` +
           `vrepa train: log ${r.logFile}${r.plot ? `, plot ${r.plot}` : ''}, final weights ${r.final}\n`,
