@@ -2,7 +2,7 @@
  * Two real processes over loopback: TensorFlow's collective runtime through the patched binding.
  * Skipped nowhere: needs the native backend built by `vrepa backend install-native` (CI builds it).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -59,6 +59,29 @@ describe('collectives between two processes', () => {
     const { results, lines, seconds } = await runPair('hang-peer', { VREPA_COLLECTIVE_TIMEOUT_S: '3' }, 1000);
     expect(String(results[0]?.error), lines.join('\n')).toMatch(/allReduceSum failed: no progress within 3 s/);
     expect(seconds).toBeLessThan(45);
+  }, 60_000);
+
+  it('tasks started with different clusters (world sizes 2 and 3) each give one clear error', async () => {
+    const ports = await freeLoopbackPorts(3);
+    const addrs = ports.map((p) => `localhost:${p}`);
+    const configs = [workerTfConfig(addrs.slice(0, 2), 0), workerTfConfig(addrs, 1), workerTfConfig(addrs, 2)];
+    const results = await Promise.all(
+      configs.map(
+        (tfConfig) =>
+          new Promise<string>((resolve) => {
+            const c = spawn(process.execPath, ['--import', tsx, worker], { env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3', VREPA_DIST_CONNECT_TIMEOUT_S: '8', VREPA_COLLECTIVE_TIMEOUT_S: '30', TF_CONFIG: tfConfig } });
+            let out = '';
+            c.stdout.on('data', (d) => (out += d));
+            c.on('close', () => resolve(out));
+          }),
+      ),
+    );
+    const errors = results.map((out) => JSON.parse(out.split('\n').find((l) => l.startsWith('@@RESULT@@'))!.slice(10)).error as string);
+    // Task 0 (cluster of 2) and task 1 (cluster of 3) meet in the first collective: TensorFlow refuses the group.
+    expect(errors[0]).toMatch(/^DistributedError: \/job:worker\/replica:0\/task:0 .*: the tasks were started with different TF_CONFIG clusters \(this task sees 2 tasks/);
+    expect(errors[1]).toMatch(/^DistributedError: \/job:worker\/replica:0\/task:1 .*: the tasks were started with different TF_CONFIG clusters \(this task sees 3 tasks/);
+    // Task 2 (the slowest to start) reaches the same error, or finds a peer gone or aborted: one error naming it.
+    expect(errors[2]).toMatch(/^DistributedError: \/job:worker\/replica:0\/task:2 \(rank 2 of 3, localhost:\d+\): (the tasks were started with different TF_CONFIG clusters|peer \/job:worker\/replica:0\/task:[01] at .* did not answer within 8 s|the cluster check failed: a peer stopped)/);
   }, 60_000);
 
   it('an unreachable peer gives one clear error within the connect timeout', () => {

@@ -286,20 +286,34 @@ export function initDistributed(opts: DistributedOptions = {}): Distributed {
     shutdown: () => binding.stopHealthCheck?.(),
   };
 
+  // From here on a peer that goes away aborts the pending collective (instead of waiting for the timeout).
+  const interval = opts.healthCheckIntervalMs ?? 1000;
+  if (interval > 0 && binding.startHealthCheck) {
+    binding.startHealthCheck(cluster.tasks.filter((t) => t.name !== cluster.task.name).map((t) => t.name), interval, Math.max(2000, interval));
+  }
+
   // Every task must see the same cluster: all-reduce-max of [size, fingerprint] and of its negation (min).
   const fp = fingerprint(JSON.stringify(cluster.cluster));
   const mine = [cluster.worldSize, ...fp];
-  const seen = tf.tidy(() => reduceFlat(tf.tensor1d([...mine, ...mine.map((v) => -v)]), 'Max', 'Id', 'the cluster check').dataSync());
+  let seen: Float32Array | Int32Array | Uint8Array;
+  try {
+    seen = tf.tidy(() => reduceFlat(tf.tensor1d([...mine, ...mine.map((v) => -v)]), 'Max', 'Id', 'the cluster check').dataSync());
+  } catch (e) {
+    // TensorFlow itself refuses a group whose tasks give different sizes.
+    if (e instanceof DistributedError && /group with size|group has size/i.test(e.message)) {
+      throw new DistributedError(
+        `${who}: the tasks were started with different TF_CONFIG clusters (this task sees ${cluster.worldSize} tasks: ${cluster.tasks.map((t) => t.address).join(', ')}). Give every task the same "cluster" and its own "task". TensorFlow: ${e.message.split('TensorFlow: ')[1] ?? ''}`,
+        e.code,
+      );
+    }
+    throw e;
+  }
   const max = Array.from(seen.slice(0, mine.length));
   const min = Array.from(seen.slice(mine.length)).map((v) => -v);
   if (max.some((v, k) => v !== min[k])) {
     throw new DistributedError(
       `${who}: the tasks were started with different TF_CONFIG clusters (world sizes between ${min[0]} and ${max[0]}; this task: ${JSON.stringify(cluster.cluster)}). Give every task the same "cluster" and its own "task".`,
     );
-  }
-  const interval = opts.healthCheckIntervalMs ?? 1000;
-  if (interval > 0 && binding.startHealthCheck) {
-    binding.startHealthCheck(cluster.tasks.filter((t) => t.name !== cluster.task.name).map((t) => t.name), interval, Math.max(2000, interval));
   }
   active = group;
   return group;
