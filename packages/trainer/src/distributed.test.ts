@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { launchWorkers } from '@vrepa/core';
+import { launchWorkers, nativeBindingBuilt } from '@vrepa/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { trainCommand } from './commands.js';
 
@@ -42,8 +42,11 @@ const readRun = (out: string) => ({
   ...(JSON.parse(fs.readFileSync(path.join(out, 'weights.json'), 'utf8')) as { steps: number; resumedFrom: number | null; weights: Record<string, number[]> }),
 });
 
+// The processes need the native backend (built by test-all); skipped only where it cannot be built.
+const native = !!nativeBindingBuilt('@tensorflow/tfjs-node');
+
 describe('data-parallel training (TF_CONFIG, loopback)', () => {
-  it(`2 tasks × batch 1 match 1 task × batch 2 after ${K} steps`, async () => {
+  it.runIf(native)(`2 tasks × batch 1 match 1 task × batch 2 after ${K} steps`, async () => {
     const one = path.join(root, 'one');
     const two = path.join(root, 'two');
     const [s, p] = await Promise.all([single({ BATCH: '2', STEPS: String(K), OUT: one }), pair({ BATCH: '1', STEPS: String(K), OUT: two })]);
@@ -74,7 +77,7 @@ describe('data-parallel training (TF_CONFIG, loopback)', () => {
     expect(maxDiff).toBeLessThanOrEqual(3e-5);
   }, 120_000);
 
-  it('a killed task makes the other stop with one clear error, and --resume continues', async () => {
+  it.runIf(native)('a killed task makes the other stop with one clear error, and --resume continues', async () => {
     const out = path.join(root, 'killed');
     const env = { BATCH: '1', STEPS: '6', CKPT_EVERY: '2', OUT: out };
     const k = await pair({ ...env, DIE_AT_STEP: '3' });

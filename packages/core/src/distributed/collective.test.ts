@@ -1,12 +1,14 @@
 /**
- * Two real processes over loopback: TensorFlow's collective runtime through the patched binding.
- * Skipped nowhere: needs the native backend built by `vrepa backend install-native` (CI builds it).
+ * Real processes over loopback: TensorFlow's collective runtime through the patched binding. Needs the native
+ * backend built by `vrepa backend install-native` (test-all builds it; like the other native tests these are
+ * skipped only where the binding cannot be built, e.g. off linux-x64).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { nativeBindingBuilt } from '../backends/probe.js';
 import { freeLoopbackPorts, launchWorkers } from './launch.js';
 import { workerTfConfig } from './tf-config.js';
 
@@ -31,7 +33,7 @@ async function runPair(mode: string, env: Record<string, string> = {}, graceMs =
   return { r, results, lines, seconds: (Date.now() - t0) / 1000 };
 }
 
-describe('collectives between two processes', () => {
+describe.skipIf(!nativeBindingBuilt('@tensorflow/tfjs-node'))('collectives between processes', () => {
   it('all-reduce mean/sum and broadcast agree with hand-derived values, without leaking tensors', async () => {
     const { r, results, lines } = await runPair('basic');
     expect(r.ok, lines.join('\n')).toBe(true);
