@@ -130,12 +130,12 @@ export async function launchWorkers(o: LaunchOptions): Promise<LaunchResult> {
   if (graceTimer) clearTimeout(graceTimer);
   process.off('SIGINT', onInt);
   process.off('SIGTERM', onTerm);
-  const ok = codes.every((c) => c === 0);
+  const ok = codes.every((c) => c === 0) && signals.every((x) => x === null);
   const how = (r: number) => (signals[r] ? `was killed by ${signals[r]}` : `exited with code ${codes[r]}`);
+  const bad = codes.map((c, r) => r).filter((r) => (codes[r] !== 0 || signals[r]) && !stopped.includes(r));
   const message = ok
     ? `launch: all ${o.workers} workers finished`
-    : `launch: worker ${failed} ${how(failed!)}` +
-      (stopped.length ? `; stopped worker${stopped.length > 1 ? 's' : ''} ${stopped.join(', ')} that did not end within ${((o.graceMs ?? 20_000) / 1000).toFixed(0)} s` : '') +
-      (codes.some((c, r) => r !== failed && c !== 0 && !stopped.includes(r)) ? `; workers ${codes.map((c, r) => (r !== failed && c !== 0 && !stopped.includes(r) ? r : -1)).filter((r) => r >= 0).join(', ')} stopped with an error too` : '');
+    : `launch: ${bad.map((r) => `worker ${r} ${how(r)}`).join(', ')}${bad.length > 1 ? ` (first: worker ${failed})` : ''}` +
+      (stopped.length ? `; stopped worker${stopped.length > 1 ? 's' : ''} ${stopped.join(', ')} that did not end within ${((o.graceMs ?? 20_000) / 1000).toFixed(0)} s` : '');
   return { ok, codes, signals, failed, stopped, message, tfConfigs };
 }
