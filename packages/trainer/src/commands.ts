@@ -147,7 +147,7 @@ export const prepareCommand: VrepaCommand = {
       try {
         shard = typeof values.shard === 'string' ? parseShard(values.shard) : undefined;
       } catch (e) {
-        throw new ConfigError(`vrepa prepare: ${(e as Error).message}`);
+        throw new ConfigError((e as Error).message);
       }
       if (shard && values.verify) throw new ConfigError('vrepa prepare: --verify checks the whole cache; give it without --shard');
       await initBackend({ quiet: true });
