@@ -21,3 +21,4 @@ export * from './nn/index.js';
 export * from './train/index.js';
 export * from './backends/index.js';
 export * from './distributed/index.js';
+export * from './op-profile.js';

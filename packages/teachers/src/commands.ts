@@ -1,6 +1,7 @@
 /** `vrepa cache ls|verify|prune`: manage the teacher FeatureCache on disk. */
 import { commandArgs, type VrepaCommand } from '@vrepa/core';
 import { FeatureCache, defaultCacheDir } from './cache.js';
+import { teacherPretrainCommand } from './pretrain-command.node.js';
 
 /** `12G`, `500M`, `1.5K`, `1024` → bytes. */
 export function parseSize(text: string): number {
@@ -135,4 +136,4 @@ export function cachePruneCommand(out: Out = defaultOut): VrepaCommand {
 }
 
 /** The `vrepa` commands of this package. */
-export const commands: VrepaCommand[] = [cacheLsCommand(), cacheVerifyCommand(), cachePruneCommand()];
+export const commands: VrepaCommand[] = [cacheLsCommand(), cacheVerifyCommand(), cachePruneCommand(), teacherPretrainCommand];

@@ -1,10 +1,12 @@
-/** `vrepa train`, `vrepa prepare` and `vrepa launch`. */
+/** `vrepa train`, `vrepa prepare`, `vrepa launch` and `vrepa teacher probe`. */
+import fs from 'node:fs';
 import path from 'node:path';
 import { DistributedError, TfConfigError, commandArgs, initBackend, initDistributed, launchWorkers, type VrepaCommand } from '@vrepa/core';
-import { ConfigError, loadConfigFile, presetConfig, PRESETS, type TrainConfig } from './config.js';
+import { ConfigError, loadConfigFile, oneDnnFor, presetConfig, PRESETS, type TrainConfig } from './config.js';
 import { Trainer } from './trainer.js';
 import { prepareCaches, verifyCaches } from './prepare.js';
 import { parseShard } from './folder.js';
+import { formatProbeReport, probeTeacher } from './teacher-probe.js';
 
 const TRAIN_USAGE = `vrepa train (--config <file.json> | --preset <name>) --out <dir> [options]
 
@@ -98,9 +100,9 @@ export const trainCommand: VrepaCommand = {
       const config = readConfig('train', values as { config?: string; preset?: string });
       const maxSteps = posInt('train', 'max-steps', values['max-steps'] as string | undefined);
       const checkpointEvery = posInt('train', 'checkpoint-every', values['checkpoint-every'] as string | undefined);
-      const backend = await initBackend({ quiet: true });
+      const backend = await initBackend({ quiet: true, oneDnn: oneDnnFor(config) });
       const dist = initDistributed();
-      process.stderr.write(`vrepa train: backend ${backend.name}${dist.worldSize > 1 ? `; data parallel, rank ${dist.rank} of ${dist.worldSize} (${dist.cluster!.task.name}), global batch ${config.optim.batch_size * dist.worldSize}` : ''}\n`);
+      process.stderr.write(`vrepa train: backend ${backend.name}${backend.oneDnn === undefined ? '' : `, oneDNN ${backend.oneDnn ? 'on' : 'off'}`}${dist.worldSize > 1 ? `; data parallel, rank ${dist.rank} of ${dist.worldSize} (${dist.cluster!.task.name}), global batch ${config.optim.batch_size * dist.worldSize}` : ''}\n`);
       trainer = new Trainer(config, { out: path.resolve(String(values.out)), resume: !!values.resume, maxSteps, checkpointEvery, progress: !values['no-progress'], distributed: dist });
       process.stderr.write(`vrepa train: ${trainer.dataset.describe()}\n`);
       process.stderr.write(`vrepa train: ${config.model.training_type} finetune, ${[...trainer.params.values()].reduce((a, v) => a + v.size, 0).toLocaleString('en')} trainable parameters, ${trainer.maxSteps} steps\n`);
@@ -212,4 +214,58 @@ export const launchCommand: VrepaCommand = {
   },
 };
 
-export const commands: VrepaCommand[] = [trainCommand, prepareCommand, launchCommand];
+const TEACHER_PROBE_USAGE = `vrepa teacher probe --checkpoint CK --scenes DIR [--json F] [--folds K] [--seed S] [--random-init SEED]
+
+A teacher's physics understanding in one command: the encoder of a pre-training checkpoint (CK: a .pth /
+.safetensors, or a 'vrepa teacher pretrain' output folder) on the labelled scenes of 'vrepa physics generate'
+(DIR), Physion OCP protocol (the first context frames, 3 temporal slices of the token grid, every spatial token),
+then the linear probe of 'vrepa probe' (stratified k-fold, mean ± std over folds) — next to the raw-pixel probe
+of the same clips (each token's mean colour) and, with --random-init, the same architecture untrained.
+
+  --folds K           outer folds (default 5)
+  --seed S            fold seed (default 0)
+  --random-init SEED  also probe the untrained model (initialised with SEED)
+  --json F            write the numbers as JSON
+`;
+
+export const teacherProbeCommand: VrepaCommand = {
+  name: 'teacher probe',
+  summary: 'OCP linear probe of a pre-trained teacher on labelled scenes, next to the raw-pixel probe',
+  usage: TEACHER_PROBE_USAGE,
+  async run(argv: string[]): Promise<number> {
+    const a = commandArgs<Record<string, string | boolean | undefined>>(
+      'teacher probe',
+      argv,
+      { checkpoint: { type: 'string' }, scenes: { type: 'string' }, json: { type: 'string' }, folds: { type: 'string' }, seed: { type: 'string' }, 'random-init': { type: 'string' } },
+      TEACHER_PROBE_USAGE,
+      { required: ['checkpoint', 'scenes'], positionals: false },
+    );
+    if (typeof a === 'number') return a;
+    const v = a.values;
+    const int = (k: string, min: number): number | undefined => {
+      if (v[k] === undefined) return undefined;
+      const n = Number(v[k]);
+      if (!Number.isInteger(n) || n < min) throw new ConfigError(`vrepa teacher probe: --${k} must be an integer ≥ ${min}, got '${v[k]}'`);
+      return n;
+    };
+    try {
+      const folds = int('folds', 2);
+      const seed = int('seed', 0);
+      const randomInit = int('random-init', 0);
+      const backend = await initBackend({ quiet: true });
+      process.stderr.write(`vrepa teacher probe: backend ${backend.name}\n`);
+      const r = await probeTeacher({ checkpoint: String(v.checkpoint), scenes: String(v.scenes), folds, seed, randomInit: randomInit ?? null });
+      process.stdout.write(formatProbeReport(r) + '\n');
+      if (typeof v.json === 'string') {
+        fs.mkdirSync(path.dirname(path.resolve(v.json)), { recursive: true });
+        fs.writeFileSync(v.json, JSON.stringify(r, null, 2) + '\n');
+      }
+      return 0;
+    } catch (e) {
+      process.stderr.write(`vrepa teacher probe: ${(e as Error).message}\n`);
+      return e instanceof ConfigError ? 2 : 1;
+    }
+  },
+};
+
+export const commands: VrepaCommand[] = [trainCommand, prepareCommand, launchCommand, teacherProbeCommand];

@@ -6,15 +6,13 @@ export {
   installScriptHint,
   vrepaCacheDir,
   DEFAULT_TF_VERSION,
-  applyNativePatches,
-  listNativePatches,
-  nativePatchesHash,
-  nativePatchesDir,
-  type NativePatch,
   type InstallNativeOptions,
   type InstallNativeResult,
   type NativeSmokeResult,
+  readNativeBuildMarker,
+  type NativeBuildMarker,
 } from './native.js';
+export { applyNativePatches, listNativePatches, nativePatchesDir, patchSetHash, parseUnifiedDiff, applyHunks, writeNewInode, type NativePatch } from './native-patches.js';
 export {
   WasmHeapError,
   setWasmHeapLimit,

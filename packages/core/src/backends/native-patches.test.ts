@@ -1,71 +1,114 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { applyNativePatches, listNativePatches, nativePatchesHash } from './native.js';
+import { describe, expect, it } from 'vitest';
+import { applyHunks, applyNativePatches, listNativePatches, parseUnifiedDiff, patchSetHash, type NativePatch } from './native-patches.js';
 
-const tmp: string[] = [];
-afterEach(() => tmp.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const ORIGINAL = ['line 1', 'line 2', 'line 3', 'line 4', 'line 5', 'line 6', 'line 7', 'line 8'].join('\n') + '\n';
 
-function fixture() {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-patch-test-'));
-  tmp.push(root);
-  const store = path.join(root, 'store.cc'); // stands for the pnpm store's copy
-  fs.writeFileSync(store, 'int a = 1;\nint b = 2;\n');
+const EDIT: NativePatch = {
+  name: '01-edit.patch',
+  text: ['--- a/src/x.cc', '+++ b/src/x.cc', '@@ -2,3 +2,4 @@', ' line 2', '-line 3', '+line three', '+inserted', ' line 4', '@@ -7,2 +8,2 @@', ' line 7', '-line 8', '+line eight', ''].join('\n'),
+};
+const CREATE: NativePatch = {
+  name: '02-new.patch',
+  text: ['--- /dev/null', '+++ b/src/new.cc', '@@ -0,0 +1,2 @@', '+// new', '+int f() { return 1; }', ''].join('\n'),
+};
+
+/** A package directory whose src/x.cc is a hard link to a "store" file, as pnpm lays it out. */
+function fakePackage(): { pkg: string; store: string } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-patch-'));
+  const store = path.join(root, 'store-x.cc');
+  fs.writeFileSync(store, ORIGINAL);
   const pkg = path.join(root, 'pkg');
-  fs.mkdirSync(path.join(pkg, 'binding'), { recursive: true });
-  fs.linkSync(store, path.join(pkg, 'binding', 'x.cc'));
-  const patches = path.join(root, 'patches');
-  fs.mkdirSync(patches);
-  return { root, store, pkg, patches };
+  fs.mkdirSync(path.join(pkg, 'src'), { recursive: true });
+  fs.mkdirSync(path.join(pkg, 'deps'));
+  fs.linkSync(store, path.join(pkg, 'src', 'x.cc'));
+  return { pkg, store };
 }
 
-const modify = (from: string, to: string) =>
-  `description line\n--- a/binding/x.cc\n+++ b/binding/x.cc\n@@ -1,2 +1,2 @@\n-int a = ${from};\n+int a = ${to};\n int b = 2;\n`;
-const create = '--- a/binding/new.cc\n+++ b/binding/new.cc\n@@ -0,0 +1 @@\n+int c = 3;\n';
+describe('parseUnifiedDiff / applyHunks', () => {
+  it('applies hunks by context, with the line offsets of earlier hunks', () => {
+    const [fp] = parseUnifiedDiff(EDIT.name, EDIT.text);
+    expect(fp!.file).toBe('src/x.cc');
+    const out = applyHunks(EDIT.name, fp!, ORIGINAL);
+    expect(out).toBe(['line 1', 'line 2', 'line three', 'inserted', 'line 4', 'line 5', 'line 6', 'line 7', 'line eight', ''].join('\n'));
+  });
+
+  it('finds a hunk whose context moved a few lines', () => {
+    const [fp] = parseUnifiedDiff(EDIT.name, EDIT.text);
+    const shifted = 'extra a\nextra b\n' + ORIGINAL;
+    expect(applyHunks(EDIT.name, fp!, shifted).split('\n').slice(0, 6)).toEqual(['extra a', 'extra b', 'line 1', 'line 2', 'line three', 'inserted']);
+  });
+
+  it('names the patch, file and hunk when the context does not match', () => {
+    const [fp] = parseUnifiedDiff(EDIT.name, EDIT.text);
+    expect(() => applyHunks(EDIT.name, fp!, ORIGINAL.replace('line 3', 'LINE 3'))).toThrow(/01-edit\.patch: hunk 1 of src\/x\.cc .*does not apply/);
+  });
+
+  it('rejects a hunk cut short', () => {
+    const cut = EDIT.text.split('\n').slice(0, 6).join('\n');
+    expect(() => parseUnifiedDiff('cut.patch', cut)).toThrow(/cut short/);
+  });
+
+  it('the set hash changes with any name or byte', () => {
+    const h = patchSetHash([EDIT, CREATE]);
+    expect(patchSetHash([EDIT, CREATE])).toBe(h);
+    expect(patchSetHash([EDIT])).not.toBe(h);
+    expect(patchSetHash([EDIT, { ...CREATE, text: CREATE.text.replace('1', '2') }])).not.toBe(h);
+    expect(patchSetHash([EDIT, { ...CREATE, name: '03-new.patch' }])).not.toBe(h);
+  });
+});
 
 describe('applyNativePatches', () => {
-  it('patches into new inodes, never through the hardlink, and undoes a previous set', () => {
-    const { store, pkg, patches } = fixture();
-    fs.writeFileSync(path.join(patches, '10-a.patch'), modify('1', '10'));
-    fs.writeFileSync(path.join(patches, '20-new.patch'), create);
-    const set = listNativePatches(patches);
-    expect(set.map((p) => p.name)).toEqual(['10-a.patch', '20-new.patch']);
-    expect(set[0]!.files).toEqual(['binding/x.cc']);
-    const r = applyNativePatches(pkg, set);
-    expect(r.ok, r.message).toBe(true);
-    const x = path.join(pkg, 'binding', 'x.cc');
-    expect(fs.readFileSync(x, 'utf8')).toBe('int a = 10;\nint b = 2;\n');
-    expect(fs.statSync(x).nlink).toBe(1);
-    expect(fs.readFileSync(store, 'utf8')).toBe('int a = 1;\nint b = 2;\n'); // the shared copy is untouched
-    expect(fs.readFileSync(path.join(pkg, 'binding', 'new.cc'), 'utf8')).toBe('int c = 3;\n');
-
-    // A changed set starts again from the originals (this hunk only applies to the original 'a = 1').
-    fs.rmSync(path.join(patches, '20-new.patch'));
-    fs.writeFileSync(path.join(patches, '10-a.patch'), modify('1', '42'));
-    const set2 = listNativePatches(patches);
-    expect(nativePatchesHash(set2)).not.toBe(nativePatchesHash(set));
-    expect(applyNativePatches(pkg, set2).ok).toBe(true);
-    expect(fs.readFileSync(x, 'utf8')).toBe('int a = 42;\nint b = 2;\n');
-    expect(fs.existsSync(path.join(pkg, 'binding', 'new.cc'))).toBe(false);
-
-    // No patches: the original content is back.
-    expect(applyNativePatches(pkg, []).ok).toBe(true);
-    expect(fs.readFileSync(x, 'utf8')).toBe('int a = 1;\nint b = 2;\n');
+  it('writes patched files as new inodes and never changes the hard-linked store file', () => {
+    const { pkg, store } = fakePackage();
+    expect(fs.statSync(path.join(pkg, 'src', 'x.cc')).nlink).toBe(2);
+    const written = applyNativePatches(pkg, [EDIT, CREATE]);
+    expect(written.sort()).toEqual(['src/new.cc', 'src/x.cc']);
+    expect(fs.readFileSync(store, 'utf8')).toBe(ORIGINAL);
+    expect(fs.statSync(store).nlink).toBe(1);
+    expect(fs.statSync(path.join(pkg, 'src', 'x.cc')).nlink).toBe(1);
+    expect(fs.readFileSync(path.join(pkg, 'src', 'x.cc'), 'utf8')).toContain('line three\ninserted\n');
+    expect(fs.readFileSync(path.join(pkg, 'src', 'new.cc'), 'utf8')).toBe('// new\nint f() { return 1; }\n');
   });
 
-  it('reports a patch that does not apply, naming it', () => {
-    const { pkg, patches } = fixture();
-    fs.writeFileSync(path.join(patches, '30-bad.patch'), modify('7', '8'));
-    const r = applyNativePatches(pkg, listNativePatches(patches));
-    expect(r.ok).toBe(false);
-    expect(r.message).toContain('30-bad.patch');
-    expect(fs.readFileSync(path.join(pkg, 'binding', 'x.cc'), 'utf8')).toBe('int a = 1;\nint b = 2;\n');
+  it('re-applying the same set writes nothing; a changed set starts again from the pristine files', () => {
+    const { pkg } = fakePackage();
+    applyNativePatches(pkg, [EDIT, CREATE]);
+    expect(applyNativePatches(pkg, [EDIT, CREATE])).toEqual([]);
+    expect(applyNativePatches(pkg, [EDIT]).sort()).toEqual(['src/new.cc']); // the created file is removed
+    expect(fs.existsSync(path.join(pkg, 'src', 'new.cc'))).toBe(false);
+    expect(applyNativePatches(pkg, []).sort()).toEqual(['src/x.cc']);
+    expect(fs.readFileSync(path.join(pkg, 'src', 'x.cc'), 'utf8')).toBe(ORIGINAL);
   });
 
-  it("ships the collective-ops patch that adds enableCollectiveOps", () => {
-    const p = listNativePatches().find((q) => q.name.endsWith('collective-ops.patch'));
-    expect(p?.files).toContain('binding/vrepa_collective.cc');
-    expect(p?.text).toContain('TFE_EnableCollectiveOps');
+  it('writes nothing when a later patch fails to apply', () => {
+    const { pkg } = fakePackage();
+    const bad: NativePatch = { name: '03-bad.patch', text: EDIT.text.replace(' line 2', ' line 2 (not there)') };
+    expect(() => applyNativePatches(pkg, [CREATE, bad])).toThrow(/03-bad\.patch/);
+    expect(fs.existsSync(path.join(pkg, 'src', 'new.cc'))).toBe(false);
+    expect(fs.statSync(path.join(pkg, 'src', 'x.cc')).nlink).toBe(2);
+  });
+
+  it("core's own patches parse and apply to the installed tfjs-node sources", async () => {
+    const patches = listNativePatches();
+    expect(patches.length).toBeGreaterThan(0);
+    const { findPackageDir } = await import('./native.js');
+    const pkgDir = findPackageDir('@tensorflow/tfjs-node');
+    expect(pkgDir).toBeDefined();
+    // Apply to pristine copies in a temp dir (the worktree's own package may already be patched).
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-patch-real-'));
+    const pristine = path.join(pkgDir!, 'deps', 'vrepa-pristine');
+    for (const p of patches) {
+      for (const fp of parseUnifiedDiff(p.name, p.text)) {
+        if (fp.creates) continue;
+        const src = fs.existsSync(path.join(pristine, fp.file)) ? path.join(pristine, fp.file) : path.join(pkgDir!, fp.file);
+        fs.mkdirSync(path.dirname(path.join(tmp, fp.file)), { recursive: true });
+        fs.copyFileSync(src, path.join(tmp, fp.file));
+      }
+    }
+    fs.mkdirSync(path.join(tmp, 'deps'));
+    expect(applyNativePatches(tmp, patches).length).toBeGreaterThan(0);
   });
 });

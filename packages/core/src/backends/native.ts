@@ -9,20 +9,17 @@
  * `lib/napi-v8/tfjs_binding.node` (run through npx so npm's `nodedir` applies); a smoke test in a child
  * process checks matMul, transposeB, batched matMul, conv2d and a gradient.
  *
- * vrepa's own changes to the binding (e.g. TensorFlow's collective runtime for data parallelism) are unified
- * diffs in @vrepa/core's `native-patches/NN-name.patch`, applied in lexical order before the build. The binding
- * is rebuilt whenever the set of patches changes (their hash is recorded in deps/vrepa-native.json). Files in
- * node_modules/.pnpm are hardlinks into the pnpm store that every project on the machine shares, so a patched
- * file is always written as a new file renamed over the old one (never edited in place); the originals are
- * kept in deps/vrepa-pristine/ so that a changed patch set starts again from them.
+ * Before building, core's binding patches (native-patches/*.patch, see native-patches.ts) are applied to
+ * the package's C++ sources; their hash is recorded in deps/vrepa-native.json and a binding built with a
+ * different patch set is rebuilt.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { applyNativePatches, listNativePatches, patchSetHash, type NativePatch } from './native-patches.js';
 
 /** TensorFlow version whose C library the binding is built against by default. */
 export const DEFAULT_TF_VERSION = '2.21.0';
@@ -44,6 +41,8 @@ export interface InstallNativeOptions {
   force?: boolean;
   /** `${platform}-${arch}` to act as (tests of the unsupported-platform message); default this machine's. */
   platform?: string;
+  /** Binding patches to apply (default: core's native-patches/*.patch). */
+  patches?: NativePatch[];
 }
 
 export interface NativeSmokeResult {
@@ -184,13 +183,28 @@ process.stdout.write('\\n@@VREPA@@' + JSON.stringify({ ok: failures.length === 0
   return res;
 }
 
-/** The TensorFlow version of the C library in the package's deps/ (from the marker we write), if known. */
-function readBindingTfVersion(pkgDir: string): string | undefined {
+/** The marker written next to a built binding: what it was built from. */
+export interface NativeBuildMarker {
+  tfVersion?: string;
+  wheel?: string;
+  builtAt?: string;
+  gpu?: boolean;
+  /** patchSetHash of the binding patches applied (absent: built before patches existed). */
+  patches?: string;
+  patchNames?: string[];
+}
+
+export function readNativeBuildMarker(pkgDir: string): NativeBuildMarker | undefined {
   try {
-    return JSON.parse(fs.readFileSync(path.join(pkgDir, 'deps', 'vrepa-native.json'), 'utf8')).tfVersion;
+    return JSON.parse(fs.readFileSync(path.join(pkgDir, 'deps', 'vrepa-native.json'), 'utf8')) as NativeBuildMarker;
   } catch {
     return undefined;
   }
+}
+
+/** The TensorFlow version of the C library in the package's deps/ (from the marker we write), if known. */
+function readBindingTfVersion(pkgDir: string): string | undefined {
+  return readNativeBuildMarker(pkgDir)?.tfVersion;
 }
 
 /** Is tfjs-node's own install script denied for the project around `cwd`? Returns a hint when not. */
@@ -218,132 +232,6 @@ export function installScriptHint(spec: string, cwd = process.cwd()): string | u
     const up = path.dirname(dir);
     if (up === dir) return undefined;
     dir = up;
-  }
-}
-
-export interface NativePatch {
-  /** File name, e.g. `20-collective-ops.patch`. */
-  name: string;
-  path: string;
-  text: string;
-  /** Package-relative paths the patch writes. */
-  files: string[];
-}
-
-/** @vrepa/core's `native-patches/` folder (beside src/ and dist/). */
-export function nativePatchesDir(): string {
-  let dir = path.dirname(here());
-  for (let i = 0; i < 4; i++) {
-    const cand = path.join(dir, 'native-patches');
-    if (fs.existsSync(cand) && fs.existsSync(path.join(dir, 'package.json'))) return cand;
-    dir = path.dirname(dir);
-  }
-  return path.join(path.dirname(here()), '..', 'native-patches');
-}
-
-/** The patches in `dir`, in the lexical order they are applied. */
-export function listNativePatches(dir = nativePatchesDir()): NativePatch[] {
-  if (!fs.existsSync(dir)) return [];
-  return fs
-    .readdirSync(dir)
-    .filter((f) => /^\d+-[\w.-]+\.patch$/.test(f))
-    .sort()
-    .map((name) => {
-      const p = path.join(dir, name);
-      const text = fs.readFileSync(p, 'utf8');
-      const files = [...text.matchAll(/^\+\+\+ b\/(\S+)/gm)].map((m) => m[1]!);
-      return { name, path: p, text, files };
-    });
-}
-
-/** sha256 of the patch names and contents: the binding is rebuilt when it changes. */
-export function nativePatchesHash(patches: NativePatch[]): string {
-  const h = createHash('sha256');
-  for (const p of patches) h.update(`${p.name}\0${p.text}\0`);
-  return h.digest('hex');
-}
-
-interface PatchState {
-  hash: string;
-  patches: string[];
-  /** package-relative path → 'modified' (original in deps/vrepa-pristine) or 'created'. */
-  files: Record<string, 'modified' | 'created'>;
-}
-
-/** Write `content` (or a copy of `from`) to `dst` as a new inode: temp file, then rename over. */
-function replaceFile(dst: string, from: { file: string } | { content: string }): void {
-  const tmp = `${dst}.vrepa-${process.pid}.tmp`;
-  fs.mkdirSync(path.dirname(dst), { recursive: true });
-  if ('file' in from) fs.copyFileSync(from.file, tmp);
-  else fs.writeFileSync(tmp, from.content);
-  fs.renameSync(tmp, dst);
-}
-
-/**
- * Apply `patches` to the package at `pkgDir`, starting from the original files (a previous patch set is undone
- * first). Patched files are new inodes (never the pnpm store's hardlinks). Needs GNU `patch`.
- */
-export function applyNativePatches(pkgDir: string, patches: NativePatch[], log: (s: string) => void = () => {}): { ok: boolean; message: string } {
-  const deps = path.join(pkgDir, 'deps');
-  const statePath = path.join(deps, 'vrepa-patches.json');
-  const pristine = path.join(deps, 'vrepa-pristine');
-  let state: PatchState = { hash: '', patches: [], files: {} };
-  try {
-    state = JSON.parse(fs.readFileSync(statePath, 'utf8')) as PatchState;
-  } catch {
-    /* never patched */
-  }
-  // Undo the previous set.
-  for (const [rel, how] of Object.entries(state.files)) {
-    const dst = path.join(pkgDir, rel);
-    if (how === 'created') fs.rmSync(dst, { force: true });
-    else if (fs.existsSync(path.join(pristine, rel))) replaceFile(dst, { file: path.join(pristine, rel) });
-  }
-  fs.rmSync(statePath, { force: true });
-  if (patches.length === 0) return { ok: true, message: 'no native patches' };
-  if (run('patch', ['--version'], { timeoutMs: 10_000 }).status !== 0) {
-    return { ok: false, message: "GNU patch is needed to apply vrepa's native patches (Debian/Ubuntu: `apt-get install -y patch`)" };
-  }
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-native-patch-'));
-  try {
-    const files: PatchState['files'] = {};
-    for (const rel of new Set(patches.flatMap((p) => p.files))) {
-      const src = path.join(pkgDir, rel);
-      if (!fs.existsSync(src)) continue;
-      // Keep the original once (a copy: the pnpm store's file is never touched).
-      if (!fs.existsSync(path.join(pristine, rel))) {
-        fs.mkdirSync(path.dirname(path.join(pristine, rel)), { recursive: true });
-        fs.copyFileSync(src, path.join(pristine, rel));
-      }
-      fs.mkdirSync(path.dirname(path.join(work, rel)), { recursive: true });
-      fs.copyFileSync(src, path.join(work, rel));
-      files[rel] = 'modified';
-    }
-    for (const p of patches) {
-      const r = run('patch', ['-p1', '--batch', '--forward', '--no-backup-if-mismatch', '-d', work, '-i', p.path], { timeoutMs: 60_000 });
-      if (r.status !== 0) {
-        return { ok: false, message: `native patch ${p.name} does not apply to ${pkgDir}: ${tail(`${r.stdout}\n${r.stderr}`, 4)}` };
-      }
-      log(`applied native patch ${p.name}`);
-    }
-    for (const rel of new Set(patches.flatMap((p) => p.files))) {
-      files[rel] ??= 'created';
-      replaceFile(path.join(pkgDir, rel), { file: path.join(work, rel) });
-    }
-    const hash = nativePatchesHash(patches);
-    fs.writeFileSync(statePath, JSON.stringify({ hash, patches: patches.map((p) => p.name), files } satisfies PatchState, null, 2));
-    return { ok: true, message: `applied ${patches.map((p) => p.name).join(', ')}` };
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
-}
-
-/** The patch hash the package's binding was built with ('' when built without patches or unknown). */
-function readBindingPatchesHash(pkgDir: string): string | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(pkgDir, 'deps', 'vrepa-native.json'), 'utf8')).patchesHash ?? '';
-  } catch {
-    return undefined;
   }
 }
 
@@ -387,12 +275,18 @@ export async function installNative(opts: InstallNativeOptions = {}): Promise<In
   const hint = installScriptHint(spec, opts.cwd);
   if (hint) log(`warning: ${spec}'s install script is not denied here; ${hint}`);
 
+  let patches: NativePatch[];
+  try {
+    patches = opts.patches ?? listNativePatches();
+  } catch (e) {
+    return done(false, `reading the binding patches failed: ${(e as Error).message}. ${fallback}`, { packageDir: pkgDir });
+  }
+  const patchHash = patchSetHash(patches);
   const binding = nativeBindingPath(pkgDir);
-  const patches = listNativePatches();
-  const patchesHash = patches.length ? nativePatchesHash(patches) : '';
-  const stalePatches = readBindingPatchesHash(pkgDir) !== patchesHash;
-  if (stalePatches && fs.existsSync(binding)) log(`the native patches changed (${patches.map((p) => p.name).join(', ') || 'none now'}); rebuilding`);
-  if (!opts.force && !stalePatches && fs.existsSync(binding) && readBindingTfVersion(pkgDir) === tfVersion) {
+  const marker = readNativeBuildMarker(pkgDir);
+  if (!opts.force && fs.existsSync(binding) && marker?.tfVersion === tfVersion && (marker.patches ?? patchSetHash([])) !== patchHash) {
+    log(`the binding patches changed (${patches.map((p) => p.name).join(', ') || 'none'}); rebuilding`);
+  } else if (!opts.force && fs.existsSync(binding) && marker?.tfVersion === tfVersion) {
     const smoke = nativeSmokeTest(pkgDir);
     if (smoke.ok) {
       return done(true, `${spec} is already built against TensorFlow ${smoke.tfVersion ?? tfVersion} and passes the smoke test (${binding}).`, {
@@ -486,9 +380,13 @@ print(n)
     fs.symlinkSync(target, p);
   }
 
-  // 3. vrepa's patches to the binding sources (new inodes; originals kept in deps/vrepa-pristine).
-  const applied = applyNativePatches(pkgDir, patches, log);
-  if (!applied.ok) return done(false, `${applied.message}. ${fallback}`, { packageDir: pkgDir });
+  // 3. The binding patches, onto new inodes (the package's files are hard links into pnpm's store).
+  try {
+    const written = applyNativePatches(pkgDir, patches);
+    log(`binding patches: ${patches.map((p) => p.name).join(', ') || 'none'} (${written.length} file(s) written)`);
+  } catch (e) {
+    return done(false, `applying the binding patches failed: ${(e as Error).message}. ${fallback}`, { packageDir: pkgDir });
+  }
 
   // 4. Build the addon through npx so npm's nodedir setting reaches node-gyp (no header download).
   log(`building ${path.relative(pkgDir, binding)} with node-pre-gyp (${cxx}) ...`);
@@ -503,7 +401,8 @@ print(n)
         : 'see the compiler output above';
     return done(false, `building the ${spec} binding failed (exit ${b.status}): ${tail(out, 4)}. ${why}. ${fallback}`, { packageDir: pkgDir });
   }
-  fs.writeFileSync(path.join(deps, 'vrepa-native.json'), JSON.stringify({ tfVersion, wheel, builtAt: new Date().toISOString(), gpu, patchesHash, patches: patches.map((p) => p.name) }, null, 2));
+  const newMarker: NativeBuildMarker = { tfVersion, wheel, builtAt: new Date().toISOString(), gpu, patches: patchHash, patchNames: patches.map((p) => p.name) };
+  fs.writeFileSync(path.join(deps, 'vrepa-native.json'), JSON.stringify(newMarker, null, 2));
 
   // 5. Verify in a child process.
   log('smoke test (matMul, transposes, batched matMul, conv2d, gradient) in a child process ...');
