@@ -55,8 +55,8 @@ describe('dataset folder', () => {
     expect(r.written).toBe(2);
     expect(r.skipped).toHaveLength(4);
     expect(r.skipped.join('\n')).toMatch(/row 3 \(short.mp4\): video .* is too short/);
-    expect(r.skipped.join('\n')).toMatch(/row 4 \(missing.mp4\): video .* does not exist/);
-    expect(r.skipped.join('\n')).toMatch(/row 5 \(broken.mp4\): video .* cannot be decoded/);
+    expect(r.skipped.join('\n')).toMatch(/row 4 \(missing.mp4\): (decodeVideo: )?video .* does not exist/);
+    expect(r.skipped.join('\n')).toMatch(/row 5 \(broken.mp4\): (decodeVideo: )?(video )?.* cannot be decoded/);
     expect(r.skipped.join('\n')).toMatch(/row 6 \(a.mp4\): the caption is missing/);
     expect(r.index.teacherGrid).toEqual({ frames: 4, height: 2, width: 2 });
     const again = prepareFolder(c);
