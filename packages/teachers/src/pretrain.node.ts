@@ -26,6 +26,7 @@ import {
   TensorBoardWriter,
   clipGradients,
   cosineWarmupValue,
+  decodeVideo,
   disposeLoaded,
   encodePng,
   listCheckpoints,
@@ -38,7 +39,7 @@ import { makePretrainMasks, type PretrainMasks } from './masking.js';
 import { pretrainLoss, pretrainLossAndGrads, reconstructionFrames } from './pretrain-loss.js';
 import { savePretrainCheckpoint } from './pretrain-checkpoint.js';
 import { VideoMAEPretrain, pretrainConfig, pretrainImageSize, pretrainNoWeightDecay, type VideoMAEPretrainConfig } from './videomae-pretrain.js';
-import { centreView, cutSample, pretrainBatch, sampleOrder, stepRng, validateSampling, type ClipSampling, type ClipSource } from './pretrain-data.js';
+import { centreView, cutSample, pretrainBatch, sampleOrder, stepRng, validateSampling, type ClipSampling, type ClipSource, type RawClip } from './pretrain-data.js';
 import { videoFolderSource } from './pretrain-sources.node.js';
 
 /** A pre-training run's settings (the JSON of `--config FILE`; snake_case keys as the official arguments). */
@@ -72,6 +73,8 @@ export interface TeacherPretrainConfig {
     max_clips?: number;
     /** only these clip names (file names without extension), e.g. a train split */
     clips?: string[];
+    /** the video of the reconstruction pictures (e.g. a held-out clip); default the first training clip */
+    picture_video?: string;
   };
   optim: {
     /** official `--lr` (the base lr: the lr used is base_lr · batch_size / 256) */
@@ -150,7 +153,7 @@ export function resolvePretrainConfig(raw: unknown): TeacherPretrainConfig {
   const start = structuredClone(base);
   if (rest.model !== undefined && JSON.stringify(rest.model) !== JSON.stringify(base.model)) delete start.model_overrides;
   const c = merge(start, rest) as TeacherPretrainConfig;
-  for (const [sec, keys] of Object.entries({ mask: Object.keys(base.mask), data: [...Object.keys(base.data), 'decode_size', 'max_clips', 'clips'], optim: Object.keys(base.optim), train: Object.keys(base.train) })) {
+  for (const [sec, keys] of Object.entries({ mask: Object.keys(base.mask), data: [...Object.keys(base.data), 'decode_size', 'max_clips', 'clips', 'picture_video'], optim: Object.keys(base.optim), train: Object.keys(base.train) })) {
     const v = (c as unknown as Record<string, unknown>)[sec];
     if (!isObj(v)) throw new Error(`teacher pretrain config: '${sec}' must be an object`);
     const bad = Object.keys(v).filter((k) => !keys.includes(k));
@@ -211,11 +214,12 @@ export function decodeSizeOf(c: TeacherPretrainConfig, m: VideoMAEPretrainConfig
   return [even(h * 1.25), even(w * 1.25)];
 }
 
-/** What determines the checkpoints: everything but the step budget's bookkeeping (changing it must not resume another run). */
+/** What the weights depend on: everything but logging / checkpoint bookkeeping and the picture clip (a resume with another hash is refused). */
 export function pretrainConfigHash(c: TeacherPretrainConfig): string {
-  const { train, ...rest } = c;
+  const { train, data, ...rest } = c;
   const { checkpoint_every: _a, keep_last: _b, picture_every: _c, plot_every: _d, tensorboard: _e, ...t } = train;
-  return createHash('sha256').update(JSON.stringify({ ...rest, train: t })).digest('hex');
+  const { picture_video: _f, ...d } = data;
+  return createHash('sha256').update(JSON.stringify({ ...rest, data: d, train: t })).digest('hex');
 }
 
 /** The learning rate of optimizer step `k` (0-based): official per-iteration cosine schedule with warm-up, lr scaled by batch/256. */
@@ -365,6 +369,7 @@ export async function pretrainTeacher(config: TeacherPretrainConfig | string, op
   const signature = paramsSignature(params);
   let state: PretrainState = { step: 0, optimizerStep: 0, nanStreak: 0, skippedSteps: 0, lr: pretrainLr(c, 0) };
   let resumedFrom: number | null = null;
+  let resumedDir = '';
   const logFile = path.join(out, 'log.jsonl');
   let tb: TensorBoardWriter | null = null;
   const pictureFile = path.join(out, 'reconstruction.png');
@@ -381,6 +386,7 @@ export async function pretrainTeacher(config: TeacherPretrainConfig | string, op
         opt.load(ck.exp_avg, ck.exp_avg_sq, ck.state.optimizerStep);
         state = { ...ck.state };
         resumedFrom = ck.state.step;
+        resumedDir = ck.dir;
         disposeLoaded(ck);
         log(`teacher pretrain: resumed from step ${resumedFrom}`);
       }
@@ -397,8 +403,16 @@ export async function pretrainTeacher(config: TeacherPretrainConfig | string, op
     writeAtomic(path.join(out, 'config.resolved.json'), JSON.stringify({ ...c, data: { ...c.data, dir: dataDir } }, null, 2) + '\n');
     if (c.train.tensorboard) tb = new TensorBoardWriter(path.join(out, 'tensorboard'));
 
-    // the fixed picture: clip 0, its deterministic view, a fixed mask
-    pictureClip = tf.tidy(() => tf.expandDims(cutSample(source.clip(0), centreView(source.clip(0), sampling), sampling.size), 0) as tf.Tensor5D);
+    // the fixed picture: data.picture_video (or training clip 0), its deterministic view, a fixed mask
+    let shown: RawClip = source.clip(0);
+    if (c.data.picture_video) {
+      const file = path.resolve(baseDir, c.data.picture_video);
+      const [h, w] = decodeSizeOf(c, m);
+      const v = decodeVideo(file, { cover: { width: w, height: h } });
+      shown = { frames: new Uint8Array(v.frames), count: v.count, height: h, width: w };
+    }
+    const view = centreView(shown, sampling);
+    pictureClip = tf.tidy(() => tf.expandDims(cutSample(shown, view, sampling.size), 0) as tf.Tensor5D);
     const pictureMasks = makePretrainMasks(1, model.grid, maskOptions(c), stepRng(c.train.seed, 0, 999));
     const picture = (step: number): number => {
       const r = tf.tidy(() => {
@@ -438,7 +452,7 @@ export async function pretrainTeacher(config: TeacherPretrainConfig | string, op
     const t0 = performance.now();
     const startStep = state.step;
     const losses: number[] = [];
-    let lastCheckpoint = existing[0]?.dir ?? '';
+    let lastCheckpoint = resumedDir;
     try {
       while (state.step < maxSteps) {
         const ts = performance.now();

@@ -6,7 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { SafetensorsFile, listCheckpoints, readLog, readRecords } from '@vrepa/core';
 import { memoryClipSource, type RawClip } from './pretrain-data.js';
 import { loadPretrainCheckpoint } from './pretrain-checkpoint.js';
-import { pretrainLr, pretrainPreset, pretrainTeacher, resolvePretrainConfig, type TeacherPretrainConfig } from './pretrain.node.js';
+import { pretrainConfigHash, pretrainLr, pretrainPreset, pretrainTeacher, resolvePretrainConfig, type TeacherPretrainConfig } from './pretrain.node.js';
+import { spawnSync } from 'node:child_process';
+import { findFfmpeg } from '@vrepa/core';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-pretrain-'));
 const quiet = { progress: false, log: () => {} };
@@ -116,6 +118,21 @@ describe('pretrainTeacher', () => {
     const rows = readLog(r.logFile);
     expect(rows.map((x) => x.step)).toEqual([1, 2, 3]);
     expect(typeof rows[2]!.loss_picture).toBe('number');
+  }, 120_000);
+
+  it('the reconstruction picture can show a held-out video (data.picture_video), which does not change the config hash', async () => {
+    const dir = tmp();
+    const video = path.join(dir, 'held-out.mp4');
+    const r0 = spawnSync(findFfmpeg().path, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=40x20:rate=8', '-frames:v', '8', '-pix_fmt', 'yuv420p', video]);
+    expect(r0.status).toBe(0);
+    const c = tinyConfig({ data: { picture_video: video }, train: { steps: 1, batch_size: 2, checkpoint_every: 1 } });
+    expect(pretrainConfigHash(c)).toBe(pretrainConfigHash(tinyConfig({ train: { steps: 1, batch_size: 2, checkpoint_every: 1 } })));
+    const r = await pretrainTeacher(c, { out: path.join(dir, 'out'), source: memoryClipSource(squares(2), 4), ...quiet });
+    const before = fs.readFileSync(path.join(dir, 'out', 'reconstructions', 'step-000000.png'));
+    const plain = await pretrainTeacher(tinyConfig({ train: { steps: 1, batch_size: 2, checkpoint_every: 1 } }), { out: path.join(dir, 'plain'), source: memoryClipSource(squares(2), 4), ...quiet });
+    expect(before.equals(fs.readFileSync(path.join(dir, 'plain', 'reconstructions', 'step-000000.png')))).toBe(false);
+    expect(fs.readFileSync(r.reconstruction).subarray(1, 4).toString()).toBe('PNG');
+    expect(plain.steps).toBe(1);
   }, 120_000);
 
   it('lowers the loss when fitting a few clips (raw-pixel targets: the clearest signal)', async () => {
