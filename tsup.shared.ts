@@ -14,3 +14,11 @@ export const libraryOptions: Options = {
 export function vrepaTsup(overrides: Options = {}) {
   return defineConfig({ ...libraryOptions, ...overrides });
 }
+
+/**
+ * A package with a browser entry too: src/browser.ts (what needs no Node built-in) is built beside
+ * src/index.ts and served through the `browser` export condition.
+ */
+export function vrepaTsupWithBrowser(overrides: Options = {}) {
+  return vrepaTsup({ entry: ['src/index.ts', 'src/browser.ts'], ...overrides });
+}

@@ -10,6 +10,9 @@
 //      expose exactly the value exports its published .d.ts / .d.cts declare (read with the TypeScript
 //      compiler API), and the package's `bin` entries must answer `--help`.
 //   4. Each package's README example runs, in the empty project, against the installed tarballs.
+//   5. Each package with a `browser` export condition is bundled from the installed tarballs the way a web
+//      app does (esbuild, platform 'browser'; scripts/browser-bundle.mjs): it must bundle, and no Node
+//      built-in may reach the bundle. Its min+gzip size (tfjs excluded) is printed.
 //
 // README example convention: the fenced code block right after a line `<!-- example -->` is the
 // example (several marked blocks run in order). Without any marker, the first js/ts block in a section
@@ -28,6 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { bundleBrowserEntry, kib } from './browser-bundle.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const requireFromRoot = createRequire(path.join(root, 'package.json'));
@@ -329,6 +333,15 @@ for (const p of packedPkgs.filter(selected)) {
     } else log(`${name}: README example ${i + 1} (${b.lang}) ran in ${secs} s`);
   }
   if (ok) mark(name, 'readme example', true);
+}
+
+// ---- 5. browser bundles -----------------------------------------------------------------------------
+for (const p of packedPkgs.filter((x) => selected(x) && x.json.exports?.['.']?.browser)) {
+  const name = p.json.name;
+  const r = await bundleBrowserEntry(name, project);
+  const where = r.nodeImports.map((x) => `${x.spec} (imported by ${x.importer})`).join(', ');
+  mark(name, 'browser bundle', !r.errors.length && !r.nodeImports.length, r.errors.length ? `its browser entry does not bundle: ${r.errors.slice(0, 3).join('; ')}` : `Node built-ins in its browser bundle: ${where}`);
+  if (!r.errors.length) log(`${name}: browser bundle ${kib(r.minGzip)} min+gzip (tfjs excluded)${r.nodeImports.length ? `, NODE BUILT-INS: ${where}` : ', no Node built-ins'}`);
 }
 
 finish();

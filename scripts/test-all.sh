@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): build, the native backend where it can be built, typecheck, consumer-side
-# package checks, unit/property tests, the pack-and-install test, and the conformance suite on every
+# package checks, unit/property tests, the pack-and-install test (browser bundles included), the relations
+# viewer in a real chromium (skipped with a message when there is none), and the conformance suite on every
 # available backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ node packages/cli/dist/cli.js backend install-native || echo "[vrepa] native bac
 node packages/cli/dist/cli.js backend --seconds 1
 pnpm turbo run typecheck check test --concurrency=2 --continue
 node scripts/pack-test.mjs
+pnpm --filter @vrepa/example-relations-viewer run test:browser
 for b in tensorflow wasm; do
   if VREPA_BACKEND=$b node packages/cli/dist/cli.js backend --check-only >/dev/null 2>&1; then
     echo "== conformance on $b"

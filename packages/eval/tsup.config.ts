@@ -1,3 +1,3 @@
-import { vrepaTsup } from '../../tsup.shared.ts';
+import { vrepaTsupWithBrowser } from '../../tsup.shared.ts';
 
-export default vrepaTsup();
+export default vrepaTsupWithBrowser();

@@ -24,6 +24,21 @@ export interface BackendInfo {
   package?: string;
   /** Why each earlier candidate was skipped. */
   skipped: Record<string, string>;
+  /** Native backend: whether TensorFlow's oneDNN kernels are on (TF_ENABLE_ONEDNN_OPTS as the library saw it). */
+  oneDnn?: boolean;
+}
+
+/**
+ * Below this model width (hidden size) the native backend runs with oneDNN off when a caller passes
+ * `oneDnn: preferOneDnn(width)`: oneDNN's per-call set-up dominates small matmuls (64³: ~5× slower with it;
+ * the tiny preset's training step 0.64× with it off), while from ~256×128 matmuls up it is the faster path
+ * (trainer bench:native-settings, /tmp sweep in the wave-2 perf report).
+ */
+export const ONEDNN_MIN_WIDTH = 128;
+
+/** Whether oneDNN should be on for a model of hidden width `width` (see ONEDNN_MIN_WIDTH). */
+export function preferOneDnn(width: number): boolean {
+  return width >= ONEDNN_MIN_WIDTH;
 }
 
 let current: BackendInfo | undefined;
@@ -35,9 +50,13 @@ export function onBackendInit(hook: (info: BackendInfo) => void | Promise<void>)
   afterInit.push(hook);
 }
 
-async function tryNative(spec: string): Promise<string | undefined> {
+async function tryNative(spec: string, oneDnn?: boolean): Promise<string | undefined> {
   // TensorFlow's C++ logging (oneDNN and CPU-feature notices) reads this once, when the library loads.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  // So does the oneDNN switch; a value the user set wins.
+  if (oneDnn !== undefined && !tf.findBackendFactory('tensorflow') && process.env.TF_ENABLE_ONEDNN_OPTS === undefined) {
+    process.env.TF_ENABLE_ONEDNN_OPTS = oneDnn ? '1' : '0';
+  }
   try {
     // A variable specifier keeps bundlers from resolving the optional peer at build time.
     await import(/* @vite-ignore */ spec);
@@ -115,17 +134,19 @@ export function parseBackendChoice(v: string | undefined): BackendChoice | undef
 
 /**
  * Select and initialise the compute backend once per process. Later calls return the same info.
- * Logs once (to stderr) which backend runs and why others were skipped, unless `quiet`.
+ * Logs once (to stderr) which backend runs and why others were skipped, unless `quiet`. `oneDnn` (native
+ * backend only) turns TensorFlow's oneDNN kernels on or off by setting TF_ENABLE_ONEDNN_OPTS before the library
+ * loads, unless the environment already sets it; left out, TensorFlow's default (on) applies.
  */
-export async function initBackend(opts: { backend?: BackendChoice; quiet?: boolean } = {}): Promise<BackendInfo> {
+export async function initBackend(opts: { backend?: BackendChoice; quiet?: boolean; oneDnn?: boolean } = {}): Promise<BackendInfo> {
   if (current) return current;
   if (pending) return pending;
   pending = (async () => {
     const requested = opts.backend ?? parseBackendChoice(process.env.VREPA_BACKEND) ?? 'auto';
     const skipped: Record<string, string> = {};
     const candidates: Array<[BackendChoice, () => Promise<string | undefined>, string?]> = [
-      ['tensorflow-gpu', () => tryNative('@tensorflow/tfjs-node-gpu'), '@tensorflow/tfjs-node-gpu'],
-      ['tensorflow', () => tryNative('@tensorflow/tfjs-node'), '@tensorflow/tfjs-node'],
+      ['tensorflow-gpu', () => tryNative('@tensorflow/tfjs-node-gpu', opts.oneDnn), '@tensorflow/tfjs-node-gpu'],
+      ['tensorflow', () => tryNative('@tensorflow/tfjs-node', opts.oneDnn), '@tensorflow/tfjs-node'],
       ['wasm', tryWasm, '@tensorflow/tfjs-backend-wasm'],
       ['cpu', async () => ((await tf.setBackend('cpu')) ? undefined : 'setBackend(cpu) failed')],
     ];
@@ -135,6 +156,7 @@ export async function initBackend(opts: { backend?: BackendChoice; quiet?: boole
       if (why === undefined) {
         await tf.ready();
         const info: BackendInfo = { name: tf.getBackend(), requested, package: pkg, skipped };
+        if (info.name === 'tensorflow') info.oneDnn = process.env.TF_ENABLE_ONEDNN_OPTS !== '0';
         for (const hook of afterInit) await hook(info);
         if (!opts.quiet) {
           const skips = Object.entries(skipped).map(([k, v]) => `${k}: ${v}`);

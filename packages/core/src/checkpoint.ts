@@ -9,57 +9,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PickleDict, PickleGlobal, PickleOpaque, TorchStorageRef, TorchTensorRef, type PickleValue } from './pickle.js';
 import { PthFile, collectTensors, keyText, sniffTorchFormat } from './pth.js';
-import { DTYPE_BYTES, SafetensorsFile, type HostTensor, type SafetensorsDtype } from './safetensors.js';
+import { DTYPE_BYTES, SafetensorsFile } from './safetensors.js';
 import { ShardedSafetensors, findShardIndex } from './sharded.js';
+import {
+  CheckpointError,
+  checkpointFromSafetensors,
+  findStateDict,
+  stripCheckpointPrefix,
+  type Checkpoint,
+  type CheckpointFormat,
+  type CheckpointTensor,
+  type OpenCheckpointOptions,
+} from './checkpoint-source.js';
 
-export type CheckpointFormat = 'safetensors' | 'safetensors-sharded' | 'pytorch';
-
-export interface CheckpointTensor {
-  /** name after key selection and prefix stripping */
-  name: string;
-  /** the name inside the file (full dotted path for .pth) */
-  sourceName: string;
-  /** dtype as stored (F16/BF16 are widened to float32 by `read`) */
-  dtype: SafetensorsDtype;
-  shape: number[];
-  /** stored bytes (elements × dtype size) */
-  byteLength: number;
-  read(): HostTensor;
-}
-
-export interface Checkpoint {
-  path: string;
-  format: CheckpointFormat;
-  metadata: Record<string, string>;
-  /** nested structure summary for .pth (keys → 'tensor [shape] dtype' | sub-tree | scalar; strings quoted) */
-  tree?: unknown;
-  /** after key selection and prefix stripping, in file order */
-  tensors: Map<string, CheckpointTensor>;
-  close(): void;
-}
-
-export class CheckpointError extends Error {
-  constructor(
-    readonly file: string,
-    message: string,
-  ) {
-    super(`${file}: ${message}`);
-    this.name = 'CheckpointError';
-  }
-}
-
-export interface OpenCheckpointOptions {
-  /**
-   * Where the state dict sits: a dotted path (`module`, `model`, `state_dict`, `model.encoder`), or a
-   * function of the structure summary that returns one (e.g. `findStateDict`). For safetensors files the
-   * key selects the tensors named `<key>.…` (and removes that part). '' means the top level.
-   */
-  key?: string | ((tree: unknown) => string);
-  /** removed from every tensor name that starts with it; an error if no name does */
-  stripPrefix?: string;
-  /** extra pickle globals to accept as inert data (e.g. 'argparse.Namespace'); never called */
-  allowGlobals?: string[];
-}
+export * from './checkpoint-source.js';
 
 /** What a path holds, from its name and first bytes. `path` may be a folder with one shard index. */
 export function detectCheckpointFormat(p: string): { format: CheckpointFormat; file: string } {
@@ -96,35 +59,9 @@ export function detectCheckpointFormat(p: string): { format: CheckpointFormat; f
 export function openCheckpoint(p: string, opts: OpenCheckpointOptions = {}): Checkpoint {
   const { format, file } = detectCheckpointFormat(p);
   if (format === 'pytorch') return openPth(file, opts);
-  const src = format === 'safetensors' ? SafetensorsFile.open(file) : ShardedSafetensors.open(file);
-  try {
-    const raw: CheckpointTensor[] = src.keys().map((name) => {
-      const info = src.info(name);
-      return {
-        name,
-        sourceName: name,
-        dtype: info.dtype,
-        shape: [...info.shape],
-        byteLength: info.end - info.begin,
-        read: () => src.read(name),
-      };
-    });
-    let selected = raw;
-    const key = typeof opts.key === 'function' ? opts.key(flatTree(raw)) : opts.key;
-    if (key) {
-      const pre = `${key}.`;
-      selected = raw.filter((t) => t.name.startsWith(pre)).map((t) => ({ ...t, name: t.name.slice(pre.length) }));
-      if (!selected.length) {
-        throw new CheckpointError(file, `key '${key}' selects nothing: no tensor name starts with '${pre}' (top-level names: ${topLevel(raw.map((t) => t.name))})`);
-      }
-    }
-    const tensors = strip(file, selected, opts.stripPrefix);
-    return { path: file, format, metadata: { ...src.metadata }, tensors, close: () => src.close() };
-  } catch (e) {
-    src.close();
-    throw e;
-  }
+  return checkpointFromSafetensors(format === 'safetensors' ? SafetensorsFile.open(file) : ShardedSafetensors.open(file), file, format, opts);
 }
+
 
 function openPth(file: string, opts: OpenCheckpointOptions): Checkpoint {
   const pth = PthFile.open(file, { allowGlobals: opts.allowGlobals });
@@ -163,7 +100,7 @@ function openPth(file: string, opts: OpenCheckpointOptions): Checkpoint {
       byteLength: ref.numel * DTYPE_BYTES[ref.dtype],
       read: () => pth.readTensor(ref),
     }));
-    const tensors = strip(file, raw, opts.stripPrefix);
+    const tensors = stripCheckpointPrefix(file, raw, opts.stripPrefix);
     return { path: file, format: 'pytorch', metadata: {}, tree, tensors, close: () => pth.close() };
   } catch (e) {
     pth.close();
@@ -171,23 +108,6 @@ function openPth(file: string, opts: OpenCheckpointOptions): Checkpoint {
   }
 }
 
-function strip(file: string, list: CheckpointTensor[], prefix: string | undefined): Map<string, CheckpointTensor> {
-  const out = new Map<string, CheckpointTensor>();
-  if (prefix && !list.some((t) => t.name.startsWith(prefix))) {
-    throw new CheckpointError(
-      file,
-      `stripPrefix '${prefix}' matches no tensor name (${list.length} names, e.g. ${list.slice(0, 3).map((t) => `'${t.name}'`).join(', ')})`,
-    );
-  }
-  for (const t of list) {
-    const name = prefix && t.name.startsWith(prefix) ? t.name.slice(prefix.length) : t.name;
-    if (out.has(name)) {
-      throw new CheckpointError(file, `after stripping '${prefix}', '${out.get(name)!.sourceName}' and '${t.sourceName}' both become '${name}'`);
-    }
-    out.set(name, { ...t, name });
-  }
-  return out;
-}
 
 /** A dict whose values are all tensors (at least one). */
 function isFlatStateDict(v: PickleValue): boolean {
@@ -258,10 +178,6 @@ function describeTopLevel(v: PickleValue): string {
   return parts.join(', ');
 }
 
-function topLevel(names: string[]): string {
-  const tops = [...new Set(names.map((n) => n.split('.')[0]!))];
-  return tops.slice(0, 12).join(', ') + (tops.length > 12 ? ', …' : '');
-}
 
 /** Most nodes a structure summary holds; the rest is shown as '<…>'. */
 export const MAX_SUMMARY_NODES = 200_000;
@@ -293,43 +209,6 @@ export function summarizeTree(v: PickleValue, depth = 0, seen = new Set<unknown>
   return out;
 }
 
-/** A safetensors file as a summary tree: flat, one entry per tensor (it is a state dict at the top level). */
-function flatTree(list: CheckpointTensor[]): unknown {
-  const root: Record<string, unknown> = {};
-  for (const t of list) root[t.name] = `tensor [${t.shape.join(', ')}] ${t.dtype}`;
-  return root;
-}
-
-const isTensorLeaf = (x: unknown) => typeof x === 'string' && x.startsWith('tensor [');
-
-/** Every dict in a summary tree that directly holds tensors: dotted path and tensor count, in order. */
-export function stateDictCandidates(tree: unknown): { key: string; tensors: number }[] {
-  const out: { key: string; tensors: number }[] = [];
-  const walk = (node: unknown, p: string, depth: number) => {
-    if (typeof node !== 'object' || node === null || depth > 64) return;
-    const values = Array.isArray(node) ? node : Object.values(node);
-    const n = values.filter(isTensorLeaf).length;
-    if (n > 0 && !Array.isArray(node)) out.push({ key: p, tensors: n });
-    const entries = Array.isArray(node) ? node.map((x, i) => [String(i), x] as const) : Object.entries(node);
-    for (const [k, x] of entries) walk(x, p ? `${p}.${k}` : k, depth + 1);
-  };
-  walk(tree, '', 0);
-  return out;
-}
-
-/**
- * The dotted key of the most likely state dict in a structure summary (`Checkpoint.tree`, or what
- * `key` functions receive): the dict with the most tensors directly inside it; the first one wins a tie
- * (so `encoder` before `target_encoder`). '' is the top level. Throws when no dict holds tensors.
- * Only used when called explicitly — `openCheckpoint` never guesses.
- */
-export function findStateDict(tree: unknown): string {
-  const c = stateDictCandidates(tree);
-  if (!c.length) throw new Error('findStateDict: no dict in the checkpoint holds tensors');
-  let best = c[0]!;
-  for (const x of c) if (x.tensors > best.tensors) best = x;
-  return best.key;
-}
 
 function safeFind(tree: unknown): string | undefined {
   try {
@@ -339,12 +218,6 @@ function safeFind(tree: unknown): string | undefined {
   }
 }
 
-/** Read every tensor of a checkpoint into memory (float types widened to float32, F64 kept). */
-export function loadHostTensors(ckpt: Checkpoint): Map<string, HostTensor> {
-  const out = new Map<string, HostTensor>();
-  for (const [name, t] of ckpt.tensors) out.set(name, t.read());
-  return out;
-}
 
 /** Open, run `fn`, close. */
 export function withCheckpoint<T>(p: string, opts: OpenCheckpointOptions, fn: (c: Checkpoint) => T): T {

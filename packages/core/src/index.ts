@@ -20,3 +20,5 @@ export * from './rng.js';
 export * from './nn/index.js';
 export * from './train/index.js';
 export * from './backends/index.js';
+export * from './distributed/index.js';
+export * from './op-profile.js';

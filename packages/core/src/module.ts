@@ -21,7 +21,7 @@
  * `transposeB` is ~12× slower there.
  */
 import * as tf from '@tensorflow/tfjs';
-import { hostToTensor, type HostTensor } from './safetensors.js';
+import { hostToTensor, type HostTensor } from './safetensors-bytes.js';
 
 /** How a parameter is stored relative to PyTorch's layout. */
 export type ParamLayout = 'identity' | 'linear' | 'conv1d' | 'conv2d' | 'conv3d' | 'conv_transpose2d' | { perm: number[] };

@@ -7,7 +7,7 @@
  * any other global is refused at the opcode that names it, before anything could call it. Nothing is
  * ever executed: there is no code path from pickle data to a JS function chosen by the data.
  */
-import type { SafetensorsDtype } from './safetensors.js';
+import type { SafetensorsDtype } from './safetensors-bytes.js';
 
 export class PickleError extends Error {
   constructor(

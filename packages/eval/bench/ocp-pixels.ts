@@ -9,8 +9,9 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@vrepa/core';
 import { generateDataset } from '../src/dataset.js';
-import { extractSceneFeatures } from '../src/physion.js';
-import { readFeatureFile, trainProbe } from '../src/probe.js';
+import { readFeatureFile } from '../src/feature-file.js';
+import { trainProbe } from '../src/probe.js';
+import { extractSceneFeatures } from '../src/scene-features.js';
 import { DEFAULT_CONTEXT, type Subset } from '../src/scenes.js';
 
 await initBackend({ quiet: true });

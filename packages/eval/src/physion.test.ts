@@ -4,9 +4,11 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { tensorLeakAcross } from '@vrepa/core';
 import { describe, expect, it } from 'vitest';
-import { evenlySpacedIndices, extractFeatures, extractSceneFeatures, physionFeatureDim, physionFeatures } from './physion.js';
+import { evenlySpacedIndices, extractFeatures, physionFeatureDim, physionFeatures } from './physion.js';
+import { extractSceneFeatures } from './scene-features.js';
+import { readFeatureFile, writeFeatureFile } from './feature-file.js';
 import { probeCommand } from './probe-command.js';
-import { featureStats, LinearProbe, readFeatureFile, standardizedGram, writeFeatureFile } from './probe.js';
+import { featureStats, LinearProbe, standardizedGram } from './probe.js';
 import { Rng } from './rng.js';
 
 /** tokens[b, f, r, c, k] = 10000·b + 1000·f + 100·r + 10·c + k, frame-major. */

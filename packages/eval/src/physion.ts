@@ -88,7 +88,7 @@ export async function extractFeatures<V>(videos: Iterable<V> | AsyncIterable<V>,
   const bar =
     typeof opts.progress === 'function'
       ? opts.progress
-      : (opts.progress ?? process.stderr.isTTY)
+      : (opts.progress ?? (typeof process !== 'undefined' && process.stderr?.isTTY)) // no terminal in a browser
         ? progressBar('features', process.stderr)
         : undefined;
   const rows: Float32Array[] = [];
@@ -134,37 +134,4 @@ export function progressBar(label: string, stream: NodeJS.WritableStream = proce
     } else line = `${label} ${done} done ${rate.toFixed(2)}/s`;
     stream.write(`\r${line}${total && done >= total ? '\n' : ''}`);
   };
-}
-
-/**
- * Features of every clip of a scene dataset (`vrepa physics generate` output, mp4 files) through `extractor`,
- * written as a feature file for `vrepa probe` with the contact labels and subset groups. The extractor gets
- * each clip as `[1, frames, H, W, 3]` in [−1, 1] (the first `maxFrames` frames, e.g. the OCP context).
- */
-export async function extractSceneFeatures(
-  dir: string,
-  extractor: FeatureExtractor<tf.Tensor5D>,
-  opts: ExtractOptions & { out: string; maxFrames?: number },
-): Promise<FeatureMatrix> {
-  const path = await import('node:path');
-  const { readSceneLabels } = await import('./dataset.js');
-  const { loadVideoTensor } = await import('./ffmpeg.js');
-  const { writeFeatureFile } = await import('./probe.js');
-  const lab = readSceneLabels(dir);
-  async function* videos() {
-    for (const clip of lab.clips) yield await loadVideoTensor(path.join(dir, `${clip}.mp4`), { maxFrames: opts.maxFrames });
-  }
-  const features = await extractFeatures(
-    videos(),
-    async (video, i) => {
-      try {
-        return await extractor(video, i);
-      } finally {
-        video.dispose();
-      }
-    },
-    { ...opts, total: lab.clips.length },
-  );
-  writeFeatureFile(opts.out, { features, labels: lab.labels, groups: lab.groups, groupNames: lab.groupNames });
-  return features;
 }

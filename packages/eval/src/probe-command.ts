@@ -3,7 +3,8 @@ import path from 'node:path';
 import { parseCommandArgs, UsageError, type VrepaCommand } from '@vrepa/core';
 import { numberOption, runCommand } from './args.js';
 import { progressBar } from './physion.js';
-import { DEFAULT_RELATIVE_LAMBDAS, LinearProbe, ProbeInputError, readFeatureFile, trainProbe } from './probe.js';
+import { readFeatureFile } from './feature-file.js';
+import { DEFAULT_RELATIVE_LAMBDAS, LinearProbe, ProbeInputError, trainProbe } from './probe.js';
 
 const usage = `vrepa probe --features FEATS.safetensors [options]
 

@@ -9,14 +9,13 @@ import {
   featureStats,
   fitKernelLogistic,
   LinearProbe,
-  readFeatureFile,
   standardizedGram,
   stratifiedKFold,
   subBlock,
   trainProbe,
-  writeFeatureFile,
   type ProbeDataset,
 } from './probe.js';
+import { readFeatureFile, writeFeatureFile } from './feature-file.js';
 import { Rng } from './rng.js';
 
 /** Two Gaussian classes N(±m·u, I) in d dims with ‖m‖ = sep: Bayes accuracy Φ(sep). */

@@ -1,4 +1,4 @@
-export { relationMatrix, trdLoss, trdLossNaive, trdFormWeights, autoChunkSize } from './trd.js';
+export { relationMatrix, relationRows, trdLoss, trdLossNaive, trdFormWeights, autoChunkSize } from './trd.js';
 export type { TrdOptions, TrdFormWeights } from './trd.js';
 export { repaLoss } from './repa.js';
 export { l2Normalize, stopGradient, NORMALIZE_EPS } from './normalize.js';

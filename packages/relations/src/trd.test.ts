@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { tensorLeakAcross } from '@vrepa/core';
-import { autoChunkSize, relationMatrix, trdFormWeights, trdLoss, trdLossNaive, type TrdOptions } from './trd.js';
+import { autoChunkSize, relationMatrix, relationRows, trdFormWeights, trdLoss, trdLossNaive, type TrdOptions } from './trd.js';
 import type { TrdForm } from './validate.js';
 import { kinkGap64, randomOrthogonal, relations64, rng, trd64, trdFiniteDiff64, type Pair64 } from './testing/reference64.js';
 
@@ -106,6 +106,37 @@ describe('relationMatrix', () => {
       }),
       { numRuns: RUNS },
     );
+  });
+});
+
+describe('relationRows', () => {
+  it('equals the selected rows of the float64 relation matrix, in the order asked, without leaking tensors', () => {
+    fc.assert(
+      fc.property(caseArb(3, 4, 8), fc.array(fc.nat(), { minLength: 1, maxLength: 5 }), (c, picks) => {
+        const { N, s } = setup(c);
+        const rows = picks.map((p) => p % N);
+        const x = T3(s, c.B, N, c.Ds);
+        const before = tf.memory().numTensors;
+        const R = relationRows(x, rows);
+        expect(tf.memory().numTensors).toBe(before + 1);
+        expect(R.shape).toEqual([c.B, rows.length, N]);
+        const v = R.dataSync();
+        tf.dispose([R, x]);
+        const ref = relations64(s, c.B, N, c.Ds);
+        for (let b = 0; b < c.B; b++)
+          rows.forEach((r, k) => {
+            for (let j = 0; j < N; j++) expect(Math.abs(v[(b * rows.length + k) * N + j]! - ref[(b * N + r) * N + j]!)).toBeLessThan(2e-6);
+          });
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('names a bad row index', () => {
+    const x = tf.ones([1, 6, 2]) as tf.Tensor3D;
+    expect(() => relationRows(x, [6])).toThrow('relationRows: row 6 is not a token index in 0..5');
+    expect(() => relationRows(x, [])).toThrow(/non-empty/);
+    x.dispose();
   });
 });
 

@@ -111,6 +111,25 @@ export function relationMatrix(tokens: tf.Tensor3D): tf.Tensor3D {
   return tf.tidy(() => gram(l2Normalize(tokens)));
 }
 
+/**
+ * Selected rows of the relation matrix without forming it: tokens `[B, N, D]`, row indices `k` →
+ * `[B, k, N]`, row r = n(X)·n(X_{rows[r]}) (cosines of token rows[r] with every token). O(k·N·D) work and
+ * O(k·N) memory, so one row per click stays interactive at any N. Equals the same rows of relationMatrix.
+ */
+export function relationRows(tokens: tf.Tensor3D, rows: readonly number[]): tf.Tensor3D {
+  assertTokens(tokens, 'relationRows: tokens');
+  const [B, N, D] = tokens.shape;
+  if (!Array.isArray(rows) || rows.length === 0) throw new Error('relationRows: rows must be a non-empty list of token indices');
+  const bad = rows.find((r) => !Number.isInteger(r) || r < 0 || r >= N);
+  if (bad !== undefined) throw new Error(`relationRows: row ${String(bad)} is not a token index in 0..${N - 1}`);
+  return tf.tidy(() => {
+    const n = l2Normalize(tokens);
+    const picked = tf.gather(n, tf.tensor1d(rows as number[], 'int32'), 1); // [B, k, D]
+    if (B === 1) return tf.reshape(tf.matMul(tf.reshape(picked, [rows.length, D]), tf.reshape(n, [N, D]), false, true), [1, rows.length, N]);
+    return tf.matMul(picked, n, false, true);
+  });
+}
+
 /** n·nᵀ per batch item using plain 2-D matmuls (the fast path on every backend). */
 function gram(n: tf.Tensor3D): tf.Tensor3D {
   const [B, N, D] = n.shape;

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LayerNorm, type ModuleBuffer } from '@vrepa/core';
 import { inferTeacherConfig, teacherConfig, teacherConfigWith, type TeacherOptions } from './configs.js';
 import { interpolateSinusoidPosEmbed, videoMaeSinusoidTable } from './posembed.js';
-import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
+import { VideoTeacher, teacherFromCheckpoint, type CheckpointInput, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
 import type { TeacherGrid } from './vit.js';
 
 export class OmniMAE extends VideoTeacher {
@@ -38,7 +38,7 @@ export class OmniMAE extends VideoTeacher {
   }
 
   /** Load an OmniMAE checkpoint (top-level `trunk.…` keys, or `model` / `state_dict`). */
-  static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): OmniMAE {
+  static fromCheckpoint(path: CheckpointInput, opts: FromCheckpointOptions = {}): OmniMAE {
     const given = opts.config !== undefined ? teacherConfig(opts.config, 'omnimae') : undefined;
     return teacherFromCheckpoint(path, ['model', 'state_dict'], opts, (src) => {
       const c = given ?? inferTeacherConfig('omnimae', src.names(), src.shape);

@@ -7,11 +7,10 @@
  * guessing. Official checkpoints have no config: it is given, or inferred from the shapes and the
  * registered presets. Loading is strict: one error lists every missing, unexpected and mis-shaped key.
  */
-import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
-import { openCheckpoint, stateDictCandidates, writePth, writeSafetensors, type Checkpoint, type PthValue } from '@vrepa/core';
+import { openCheckpoint, openCheckpointBytes, stateDictCandidates, writePth, writeSafetensors, type Checkpoint, type OpenCheckpointOptions, type PthValue } from '@vrepa/core';
 import { PRETRAIN_CONFIGS, VideoMAEPretrain, pretrainConfig, pretrainImageSize, type VideoMAEPretrainConfig } from './videomae-pretrain.js';
-import type { TeacherConfig } from './teacher.js';
+import { checkpointName, type CheckpointInput, type TeacherConfig } from './teacher.js';
 
 /** Where our checkpoints keep their config (pickle key / safetensors metadata key). */
 export const PRETRAIN_CONFIG_KEY = 'vrepa_pretrain_config';
@@ -57,18 +56,27 @@ export interface OpenPretrainOptions {
 }
 
 /** Open a pre-training checkpoint: the tensors at the state dict's location and the stored config (ours) or null (official). */
-export function openPretrainCheckpoint(file: string, opts: OpenPretrainOptions = {}): { ck: Checkpoint; key: string; config: VideoMAEPretrainConfig | null } {
-  if (!fs.existsSync(file)) throw new Error(`${file}: no such checkpoint`);
+export function openPretrainCheckpoint(input: CheckpointInput, opts: OpenPretrainOptions & { name?: string } = {}): { ck: Checkpoint; key: string; config: VideoMAEPretrainConfig | null } {
+  // a path (Node) or the bytes of a safetensors checkpoint (anywhere; `name` names them in messages)
+  const file = checkpointName(input, opts);
   let tree: unknown;
   let key = '';
-  const ck = openCheckpoint(file, {
+  const options: OpenCheckpointOptions = {
     key: (t: unknown) => {
       tree = t;
       key = chooseKey(file, t, opts.key);
       return key;
     },
     allowGlobals: ['argparse.Namespace'],
-  });
+  };
+  let ck: Checkpoint;
+  try {
+    ck = typeof input === 'string' ? openCheckpoint(input, options) : openCheckpointBytes(input, { ...options, name: file });
+  } catch (e) {
+    // core says `cannot open (ENOENT)`; say it in this function's words (no node:fs here: it bundles for browsers)
+    if (typeof input === 'string' && /cannot open \(ENOENT\)/.test((e as Error).message)) throw new Error(`${file}: no such checkpoint`);
+    throw e;
+  }
   try {
     let text: string | undefined = ck.metadata[PRETRAIN_CONFIG_KEY];
     const node = tree && typeof tree === 'object' ? (tree as Record<string, unknown>)[PRETRAIN_CONFIG_KEY] : undefined;
@@ -89,7 +97,7 @@ export function openPretrainCheckpoint(file: string, opts: OpenPretrainOptions =
 }
 
 /** The config stored in one of our checkpoints, or null (official checkpoints have none). */
-export function readPretrainCheckpointConfig(file: string, opts: OpenPretrainOptions = {}): VideoMAEPretrainConfig | null {
+export function readPretrainCheckpointConfig(file: CheckpointInput, opts: OpenPretrainOptions & { name?: string } = {}): VideoMAEPretrainConfig | null {
   const { ck, config } = openPretrainCheckpoint(file, opts);
   ck.close();
   return config;
@@ -170,9 +178,9 @@ export function loadPretrainCheckpoint(file: string, opts: LoadPretrainOptions =
 }
 
 /** The stored config of a checkpoint when it is one of our pre-training checkpoints; null for anything else (never throws for foreign files). */
-export function peekPretrainConfig(file: string): VideoMAEPretrainConfig | null {
+export function peekPretrainConfig(file: CheckpointInput, opts: { name?: string } = {}): VideoMAEPretrainConfig | null {
   try {
-    return readPretrainCheckpointConfig(file);
+    return readPretrainCheckpointConfig(file, { name: opts.name });
   } catch {
     return null;
   }

@@ -4,7 +4,19 @@
  * from the official checkpoint layouts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { LayerNorm, Linear, Module, ModuleList, openCheckpoint, stateDictCandidates, type Checkpoint, type CheckpointTensor, type StateTensor } from '@vrepa/core';
+import {
+  LayerNorm,
+  Linear,
+  Module,
+  ModuleList,
+  openCheckpoint,
+  openCheckpointBytes,
+  stateDictCandidates,
+  type Checkpoint,
+  type CheckpointTensor,
+  type OpenCheckpointOptions,
+  type StateTensor,
+} from '@vrepa/core';
 import { teacherInputReduced, teacherInputs, type ReducedOptions, type TeacherInputStrategy } from '@vrepa/align-dims';
 import { PatchEmbed3d, makeBlocks, vitForwardFlops, type TeacherGrid, type VitArch, type VitBlock } from './vit.js';
 
@@ -67,7 +79,15 @@ export interface FromCheckpointOptions {
   stripPrefix?: string;
   /** attention score budget (elements per `[B, heads, chunk, N]` block); default 2^24 */
   maxScoreElements?: number;
+  /** the checkpoint's name in messages and the load report when it is given as bytes; default 'checkpoint bytes' */
+  name?: string;
 }
+
+/**
+ * A checkpoint to load: a path (Node: .pth, safetensors, sharded), or the bytes of a safetensors file
+ * (anywhere, e.g. a file dropped on a web page).
+ */
+export type CheckpointInput = string | ArrayBuffer | ArrayBufferView;
 
 export interface TeacherLoadReport {
   file: string;
@@ -374,13 +394,19 @@ export function loadTeacherWeights(model: VideoTeacher, src: WeightSource, where
   return { loaded: report.loaded, ignored };
 }
 
+/** How a checkpoint input is named in messages: its path, or `opts.name` for bytes. */
+export function checkpointName(input: CheckpointInput, opts: { name?: string } = {}): string {
+  return typeof input === 'string' ? input : (opts.name ?? 'checkpoint bytes');
+}
+
 /**
- * Open a teacher checkpoint (.pth / safetensors / sharded) at the family's official location:
+ * Open a teacher checkpoint (.pth / safetensors / sharded, or safetensors bytes) at the family's official location:
  * `key` if given, else the first of `preferredKeys` that holds tensors, else the top level.
  */
-export function openTeacherCheckpoint(path: string, preferredKeys: string[], opts: FromCheckpointOptions): { ck: Checkpoint; key: string } {
+export function openTeacherCheckpoint(input: CheckpointInput, preferredKeys: string[], opts: FromCheckpointOptions): { ck: Checkpoint; key: string } {
   let chosen = opts.key;
-  const ck = openCheckpoint(path, {
+  const path = checkpointName(input, opts);
+  const options: OpenCheckpointOptions = {
     key: (tree: unknown) => {
       if (chosen !== undefined) return chosen;
       const cands = new Set(stateDictCandidates(tree).map((c) => c.key));
@@ -390,18 +416,20 @@ export function openTeacherCheckpoint(path: string, preferredKeys: string[], opt
       return chosen;
     },
     stripPrefix: opts.stripPrefix,
-  });
+  };
+  const ck = typeof input === 'string' ? openCheckpoint(input, options) : openCheckpointBytes(input, { ...options, name: path });
   return { ck, key: chosen ?? '' };
 }
 
 /** Shared body of every family's `fromCheckpoint`. */
 export function teacherFromCheckpoint<T extends VideoTeacher>(
-  path: string,
+  input: CheckpointInput,
   preferredKeys: string[],
   opts: FromCheckpointOptions,
   build: (src: WeightSource) => T,
 ): T {
-  const { ck, key } = openTeacherCheckpoint(path, preferredKeys, opts);
+  const path = checkpointName(input, opts);
+  const { ck, key } = openTeacherCheckpoint(input, preferredKeys, opts);
   try {
     const src = weightSourceFromCheckpoint(ck, opts.stripPrefix !== undefined ? (n) => n : officialRename);
     const model = build(src);

@@ -5,7 +5,7 @@
  * Features = last block output (no norm).
  */
 import { inferTeacherConfig, teacherConfig, teacherConfigWith, type TeacherOptions } from './configs.js';
-import { teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
+import { teacherFromCheckpoint, type CheckpointInput, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
 import { VideoMaeFamilyTeacher } from './videomae-family.js';
 
 export class VideoMAE extends VideoMaeFamilyTeacher {
@@ -18,7 +18,7 @@ export class VideoMAE extends VideoMaeFamilyTeacher {
    * Like the official class, `fc_norm` and the classifier `head` are loaded when the checkpoint has them
    * (fine-tuned models; `pool`, `classify`); pre-training decoders are ignored and reported.
    */
-  static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VideoMAE {
+  static fromCheckpoint(path: CheckpointInput, opts: FromCheckpointOptions = {}): VideoMAE {
     const given = opts.config !== undefined ? teacherConfig(opts.config, 'videomae') : undefined;
     return teacherFromCheckpoint(path, ['model', 'module', 'state_dict'], opts, (src) => {
       const names = new Set(src.names());

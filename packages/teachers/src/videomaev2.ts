@@ -5,7 +5,7 @@
  * trilinear in time), features = last block output, no final norm.
  */
 import { inferTeacherConfig, teacherConfig, teacherConfigWith, type TeacherOptions } from './configs.js';
-import { teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
+import { teacherFromCheckpoint, type CheckpointInput, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
 import { VideoMaeFamilyTeacher } from './videomae-family.js';
 import { peekPretrainConfig, teacherConfigFromPretrain } from './pretrain-checkpoint.js';
 
@@ -23,9 +23,9 @@ export class VideoMAEv2 extends VideoMaeFamilyTeacher {
    * the checkpoint; `encoder.norm`, the decoder, `encoder_to_decoder` and `mask_token` are ignored (the
    * teacher's features are the last block's output without the norm, as VideoREPA uses them).
    */
-  static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VideoMAEv2 {
+  static fromCheckpoint(path: CheckpointInput, opts: FromCheckpointOptions = {}): VideoMAEv2 {
     // a pre-training checkpoint we wrote carries its config: its encoder is the teacher
-    const pre = opts.config === undefined ? peekPretrainConfig(path) : null;
+    const pre = opts.config === undefined ? peekPretrainConfig(path, { name: opts.name }) : null;
     const given = opts.config !== undefined ? teacherConfig(opts.config, 'videomaev2') : pre ? teacherConfigFromPretrain(pre) : undefined;
     return teacherFromCheckpoint(path, ['module', 'model', 'state_dict'], opts, (src) => new VideoMAEv2(given ?? inferTeacherConfig('videomaev2', src.names(), src.shape), { init: 'zeros', maxScoreElements: opts.maxScoreElements }));
   }

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LayerNorm, type Parameter } from '@vrepa/core';
 import { inferTeacherConfig, teacherConfig, teacherConfigWith, type TeacherOptions } from './configs.js';
 import { interpolateVjepaPosEmbed, vjepaSincosTable } from './posembed.js';
-import { VideoTeacher, teacherFromCheckpoint, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
+import { VideoTeacher, teacherFromCheckpoint, type CheckpointInput, type FromCheckpointOptions, type TeacherConfig } from './teacher.js';
 import type { TeacherGrid } from './vit.js';
 
 export class VJEPA extends VideoTeacher {
@@ -36,7 +36,7 @@ export class VJEPA extends VideoTeacher {
   }
 
   /** Load an official checkpoint (`target_encoder`, else `encoder`; `module.backbone.` stripped). */
-  static fromCheckpoint(path: string, opts: FromCheckpointOptions = {}): VJEPA {
+  static fromCheckpoint(path: CheckpointInput, opts: FromCheckpointOptions = {}): VJEPA {
     const given = opts.config !== undefined ? teacherConfig(opts.config, 'vjepa') : undefined;
     return teacherFromCheckpoint(path, ['target_encoder', 'encoder', 'model', 'state_dict'], opts, (src) => {
       const c = given ?? inferTeacherConfig('vjepa', src.names(), src.shape);

@@ -13,7 +13,7 @@ L_diff = mean_b mean(w_t (x̂₀ − x₀)²), w_t = 1/(1−ᾱ_t); alignment: t
 `align_layer` → projector (Linear·SiLU·Linear·SiLU·Linear) → trilinear resize to the teacher grid → TRD
 (the official per-frame form, margin 0.1); L = L_diff + λ·L_align; backward; clip_grad_norm_(1.0); AdamW.
 
-Prints one JSON line per λ: {"lambda", "ms_step" (mean), "ms_each" (every timed step), "steps_per_s", "ms_fwd_bwd", "ms_opt", "steps",
+Prints one JSON line per λ: {"lambda", "ms_step" (mean), "ms_each" (every timed step), "cpu_ms_each" (process CPU time of each), "steps_per_s", "ms_fwd_bwd", "ms_opt", "steps",
 "params", "threads", "torch"}.
 
 usage: python torch_tiny_step.py --heads 2 --head-dim 16 --layers 2 --in-channels 4 --text-dim 12
@@ -180,10 +180,11 @@ def main():
         params = list(model.parameters()) + (list(projector.parameters()) if lam > 0 else [])
         opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=1e-4)
         data = [(torch.randn(a.batch, F, a.in_channels, H, W), torch.randn(a.batch, a.text_len, a.text_dim), torch.randn(a.batch, TF * TH * TW, a.teacher_dim)) for _ in range(4)]
-        fwd_bwd, optim, walls = [], [], []
+        fwd_bwd, optim, walls, cpus = [], [], [], []
         for step in range(a.warmup + a.steps):
             x0, text, teacher = data[step % len(data)]
             t0 = time.perf_counter()
+            c0 = time.process_time()
             t = torch.randint(0, 1000, (a.batch,))
             noise = torch.randn_like(x0)
             s = ac[t].reshape(-1, 1, 1, 1, 1)
@@ -206,12 +207,14 @@ def main():
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             t2 = time.perf_counter()
+            c2 = time.process_time()
             if step >= a.warmup:
+                cpus.append(c2 - c0)
                 fwd_bwd.append(t1 - t0)
                 optim.append(t2 - t1)
                 walls.append(t2 - t0)
         ms = 1e3 * sum(walls) / len(walls)
-        print(json.dumps({"lambda": lam, "ms_step": ms, "ms_each": [round(1e3 * w, 2) for w in walls], "steps_per_s": 1e3 / ms, "ms_fwd_bwd": 1e3 * sum(fwd_bwd) / len(fwd_bwd),
+        print(json.dumps({"lambda": lam, "ms_step": ms, "ms_each": [round(1e3 * w, 2) for w in walls], "cpu_ms_each": [round(1e3 * c, 3) for c in cpus], "steps_per_s": 1e3 / ms, "ms_fwd_bwd": 1e3 * sum(fwd_bwd) / len(fwd_bwd),
                           "ms_opt": 1e3 * sum(optim) / len(optim), "steps": len(walls), "params": sum(p.numel() for p in params),
                           "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
 

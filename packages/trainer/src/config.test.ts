@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { ConfigError, PRESETS, configHash, loadConfigFile, parseConfig, presetConfig } from './config.js';
+import { ConfigError, PRESETS, configHash, loadConfigFile, oneDnnFor, parseConfig, presetConfig } from './config.js';
 import { lrLambda } from '@vrepa/core';
 
 const errorOf = (f: () => unknown): ConfigError => {
@@ -83,5 +83,13 @@ describe('LR schedule (diffusers get_scheduler semantics)', () => {
         return v >= 0 && v <= 1;
       }),
     );
+  });
+});
+
+describe('oneDnnFor', () => {
+  it('turns oneDNN off for the tiny preset, leaves real weights to the default, on for a wide config', () => {
+    expect(oneDnnFor(presetConfig('tiny'))).toBe(false);
+    expect(oneDnnFor(presetConfig('videorepa-2b-sft'))).toBeUndefined();
+    expect(oneDnnFor(presetConfig('tiny', { model: { transformer: { num_attention_heads: 8, attention_head_dim: 64 } } }))).toBe(true);
   });
 });

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { preferOneDnn } from '@vrepa/core';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -364,4 +365,17 @@ export function configHash(c: TrainConfig): string {
   const { max_steps: _a, checkpointing_steps: _b, keep_last: _c, plot_every: _d, tensorboard: _e, validation_every: _f, validation_prompts: _g, validation_inference_steps: _h, validation_guidance: _i, validation_seed: _j, export_for_inference: _k, ...train } = c.train;
   const { preset: _p, ...rest } = c;
   return createHash('sha256').update(canonicalJson({ ...rest, train })).digest('hex');
+}
+
+/**
+ * The native backend's oneDNN setting for training `c` (pass to initBackend's `oneDnn`): off for a
+ * transformer given as a config narrower than core's ONEDNN_MIN_WIDTH (small models: oneDNN's per-call set-up
+ * dominates their matmuls), on for wider ones; undefined (TensorFlow's default, on) for a transformer folder.
+ */
+export function oneDnnFor(c: TrainConfig): boolean | undefined {
+  const t = c.model.transformer;
+  if (typeof t === 'string') return undefined;
+  const heads = Number((t as Record<string, unknown>).num_attention_heads ?? 30);
+  const headDim = Number((t as Record<string, unknown>).attention_head_dim ?? 64);
+  return preferOneDnn(heads * headDim);
 }

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initModel, findFfmpeg } from '@vrepa/cogvideox';
 import { presetConfig } from './config.js';
-import { prepareFolder, decodeClip, buildEncoders } from './folder.js';
+import { prepareFolder, decodeClip, buildEncoders, parseShard, verifyFolderCache } from './folder.js';
 import { Trainer } from './trainer.js';
 import { CachedDataset } from './data.js';
 
@@ -55,8 +55,8 @@ describe('dataset folder', () => {
     expect(r.written).toBe(2);
     expect(r.skipped).toHaveLength(4);
     expect(r.skipped.join('\n')).toMatch(/row 3 \(short.mp4\): video .* is too short/);
-    expect(r.skipped.join('\n')).toMatch(/row 4 \(missing.mp4\): video .* does not exist/);
-    expect(r.skipped.join('\n')).toMatch(/row 5 \(broken.mp4\): video .* cannot be decoded/);
+    expect(r.skipped.join('\n')).toMatch(/row 4 \(missing.mp4\): (decodeVideo: )?video .* does not exist/);
+    expect(r.skipped.join('\n')).toMatch(/row 5 \(broken.mp4\): (decodeVideo: )?(video )?.* cannot be decoded/);
     expect(r.skipped.join('\n')).toMatch(/row 6 \(a.mp4\): the caption is missing/);
     expect(r.index.teacherGrid).toEqual({ frames: 4, height: 2, width: 2 });
     const again = prepareFolder(c);
@@ -64,6 +64,34 @@ describe('dataset folder', () => {
     expect(again.cached).toBe(2);
     expect(() => prepareFolder(cfg({ on_bad_video: 'error' }))).toThrow(/dataset row 3 \(short.mp4\): video .* too short.*on_bad_video = 'error'/);
   }, 60_000);
+
+  it('sharded prepare: two shards fill one cache, the unsharded run merges them without encoding, verify finds missing/corrupt entries', () => {
+    const c = cfg();
+    // rows 0 (a) and 1 (b) are good; shard 0/2 holds rows 0, 2, 4; shard 1/2 rows 1, 3, 5
+    const before = verifyFolderCache(c);
+    expect([before.ok, before.missing]).toEqual([0, [0, 1, 2, 3, 4, 5]]);
+    const s0 = prepareFolder(c, { shard: parseShard('0/2') });
+    expect([s0.written, s0.skipped.length]).toEqual([1, 2]); // row 2 too short, row 4 broken
+    const half = verifyFolderCache(c);
+    expect([half.ok, half.skipped.length, half.missing]).toEqual([1, 2, [1, 3, 5]]);
+    const s1 = prepareFolder(c, { shard: parseShard('1/2') });
+    expect([s1.written, s1.skipped.length]).toEqual([1, 2]);
+    expect(fs.existsSync(path.join(c.data.cache_dir!, 'index.json'))).toBe(false); // shards never write the shared index
+    const full = verifyFolderCache(c);
+    expect([full.ok, full.skipped.length, full.missing, full.corrupt]).toEqual([2, 4, [], []]);
+    const merged = prepareFolder(c);
+    expect([merged.written, merged.cached, merged.skipped.length]).toEqual([0, 2, 4]);
+    expect(merged.index.samples.map((x) => x.row)).toEqual([0, 1]);
+    // damage: a truncated entry is corrupt, a deleted one is missing
+    const f1 = path.join(c.data.cache_dir!, merged.index.samples[1]!.file);
+    fs.writeFileSync(f1, fs.readFileSync(f1).subarray(0, 40));
+    fs.rmSync(path.join(c.data.cache_dir!, merged.index.samples[0]!.file));
+    const bad = verifyFolderCache(c);
+    expect(bad.missing).toEqual([0]);
+    expect(bad.corrupt.map((x) => x.row)).toEqual([1]);
+    expect(() => parseShard('2/2')).toThrow(/--shard must be i\/n with 0 ≤ i < n/);
+    expect(() => parseShard('1')).toThrow(/--shard/);
+  }, 120_000);
 
   it('trains on the cache; the second epoch is served from the cache (counted)', () => {
     const c = cfg();

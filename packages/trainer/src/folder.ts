@@ -143,11 +143,53 @@ export interface PrepareReport {
   index: CacheIndex;
 }
 
+/** Part `index` of `count` (0-based): the rows i with i mod count = index. */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+/** Parse `i/n` (0 ≤ i < n), as `vrepa prepare --shard` takes it. */
+export function parseShard(s: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(s.trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || !(count >= 1) || !(index < count)) throw new Error(`--shard must be i/n with 0 ≤ i < n (e.g. 0/4 … 3/4), got '${s}'`);
+  return { index, count };
+}
+
+const shardIndexName = (s: Shard) => `index.shard-${s.index}-of-${s.count}.json`;
+
+/** Cache indexes of this key written by sharded runs (`index.shard-i-of-n.json`), whatever n. */
+function readShardIndexes(dir: string, key: string): CacheIndex[] {
+  if (!fs.existsSync(dir)) return [];
+  const out: CacheIndex[] = [];
+  for (const f of fs.readdirSync(dir).filter((n) => /^index\.shard-\d+-of-\d+\.json$/.test(n)).sort()) {
+    try {
+      const ix = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as CacheIndex;
+      if (ix.key === key) out.push(ix);
+    } catch {
+      /* a shard index cut by a kill: its rows are encoded again */
+    }
+  }
+  return out;
+}
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+  fs.renameSync(tmp, file);
+}
+
 /**
  * Encode every row not yet in the cache (a cache of another config is rebuilt). Bad rows are skipped
  * with a reason (`on_bad_video: 'skip'`) or stop with an error naming the row (`'error'`).
+ *
+ * With `shard` only the rows i ≡ shard.index (mod shard.count) are encoded and the shard writes its own
+ * `index.shard-i-of-n.json` (so array jobs on a shared folder never write the same file); the next unsharded
+ * run (e.g. `vrepa train`) merges every shard's entries into `index.json` without encoding them again.
  */
-export function prepareFolder(c: TrainConfig, opts: { progress?: boolean; encoders?: Encoders; log?: (m: string) => void } = {}): PrepareReport {
+export function prepareFolder(c: TrainConfig, opts: { progress?: boolean; encoders?: Encoders; log?: (m: string) => void; shard?: Shard } = {}): PrepareReport {
   const dir = c.data.cache_dir;
   if (!dir) throw new Error("dataset: data.cache_dir is required when data.source is 'folder'");
   fs.mkdirSync(dir, { recursive: true });
@@ -165,17 +207,24 @@ export function prepareFolder(c: TrainConfig, opts: { progress?: boolean; encode
     }
   }
   const size = parseResolution(c.data.train_resolution);
-  const done = new Map((index?.samples ?? []).filter((s) => fs.existsSync(path.join(dir, s.file))).map((s) => [s.row, s]));
+  const shard = opts.shard;
+  const shards = readShardIndexes(dir, key);
+  const known = [...(index?.samples ?? []), ...shards.flatMap((x) => x.samples)];
+  const done = new Map(known.filter((s) => s.row < rows.length && fs.existsSync(path.join(dir, s.file))).map((s) => [s.row, s]));
+  for (const x of shards) {
+    const g = x.teacherGrid;
+    if (g && index?.teacherGrid && canonicalJson(g) !== canonicalJson(index.teacherGrid)) throw new Error(`dataset: a shard index in ${dir} has teacher grid ${g.frames}×${g.height}×${g.width}, the cache ${index.teacherGrid.frames}×${index.teacherGrid.height}×${index.teacherGrid.width}`);
+  }
   const skipped: CacheIndex['skipped'] = [];
   let enc = opts.encoders;
   let owned = false;
-  let teacherGrid: TokenGrid | null = index?.teacherGrid ?? null;
+  let teacherGrid: TokenGrid | null = index?.teacherGrid ?? shards.find((x) => x.teacherGrid)?.teacherGrid ?? null;
   let written = 0;
   const bar = new ProgressBar(rows.length, 0, opts.progress ?? false);
   try {
     rows.forEach((row, i) => {
       bar.count(i + 1, 'encoding clip');
-      if (done.has(i)) return;
+      if (done.has(i) || (shard && i % shard.count !== shard.index)) return;
       const bad = (reason: string) => {
         if (c.data.on_bad_video === 'error') throw new Error(`dataset row ${i + 1} (${row.video || 'no video'}): ${reason} (data.on_bad_video = 'error'; use 'skip' to leave it out)`);
         skipped.push({ row: i, video: row.video, reason });
@@ -216,17 +265,100 @@ export function prepareFolder(c: TrainConfig, opts: { progress?: boolean; encode
     bar.done();
     if (owned) enc?.dispose();
   }
-  const prevSkipped = (index?.skipped ?? []).filter((s) => !done.has(s.row) && !skipped.some((x) => x.row === s.row));
-  const out: CacheIndex = { format: 'vrepa-train-cache/1', key, samples: [...done.values()].sort((a, b) => a.row - b.row), skipped: [...prevSkipped, ...skipped].sort((a, b) => a.row - b.row), teacherGrid };
+  const mine = (row: number) => !shard || row % shard.count === shard.index;
+  const prevSkipped = [...(index?.skipped ?? []), ...shards.flatMap((x) => x.skipped)].filter(
+    (s, k, all) => mine(s.row) && !done.has(s.row) && !skipped.some((x) => x.row === s.row) && all.findIndex((y) => y.row === s.row) === k,
+  );
+  const out: CacheIndex = {
+    format: 'vrepa-train-cache/1',
+    key,
+    samples: [...done.values()].filter((s) => mine(s.row)).sort((a, b) => a.row - b.row),
+    skipped: [...prevSkipped, ...skipped].sort((a, b) => a.row - b.row),
+    teacherGrid,
+  };
+  if (shard) {
+    writeJsonAtomic(path.join(dir, shardIndexName(shard)), out);
+    for (const s of skipped) opts.log?.(`skipped row ${s.row + 1} (${s.video}): ${s.reason}`);
+    return { written, cached: out.samples.length - written, skipped: out.skipped.map((s) => `row ${s.row + 1} (${s.video}): ${s.reason}`), index: out };
+  }
   if (out.samples.length === 0) throw new Error(`dataset: no usable video in ${c.data.dataset_dir} (${out.skipped.length} skipped: ${out.skipped.slice(0, 3).map((s) => s.reason).join('; ')})`);
-  const tmp = `${indexFile}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(out, null, 2) + '\n');
-  fs.renameSync(tmp, indexFile);
+  writeJsonAtomic(indexFile, out);
   for (const s of skipped) opts.log?.(`skipped row ${s.row + 1} (${s.video}): ${s.reason}`);
   return { written, cached: out.samples.length - written, skipped: out.skipped.map((s) => `row ${s.row + 1} (${s.video}): ${s.reason}`), index: out };
 }
 
 /** The prepared cache of a dataset folder as a training dataset (reads only the cache). */
+export interface CacheVerifyReport {
+  /** rows of the annotations file */
+  rows: number;
+  /** rows with a readable cache entry */
+  ok: number;
+  /** rows left out on purpose (bad video, no caption), with the reason */
+  skipped: string[];
+  /** rows neither cached nor skipped: run `vrepa prepare` (or the missing shard) again */
+  missing: number[];
+  /** cache entries that cannot be read or disagree with the others (delete them and prepare again) */
+  corrupt: Array<{ row: number; file: string; reason: string }>;
+}
+
+/**
+ * Check a folder cache against its annotations: every row must be cached (a readable entry with latents, text and,
+ * with alignment, teacher tokens of the same shapes as the other entries) or skipped with a reason. Reads index.json
+ * and every shard index; writes nothing.
+ */
+export function verifyFolderCache(c: TrainConfig): CacheVerifyReport {
+  const dir = c.data.cache_dir;
+  if (!dir) throw new Error("verify: data.cache_dir is required when data.source is 'folder'");
+  const rows = readAnnotations(c.data.dataset_dir!, c.data.annotations, { video: c.data.video_column, caption: c.data.caption_column });
+  const key = cacheKeyOf(c);
+  const indexes = readShardIndexes(dir, key);
+  try {
+    const ix = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as CacheIndex;
+    if (ix.key === key) indexes.unshift(ix);
+  } catch {
+    /* no merged index yet */
+  }
+  const entries = new Map<number, string>();
+  const skipped = new Map<number, string>();
+  for (const ix of indexes) {
+    for (const s of ix.samples) entries.set(s.row, s.file);
+    for (const s of ix.skipped) if (!entries.has(s.row)) skipped.set(s.row, `row ${s.row + 1} (${s.video}): ${s.reason}`);
+  }
+  const withTeacher = c.align.proj_coeff > 0;
+  const corrupt: CacheVerifyReport['corrupt'] = [];
+  const missing: number[] = [];
+  let shapes: string | undefined;
+  let ok = 0;
+  for (let row = 0; row < rows.length; row++) {
+    const file = entries.get(row);
+    if (!file) {
+      if (!skipped.has(row)) missing.push(row);
+      continue;
+    }
+    const p = path.join(dir, file);
+    if (!fs.existsSync(p)) {
+      missing.push(row);
+      continue;
+    }
+    let s: Sample | undefined;
+    try {
+      s = readSample(p);
+      if (withTeacher && !s.teacher) throw new Error('no teacher tokens (alignment is on)');
+      const all = [s.latents, s.text, ...(s.teacher ? [s.teacher] : [])];
+      if (all.some((t) => t.dataSync().some((v) => !Number.isFinite(v)))) throw new Error('non-finite values');
+      const sh = JSON.stringify(all.map((t) => t.shape));
+      shapes ??= sh;
+      if (sh !== shapes) throw new Error(`shapes ${sh} differ from the other entries' ${shapes}`);
+      ok++;
+    } catch (e) {
+      corrupt.push({ row, file, reason: (e as Error).message.split('\n')[0]! });
+    } finally {
+      if (s) tf.dispose([s.latents, s.text, ...(s.teacher ? [s.teacher] : [])]);
+    }
+  }
+  return { rows: rows.length, ok, skipped: [...skipped.values()], missing, corrupt };
+}
+
 export class CachedFolderDataset implements TrainDataset {
   readonly length: number;
   readonly teacherGrid?: TokenGrid;

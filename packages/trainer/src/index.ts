@@ -2,7 +2,7 @@ export * from './config.js';
 export * from './data.js';
 export * from './trainer.js';
 export * from './prepare.js';
-export { commands, trainCommand, prepareCommand, teacherProbeCommand } from './commands.js';
+export { commands, trainCommand, prepareCommand, launchCommand, teacherProbeCommand } from './commands.js';
 export * from './teacher-probe.js';
 export * from './folder.js';
 export * from './validation.js';

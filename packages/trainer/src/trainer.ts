@@ -3,11 +3,17 @@
  * `trainingLoss`: v-prediction → x̂₀ with weights 1/(1−ᾱ_t), + λ·TRD), AdamW, LR warmup + schedule,
  * global-norm clipping, gradient accumulation, a NaN/Inf guard, atomic checkpoints with exact resume,
  * and logs (log.jsonl, TensorBoard, progress bar, loss-curve PNG).
+ *
+ * Data parallel when TF_CONFIG names several tasks (@vrepa/core initDistributed): every task holds the whole
+ * model (initial weights broadcast from rank 0), takes its shard of every global batch (optim.batch_size per
+ * task, the same cursor and random draws everywhere), and the gradients are all-reduced (mean) before clipping
+ * and AdamW — so N tasks × batch b follow the same trajectory as 1 task × batch N·b. Rank 0 writes checkpoints
+ * and logs; --resume restores every task from the same checkpoint.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { Rng, fromTorchLayout, toTorchLayout, type Parameter } from '@vrepa/core';
+import { Rng, distributed, fromTorchLayout, localDistributed, toTorchLayout, type Distributed, type Parameter } from '@vrepa/core';
 import {
   CogVideoXTransformer3DModel,
   CogVideoXDDIMScheduler,
@@ -17,6 +23,7 @@ import {
   fromPretrained,
   saveLora,
   savePretrained,
+  sampleTimesteps,
   trainingLoss,
   type NoiseSchedule,
 } from '@vrepa/cogvideox';
@@ -74,6 +81,8 @@ export interface TrainerOptions {
   /** a dataset to use instead of the config's (tests, custom sources) */
   dataset?: TrainDataset;
   hooks?: TrainerHooks;
+  /** the data-parallel group (default: the one initDistributed made, else single-process) */
+  distributed?: Distributed;
 }
 
 export function buildModel(c: TrainConfig): CogVideoXTransformer3DModel {
@@ -97,10 +106,13 @@ export function buildScheduler(c: TrainConfig): CogVideoXDDIMScheduler {
   return new CogVideoXDDIMScheduler(c.model.scheduler === 'cogvideox-5b' ? COGVIDEOX_5B_SCHEDULER : COGVIDEOX_2B_SCHEDULER);
 }
 
-export function buildDataset(c: TrainConfig, model: CogVideoXTransformer3DModel, log: (m: string) => void = () => {}): TrainDataset {
+export function buildDataset(c: TrainConfig, model: CogVideoXTransformer3DModel, log: (m: string) => void = () => {}, dist: Distributed = localDistributed()): TrainDataset {
   if (c.data.source === 'synthetic') return new CachedDataset(SyntheticDataset.fromConfig(c, model.config.text_embed_dim), { dir: c.data.cache_dir });
-  // a dataset folder: encode what is not cached yet (bad clips are handled here, before any step), then read the cache
-  const r = prepareFolder(c, { progress: true, log });
+  // a dataset folder: encode what is not cached yet (bad clips are handled here, before any step), then read the cache.
+  // Data parallel: rank 0 fills the cache, the others wait and then find every entry cached.
+  if (!dist.isChief) dist.barrier();
+  const r = prepareFolder(c, { progress: dist.isChief, log });
+  if (dist.isChief && dist.worldSize > 1) dist.barrier();
   return new CachedDataset(new CachedFolderDataset(c.data.cache_dir!, r.index));
 }
 
@@ -137,6 +149,8 @@ export class Trainer {
   private readonly log: (msg: string) => void;
   private tb: TensorBoardWriter | null = null;
   private validator: Validator | null = null;
+  /** the data-parallel group (worldSize 1 when single-process) */
+  readonly dist: Distributed;
 
   constructor(
     readonly config: TrainConfig,
@@ -144,9 +158,10 @@ export class Trainer {
   ) {
     const c = config;
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
+    this.dist = opts.distributed ?? distributed() ?? localDistributed();
     this.model = buildModel(c);
     this.schedule = buildScheduler(c);
-    this.dataset = opts.dataset ?? buildDataset(c, this.model, this.log);
+    this.dataset = opts.dataset ?? buildDataset(c, this.model, this.log, this.dist);
     this.paramObjs = new Map(this.model.namedParameters().filter(([, p]) => p.trainable));
     if (this.paramObjs.size === 0) throw new Error('Trainer: the model has no trainable parameters');
     this.params = new Map([...this.paramObjs].map(([n, p]) => [n, p.value]));
@@ -154,9 +169,21 @@ export class Trainer {
     this.rng = Rng.fromSeed(c.train.seed, 7);
     this.cursor = new DataCursor(c.train.seed, this.dataset.length);
     this.hash = configHash(c);
-    const perStep = c.optim.batch_size * c.optim.gradient_accumulation_steps;
+    const perStep = c.optim.batch_size * this.dist.worldSize * c.optim.gradient_accumulation_steps;
+    if (this.dist.worldSize > 1) this.syncFromChief();
     this.maxSteps = opts.maxSteps ?? c.train.max_steps ?? Math.max(1, Math.ceil((c.train.num_epochs * this.dataset.length) / perStep));
     this.checkpointEvery = opts.checkpointEvery ?? c.train.checkpointing_steps;
+  }
+
+  /**
+   * Data parallel: every parameter (trainable and frozen) takes rank 0's value, so that all tasks start from
+   * identical weights whatever their initialisation or the files they loaded (as DistributedDataParallel does).
+   */
+  syncFromChief(): void {
+    const all = this.model.namedParameters().map(([, p]) => p.value);
+    const synced = this.dist.broadcast(all, 0);
+    all.forEach((v, i) => v.assign(synced[i]!));
+    tf.dispose(synced);
   }
 
   /** Learning rate of the next update. */
@@ -165,7 +192,7 @@ export class Trainer {
     return o.learning_rate * lrLambda(o.lr_scheduler, this.optimizer.step, o.lr_warmup_steps, this.maxSteps);
   }
 
-  private lossFn(batch: { latents: tf.Tensor; text: tf.Tensor; teacher?: tf.Tensor }, fixed?: { timesteps: number[]; noise: tf.Tensor }, inject = false) {
+  private lossFn(batch: { latents: tf.Tensor; text: tf.Tensor; teacher?: tf.Tensor }, fixed?: { timesteps: number[]; noise: tf.Tensor }, inject = false, training = !!fixed && this.dist.worldSize > 1) {
     const c = this.config;
     let parts!: ReturnType<typeof trainingLoss>;
     const f = () => {
@@ -176,7 +203,7 @@ export class Trainer {
         teacherGrid: this.dataset.teacherGrid,
         rng: fixed ? undefined : this.rng,
         // dropout masks (config.dropout > 0 only) come from the same saved stream, so resume stays exact
-        dropoutRng: fixed ? undefined : this.rng,
+        dropoutRng: fixed && !training ? undefined : this.rng,
         timesteps: fixed?.timesteps,
         noise: fixed?.noise,
         lambda: c.align.proj_coeff,
@@ -187,9 +214,23 @@ export class Trainer {
     return { f, parts: () => parts };
   }
 
+  /**
+   * Data parallel: the timesteps and noise of the whole global batch, drawn in the order trainingLoss draws them
+   * for one task with that batch, and this task's rows of them — so the random draws do not depend on the split.
+   */
+  private globalDraws(shardShape: number[]): { timesteps: number[]; noise: tf.Tensor } {
+    const { rank, worldSize } = this.dist;
+    const b = shardShape[0]!;
+    const all = sampleTimesteps(b * worldSize, this.schedule.alphasCumprod.length, this.rng);
+    const noise = this.rng.randomTensor([b * worldSize, ...shardShape.slice(1)], 'normal');
+    const mine = tf.slice(noise, rank * b, b);
+    noise.dispose();
+    return { timesteps: all.slice(rank * b, (rank + 1) * b), noise: mine };
+  }
+
   /** The loss on a batch with fixed timesteps and noise (no update): for evaluation and tests. */
   evaluate(batch: { latents: tf.Tensor; text: tf.Tensor; teacher?: tf.Tensor }, fixed: { timesteps: number[]; noise: tf.Tensor }): LossParts {
-    const { f, parts } = this.lossFn(batch, fixed);
+    const { f, parts } = this.lossFn(batch, fixed, false, false);
     const total = tf.tidy(f);
     const p = parts();
     const out = { total: total.dataSync()[0]!, diffusion: p.diffusion.dataSync()[0]!, alignment: p.alignment ? p.alignment.dataSync()[0]! : null };
@@ -210,12 +251,17 @@ export class Trainer {
     let grads: Map<string, tf.Tensor> | null = null;
     for (let k = 0; k < accum; k++) {
       let t0 = performance.now();
-      const samples = this.cursor.take(c.optim.batch_size).map((i) => this.dataset.get(i));
+      // every task takes the same global batch from the cursor and keeps its shard
+      const { rank, worldSize } = this.dist;
+      const b = c.optim.batch_size;
+      const indices = this.cursor.take(b * worldSize).slice(rank * b, (rank + 1) * b);
+      const samples = indices.map((i) => this.dataset.get(i));
       const batch = collate(samples);
       samples.forEach(disposeSample);
       msData += performance.now() - t0;
       t0 = performance.now();
-      const { f, parts } = this.lossFn(batch, undefined, inject);
+      const fixed = worldSize > 1 ? this.globalDraws(batch.latents.shape) : undefined;
+      const { f, parts } = this.lossFn(batch, fixed, inject);
       const vars = [...this.params.values()];
       const { value, grads: g } = tf.variableGrads(f, vars);
       const p = parts();
@@ -225,7 +271,7 @@ export class Trainer {
         hasAlign = true;
         sums.alignment += p.alignment.dataSync()[0]!;
       }
-      tf.dispose([value, p.diffusion, ...(p.alignment ? [p.alignment] : []), batch.latents, batch.text, ...(batch.teacher ? [batch.teacher] : [])]);
+      tf.dispose([value, p.diffusion, ...(p.alignment ? [p.alignment] : []), batch.latents, batch.text, ...(batch.teacher ? [batch.teacher] : []), ...(fixed ? [fixed.noise] : [])]);
       // accumulate the mean over micro-batches (torch: loss / accum per micro-batch, grads summed)
       const next = new Map<string, tf.Tensor>();
       for (const [n, v] of this.params) {
@@ -245,6 +291,17 @@ export class Trainer {
       msFwd += performance.now() - t0;
     }
     const t1 = performance.now();
+    if (this.dist.worldSize > 1) {
+      // the mean over tasks of the gradients (and of the losses, for the log) before clipping and AdamW
+      const names = [...grads!.keys()];
+      const reduced = this.dist.allReduceMean([...grads!.values(), tf.tensor1d([sums.total, sums.diffusion, sums.alignment])]);
+      tf.dispose([...grads!.values()]);
+      grads = new Map(names.map((n, i) => [n, reduced[i]!]));
+      const l = reduced[names.length]!;
+      [sums.total, sums.diffusion, sums.alignment] = Array.from(l.dataSync());
+      l.dispose();
+    }
+    const msComm = performance.now() - t1;
     const loss = sums.total / accum;
     const lossDiff = sums.diffusion / accum;
     const lossAlign = hasAlign ? sums.alignment / accum : null;
@@ -274,7 +331,8 @@ export class Trainer {
       epoch: this.cursor.epoch,
       ms_data: msData,
       ms_fwd_bwd: msFwd,
-      ms_opt: performance.now() - t1,
+      ms_opt: performance.now() - t1 - msComm,
+      ...(this.dist.worldSize > 1 ? { ms_allreduce: msComm } : {}),
     };
     if (this.nanStreak >= c.train.nan_max_consecutive) {
       throw new NonFiniteError(`training stopped at step ${stepNo}: ${this.nanStreak} non-finite steps in a row (train.nan_max_consecutive = ${c.train.nan_max_consecutive}); the last checkpoint holds the last good weights`, entry);
@@ -357,20 +415,26 @@ export class Trainer {
     const logFile = path.join(out, 'log.jsonl');
     const hasCheckpoints = fs.existsSync(path.join(out, 'checkpoints')) && fs.readdirSync(path.join(out, 'checkpoints')).some((n) => n.startsWith('step-'));
     if (!this.opts.resume && hasCheckpoints) throw new Error(`${out} already holds checkpoints; pass --resume to continue, or choose another --out`);
+    const chief = this.dist.isChief;
     let resumedFrom: number | null = null;
     if (this.opts.resume) {
       resumedFrom = this.restore();
-      this.log(resumedFrom === null ? 'resume: no checkpoint found; starting from step 0' : `resume: continuing from step ${resumedFrom}`);
+      if (chief) this.log(resumedFrom === null ? 'resume: no checkpoint found; starting from step 0' : `resume: continuing from step ${resumedFrom}`);
+      if (this.dist.worldSize > 1) this.checkSameStep();
     }
-    truncateLog(logFile, resumedFrom ?? 0);
-    fs.writeFileSync(path.join(out, 'config.resolved.json'), JSON.stringify(c, null, 2) + '\n');
-    if (c.train.tensorboard) this.tb = new TensorBoardWriter(path.join(out, 'tensorboard'));
-    const bar = new ProgressBar(this.maxSteps, this.step, this.opts.progress ?? true);
+    if (chief) {
+      truncateLog(logFile, resumedFrom ?? 0);
+      fs.writeFileSync(path.join(out, 'config.resolved.json'), JSON.stringify(c, null, 2) + '\n');
+      if (c.train.tensorboard) this.tb = new TensorBoardWriter(path.join(out, 'tensorboard'));
+    }
+    const bar = new ProgressBar(this.maxSteps, this.step, chief && (this.opts.progress ?? true));
     const t0 = performance.now();
     const startStep = this.step;
     try {
       while (this.step < this.maxSteps) {
         const entry = this.trainStep();
+        this.opts.hooks?.onStep?.(entry);
+        if (!chief) continue;
         fs.appendFileSync(logFile, JSON.stringify(entry) + '\n');
         if (this.tb) {
           if (entry.loss !== null) this.tb.scalar('loss/total', entry.loss, entry.step);
@@ -380,7 +444,6 @@ export class Trainer {
           if (entry.grad_norm !== null) this.tb.scalar('grad_norm', entry.grad_norm, entry.step);
         }
         bar.update({ step: entry.step, loss: entry.loss, parts: { diff: entry.loss_diff, align: entry.loss_align }, lr: entry.lr });
-        this.opts.hooks?.onStep?.(entry);
         if (this.step % this.checkpointEvery === 0 || this.step === this.maxSteps) this.saveCheckpoint();
         if (c.train.plot_every > 0 && this.step % c.train.plot_every === 0) await writeLossPlot(logFile, path.join(out, 'loss.png'), LOSS_SERIES);
         if (c.train.validation_every > 0 && (this.step % c.train.validation_every === 0 || this.step === this.maxSteps)) await this.validate();
@@ -390,13 +453,30 @@ export class Trainer {
       this.tb?.close();
     }
     const seconds = (performance.now() - t0) / 1000;
+    const stepsRun = this.step - startStep;
+    if (!chief) {
+      this.dist.barrier(); // rank 0 has written the last checkpoint
+      return { steps: this.step, stepsRun, seconds, stepsPerSecond: stepsRun / Math.max(seconds, 1e-9), resumedFrom, skippedSteps: this.skippedSteps, logFile, plot: null, final: path.join(out, 'final') };
+    }
     const plot = await writeLossPlot(logFile, path.join(out, 'loss.png'), LOSS_SERIES).catch((e) => {
       this.log(`warning: loss plot not written (${(e as Error).message})`);
       return null;
     });
     const final = this.exportFinal(path.join(out, 'final'));
-    const stepsRun = this.step - startStep;
+    if (this.dist.worldSize > 1) this.dist.barrier();
     return { steps: this.step, stepsRun, seconds, stepsPerSecond: stepsRun / Math.max(seconds, 1e-9), resumedFrom, skippedSteps: this.skippedSteps, logFile, plot, final };
+  }
+
+  /** Data parallel resume: every task must have restored the same step (sum s = N·s and sum s² = N·s² ⇒ all equal). */
+  private checkSameStep(): void {
+    const s = this.step;
+    const [t] = this.dist.allReduceSum([tf.tensor1d([s, s * s])]);
+    const [sum, sq] = Array.from(t!.dataSync());
+    t!.dispose();
+    const n = this.dist.worldSize;
+    if (sum !== n * s || sq !== n * s * s) {
+      throw new Error(`resume: the tasks restored different steps (this task, rank ${this.dist.rank}: step ${s}; mean over tasks ${sum! / n}). Every task must see the same ${path.join(this.opts.out, 'checkpoints')} (a shared folder).`);
+    }
   }
 
   /** Render the validation prompts with the current weights into OUT/validation (see Validator). */

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findPackageDir, installNative, nativeBindingPath, nativeSmokeTest } from './native.js';
 import * as tf from '@tensorflow/tfjs';
-import { backendInfo, parseBackendChoice, switchBackend } from '../backend.js';
+import { backendInfo, parseBackendChoice, preferOneDnn, switchBackend, ONEDNN_MIN_WIDTH } from '../backend.js';
 import { runBackendProbe, runInChild, type BackendProbe } from './probe.js';
 
 const nativeDir = findPackageDir('@tensorflow/tfjs-node');
@@ -59,6 +59,23 @@ describe('backend selection', () => {
     const f = tf.round(tf.tensor1d([1.5, 2.5, -0.5, -1.7]));
     expect(Array.from(f.dataSync())).toEqual([2, 2, -0, -2]); // half to even, as TensorFlow rounds
     tf.dispose([i, f]);
+  });
+
+  it.skipIf(!nativeBuilt)('initBackend({ oneDnn }) sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads; a value in the environment wins', async () => {
+    const script = `if (process.env.TF_ENABLE_ONEDNN_OPTS === '') delete process.env.TF_ENABLE_ONEDNN_OPTS; const info = await core.initBackend({ quiet: true, oneDnn: false }); emit({ name: info.name, oneDnn: info.oneDnn, env: process.env.TF_ENABLE_ONEDNN_OPTS });`;
+    const [off, user] = await Promise.all([
+      runInChild<{ name: string; oneDnn: boolean; env: string }>(script, { VREPA_BACKEND: 'tensorflow', TF_ENABLE_ONEDNN_OPTS: '' }, 60_000),
+      runInChild<{ name: string; oneDnn: boolean; env: string }>(script, { VREPA_BACKEND: 'tensorflow', TF_ENABLE_ONEDNN_OPTS: '1' }, 60_000),
+    ]);
+    expect(off.value).toEqual({ name: 'tensorflow', oneDnn: false, env: '0' });
+    expect(user.value).toEqual({ name: 'tensorflow', oneDnn: true, env: '1' });
+  });
+
+  it('preferOneDnn: off below ONEDNN_MIN_WIDTH, on from it', () => {
+    expect(preferOneDnn(32)).toBe(false);
+    expect(preferOneDnn(ONEDNN_MIN_WIDTH - 1)).toBe(false);
+    expect(preferOneDnn(ONEDNN_MIN_WIDTH)).toBe(true);
+    expect(preferOneDnn(1920)).toBe(true);
   });
 
   it.skipIf(!nativeBuilt)('the native binding passes the smoke test (matMul, transposes, batched matMul, conv2d, gradient)', () => {

@@ -9,7 +9,10 @@ export {
   type InstallNativeOptions,
   type InstallNativeResult,
   type NativeSmokeResult,
+  readNativeBuildMarker,
+  type NativeBuildMarker,
 } from './native.js';
+export { applyNativePatches, listNativePatches, nativePatchesDir, patchSetHash, parseUnifiedDiff, applyHunks, writeNewInode, type NativePatch } from './native-patches.js';
 export {
   WasmHeapError,
   setWasmHeapLimit,

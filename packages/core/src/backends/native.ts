@@ -8,6 +8,10 @@
  * C API headers are extracted into the package's `deps/`; `node-pre-gyp install --build-from-source` builds
  * `lib/napi-v8/tfjs_binding.node` (run through npx so npm's `nodedir` applies); a smoke test in a child
  * process checks matMul, transposeB, batched matMul, conv2d and a gradient.
+ *
+ * Before building, core's binding patches (native-patches/*.patch, see native-patches.ts) are applied to
+ * the package's C++ sources; their hash is recorded in deps/vrepa-native.json and a binding built with a
+ * different patch set is rebuilt.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,6 +19,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { applyNativePatches, listNativePatches, patchSetHash, type NativePatch } from './native-patches.js';
 
 /** TensorFlow version whose C library the binding is built against by default. */
 export const DEFAULT_TF_VERSION = '2.21.0';
@@ -36,6 +41,8 @@ export interface InstallNativeOptions {
   force?: boolean;
   /** `${platform}-${arch}` to act as (tests of the unsupported-platform message); default this machine's. */
   platform?: string;
+  /** Binding patches to apply (default: core's native-patches/*.patch). */
+  patches?: NativePatch[];
 }
 
 export interface NativeSmokeResult {
@@ -176,13 +183,28 @@ process.stdout.write('\\n@@VREPA@@' + JSON.stringify({ ok: failures.length === 0
   return res;
 }
 
-/** The TensorFlow version of the C library in the package's deps/ (from the marker we write), if known. */
-function readBindingTfVersion(pkgDir: string): string | undefined {
+/** The marker written next to a built binding: what it was built from. */
+export interface NativeBuildMarker {
+  tfVersion?: string;
+  wheel?: string;
+  builtAt?: string;
+  gpu?: boolean;
+  /** patchSetHash of the binding patches applied (absent: built before patches existed). */
+  patches?: string;
+  patchNames?: string[];
+}
+
+export function readNativeBuildMarker(pkgDir: string): NativeBuildMarker | undefined {
   try {
-    return JSON.parse(fs.readFileSync(path.join(pkgDir, 'deps', 'vrepa-native.json'), 'utf8')).tfVersion;
+    return JSON.parse(fs.readFileSync(path.join(pkgDir, 'deps', 'vrepa-native.json'), 'utf8')) as NativeBuildMarker;
   } catch {
     return undefined;
   }
+}
+
+/** The TensorFlow version of the C library in the package's deps/ (from the marker we write), if known. */
+function readBindingTfVersion(pkgDir: string): string | undefined {
+  return readNativeBuildMarker(pkgDir)?.tfVersion;
 }
 
 /** Is tfjs-node's own install script denied for the project around `cwd`? Returns a hint when not. */
@@ -253,8 +275,18 @@ export async function installNative(opts: InstallNativeOptions = {}): Promise<In
   const hint = installScriptHint(spec, opts.cwd);
   if (hint) log(`warning: ${spec}'s install script is not denied here; ${hint}`);
 
+  let patches: NativePatch[];
+  try {
+    patches = opts.patches ?? listNativePatches();
+  } catch (e) {
+    return done(false, `reading the binding patches failed: ${(e as Error).message}. ${fallback}`, { packageDir: pkgDir });
+  }
+  const patchHash = patchSetHash(patches);
   const binding = nativeBindingPath(pkgDir);
-  if (!opts.force && fs.existsSync(binding) && readBindingTfVersion(pkgDir) === tfVersion) {
+  const marker = readNativeBuildMarker(pkgDir);
+  if (!opts.force && fs.existsSync(binding) && marker?.tfVersion === tfVersion && (marker.patches ?? patchSetHash([])) !== patchHash) {
+    log(`the binding patches changed (${patches.map((p) => p.name).join(', ') || 'none'}); rebuilding`);
+  } else if (!opts.force && fs.existsSync(binding) && marker?.tfVersion === tfVersion) {
     const smoke = nativeSmokeTest(pkgDir);
     if (smoke.ok) {
       return done(true, `${spec} is already built against TensorFlow ${smoke.tfVersion ?? tfVersion} and passes the smoke test (${binding}).`, {
@@ -348,7 +380,15 @@ print(n)
     fs.symlinkSync(target, p);
   }
 
-  // 3. Build the addon through npx so npm's nodedir setting reaches node-gyp (no header download).
+  // 3. The binding patches, onto new inodes (the package's files are hard links into pnpm's store).
+  try {
+    const written = applyNativePatches(pkgDir, patches);
+    log(`binding patches: ${patches.map((p) => p.name).join(', ') || 'none'} (${written.length} file(s) written)`);
+  } catch (e) {
+    return done(false, `applying the binding patches failed: ${(e as Error).message}. ${fallback}`, { packageDir: pkgDir });
+  }
+
+  // 4. Build the addon through npx so npm's nodedir setting reaches node-gyp (no header download).
   log(`building ${path.relative(pkgDir, binding)} with node-pre-gyp (${cxx}) ...`);
   fs.rmSync(path.join(pkgDir, 'build'), { recursive: true, force: true });
   const b = run('npx', ['--no-install', 'node-pre-gyp', 'install', '--build-from-source'], { cwd: pkgDir });
@@ -361,9 +401,10 @@ print(n)
         : 'see the compiler output above';
     return done(false, `building the ${spec} binding failed (exit ${b.status}): ${tail(out, 4)}. ${why}. ${fallback}`, { packageDir: pkgDir });
   }
-  fs.writeFileSync(path.join(deps, 'vrepa-native.json'), JSON.stringify({ tfVersion, wheel, builtAt: new Date().toISOString(), gpu }, null, 2));
+  const newMarker: NativeBuildMarker = { tfVersion, wheel, builtAt: new Date().toISOString(), gpu, patches: patchHash, patchNames: patches.map((p) => p.name) };
+  fs.writeFileSync(path.join(deps, 'vrepa-native.json'), JSON.stringify(newMarker, null, 2));
 
-  // 4. Verify in a child process.
+  // 5. Verify in a child process.
   log('smoke test (matMul, transposes, batched matMul, conv2d, gradient) in a child process ...');
   const smoke = nativeSmokeTest(pkgDir);
   if (!smoke.ok) {

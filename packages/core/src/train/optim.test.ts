@@ -123,3 +123,107 @@ describe('cosineWarmupValue (official utils.cosine_scheduler)', () => {
     opt.dispose();
   });
 });
+
+/** The per-tensor AdamW as it was before the multi-tensor update (the expectation for bit-identity). */
+function perTensorAdamW(params: Map<string, tf.Variable>, o: { beta1: number; beta2: number; eps: number; weightDecay: number; noDecay?: (n: string) => boolean }) {
+  const m = new Map([...params].map(([n, p]) => [n, tf.zerosLike(p)] as [string, tf.Tensor]));
+  const v = new Map([...params].map(([n, p]) => [n, tf.zerosLike(p)] as [string, tf.Tensor]));
+  let step = 0;
+  const apply = (grads: Map<string, tf.Tensor>, lr: number) => {
+    step += 1;
+    const bc1 = 1 - o.beta1 ** step;
+    const sqrtBc2 = Math.sqrt(1 - o.beta2 ** step);
+    const stepSize = lr / bc1;
+    for (const [n, p] of params) {
+      const g = grads.get(n);
+      if (!g) continue;
+      const wd = o.noDecay?.(n) ? 0 : o.weightDecay;
+      const [mn, vn, next] = tf.tidy(() => {
+        const decayed = wd > 0 && lr > 0 ? tf.mul(p, 1 - lr * wd) : p;
+        const mm = tf.add(tf.mul(m.get(n)!, o.beta1), tf.mul(g, 1 - o.beta1));
+        const vv = tf.add(tf.mul(v.get(n)!, o.beta2), tf.mul(tf.square(g), 1 - o.beta2));
+        const denom = tf.add(tf.div(tf.sqrt(vv), sqrtBc2), o.eps);
+        return [mm, vv, tf.sub(decayed, tf.mul(tf.div(mm, denom), stepSize))];
+      });
+      m.get(n)!.dispose();
+      v.get(n)!.dispose();
+      m.set(n, mn!);
+      v.set(n, vn!);
+      p.assign(next!);
+      next!.dispose();
+    }
+  };
+  return { m, v, apply, dispose: () => tf.dispose([...m.values(), ...v.values()]) };
+}
+
+describe('AdamW multi-tensor update', () => {
+  const shapes: Record<string, number[]> = { 'a.weight': [5, 3], 'a.bias': [5], 'b.weight': [2, 3, 4], 'norm.weight': [7], 'c.weight': [4, 4], 'd.bias': [1], 'e.weight': [2, 3], 'f.weight': [1, 3, 4], scale: [], 'g.weight': [3] };
+  const o = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 1e-2, noDecay: (n: string) => n.endsWith('.bias') || n.startsWith('norm') };
+
+  for (const fuseMaxElements of [undefined, 20, 0]) {
+    it(`is bit-identical to the per-tensor update: params, exp_avg, exp_avg_sq after K steps, one with missing gradients (fuseMaxElements ${fuseMaxElements ?? 'default'})`, () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 1, max: 5 }), (seed, K) => {
+          const init = (i: number) => new Map(Object.entries(shapes).map(([n, s], j) => [n, tf.variable(tf.randomNormal(s, 0, 1, 'float32', seed + j + i))] as [string, tf.Variable]));
+          const ours = init(0);
+          const ref = init(0);
+          const opt = new AdamW(ours, { lr: 1e-3, ...o, fuseMaxElements });
+          const refOpt = perTensorAdamW(ref, o);
+          for (let k = 0; k < K; k++) {
+            const grads = new Map(Object.entries(shapes).map(([n, s], j) => [n, tf.randomNormal(s, 0, 2, 'float32', seed * 7 + k * 31 + j)] as [string, tf.Tensor]));
+            if (k === 1) {
+              grads.get('b.weight')!.dispose();
+              grads.delete('b.weight'); // torch skips a parameter whose p.grad is None
+            }
+            const lr = 1e-3 * (k + 1);
+            opt.apply(grads, lr);
+            refOpt.apply(grads, lr);
+            tf.dispose([...grads.values()]);
+          }
+          const same = (a: tf.Tensor, b: tf.Tensor) => a.shape.join() === b.shape.join() && Buffer.from(a.dataSync().buffer).equals(Buffer.from(b.dataSync().buffer));
+          const ok =
+            opt.step === K &&
+            [...ours].every(([n, p]) => same(p, ref.get(n)!) && same(opt.m.get(n)!, refOpt.m.get(n)!) && same(opt.v.get(n)!, refOpt.v.get(n)!));
+          opt.dispose();
+          refOpt.dispose();
+          tf.dispose([...ours.values(), ...ref.values()]);
+          return ok;
+        }),
+        { numRuns: 12 },
+      );
+    });
+  }
+
+  it('leaks no tensors across steps, views, load and dispose', () => {
+    const params = new Map(Object.entries(shapes).map(([n, s]) => [n, tf.variable(tf.ones(s))] as [string, tf.Variable]));
+    const grads = new Map(Object.entries(shapes).map(([n, s]) => [n, tf.fill(s, 0.5)] as [string, tf.Tensor]));
+    const before = tf.memory().numTensors;
+    const opt = new AdamW(params, { lr: 1e-3, ...o });
+    opt.apply(grads, 1e-3);
+    const afterOne = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) {
+      opt.apply(grads, 1e-3);
+      expect(opt.m.get('a.weight')!.shape).toEqual([5, 3]);
+      opt.load(opt.m, opt.v, opt.step);
+    }
+    opt.apply(grads, 1e-3);
+    expect(tf.memory().numTensors).toBe(afterOne);
+    opt.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([...params.values(), ...grads.values()]);
+  });
+
+  it('load() copies: the loaded moments survive disposing the source, and round-trip exactly', () => {
+    const params = new Map(Object.entries(shapes).map(([n, s]) => [n, tf.variable(tf.ones(s))] as [string, tf.Variable]));
+    const src = (k: number) => new Map(Object.entries(shapes).map(([n, s], j) => [n, tf.randomNormal(s, 0, 1, 'float32', k + j)] as [string, tf.Tensor]));
+    const m = src(1), v = src(100);
+    const opt = new AdamW(params, { lr: 1e-3, ...o });
+    opt.load(m, v, 7);
+    const want = [...m].map(([n, t]) => [n, Array.from(t.dataSync())] as const);
+    tf.dispose([...m.values(), ...v.values()]);
+    for (const [n, w] of want) expect(Array.from(opt.m.get(n)!.dataSync())).toEqual(w);
+    expect(opt.step).toBe(7);
+    opt.dispose();
+    tf.dispose([...params.values()]);
+  });
+});
