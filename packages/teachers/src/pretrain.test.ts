@@ -125,7 +125,7 @@ describe('pretrainTeacher', () => {
     const video = path.join(dir, 'held-out.mp4');
     const r0 = spawnSync(findFfmpeg().path, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=40x20:rate=8', '-frames:v', '8', '-pix_fmt', 'yuv420p', video]);
     expect(r0.status).toBe(0);
-    const c = tinyConfig({ data: { picture_video: video }, train: { steps: 1, batch_size: 2, checkpoint_every: 1 } });
+    const c = tinyConfig({ data: { dir: 'unused', sampling_rate: 2, crop_scale: [0.7, 1], picture_video: video }, train: { steps: 1, batch_size: 2, checkpoint_every: 1 } });
     expect(pretrainConfigHash(c)).toBe(pretrainConfigHash(tinyConfig({ train: { steps: 1, batch_size: 2, checkpoint_every: 1 } })));
     const r = await pretrainTeacher(c, { out: path.join(dir, 'out'), source: memoryClipSource(squares(2), 4), ...quiet });
     const before = fs.readFileSync(path.join(dir, 'out', 'reconstructions', 'step-000000.png'));

@@ -62,8 +62,14 @@ export function parseResolution(s: string): { frames: number; height: number; wi
  * `[1, frames, height, width, 3]` in [-1, 1]. Throws a clear error for missing / unreadable / short videos.
  */
 export function decodeClip(file: string, size: { frames: number; height: number; width: number }, ffmpeg = findFfmpeg()): tf.Tensor {
+  if (!fs.existsSync(file)) throw new Error(`video ${file} does not exist`);
   const { frames: F, height: H, width: W } = size;
-  const v = decodeVideo(file, { ffmpeg, maxFrames: F, cover: { width: W, height: H } });
+  let v: ReturnType<typeof decodeVideo>;
+  try {
+    v = decodeVideo(file, { ffmpeg, maxFrames: F, cover: { width: W, height: H } });
+  } catch (e) {
+    throw new Error(`video ${file} cannot be decoded: ${(e as Error).message.replace(/^decodeVideo: '[^']*' cannot be decoded: /, '')}`);
+  }
   if (v.count < F) throw new Error(`video ${file} is too short: ${v.count} frames, need ${F}`);
   return tf.tidy(() => tf.sub(tf.div(tf.tensor(v.frames, [1, F, H, W, 3], 'int32').toFloat(), 127.5), 1));
 }
