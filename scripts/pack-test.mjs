@@ -106,7 +106,8 @@ fs.mkdirSync(project);
 log(`work dir ${work}`);
 
 // ---- 1. pack ----------------------------------------------------------------------------------------
-const ALLOWED_IN_TARBALL = /^package\/(dist\/|README\.md$|package\.json$|LICENSE|CHANGELOG\.md$)/;
+// native-patches/*.patch: @vrepa/core's binding patches, applied by `vrepa backend install-native` from the installed package.
+const ALLOWED_IN_TARBALL = /^package\/(dist\/|README\.md$|package\.json$|LICENSE|CHANGELOG\.md$|native-patches\/[\w.-]+\.patch$)/;
 for (const p of packages) {
   const name = p.json.name;
   const before = new Set(fs.readdirSync(tarballs));
@@ -123,7 +124,7 @@ for (const p of packages) {
   const specs = ['dependencies', 'peerDependencies', 'optionalDependencies']
     .flatMap((k) => Object.entries(packed[k] ?? {}))
     .filter(([, v]) => /^(workspace|catalog):/.test(String(v)));
-  if (stray.length) mark(name, 'pack', false, `tarball holds files outside dist/README: ${stray.slice(0, 5).join(', ')}`);
+  if (stray.length) mark(name, 'pack', false, `tarball holds files outside dist/README/native-patches: ${stray.slice(0, 5).join(', ')}`);
   else if (specs.length) mark(name, 'pack', false, `packed package.json keeps ${specs.map(([k, v]) => `${k}@${v}`).join(', ')}`);
   else mark(name, 'pack', true);
 }
