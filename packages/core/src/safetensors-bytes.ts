@@ -400,28 +400,16 @@ export function serializeSafetensors(
 }
 
 /**
- * A safetensors file held in memory (an ArrayBuffer from `fetch`, a dropped File, or a Node Buffer): the
- * same reading API as the Node file reader (`keys`, `has`, `info`, `readBytes`, `read`, `tensor`), checked
- * the same way. `name` is used in error messages.
+ * What every safetensors reader shares once the header is parsed (the Node file reader and the in-memory one):
+ * the tensor table, lookups with one clear error, decoding. Subclasses say where a tensor's bytes come from.
  */
-export class SafetensorsBytes {
-  private constructor(
+export abstract class SafetensorsReader {
+  protected constructor(
     readonly path: string,
-    private bytes: Uint8Array | undefined,
     readonly dataStart: number,
     readonly tensors: Map<string, TensorInfo>,
     readonly metadata: Record<string, string>,
   ) {}
-
-  static from(data: ArrayBuffer | ArrayBufferView, name = 'safetensors bytes'): SafetensorsBytes {
-    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const size = bytes.byteLength;
-    if (size < 8) throw new SafetensorsError(name, `file is ${size} bytes, shorter than the 8-byte header length (truncated?)`);
-    const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-    const headerLen = checkSafetensorsHeaderLength(name, n, size);
-    const { tensors, metadata } = parseSafetensorsHeader(name, bytes.subarray(8, 8 + headerLen), size - 8 - headerLen);
-    return new SafetensorsBytes(name, bytes, 8 + headerLen, tensors, metadata);
-  }
 
   keys(): string[] {
     return [...this.tensors.keys()];
@@ -437,12 +425,8 @@ export class SafetensorsBytes {
     return t;
   }
 
-  /** The raw bytes of one tensor, copied into a fresh ArrayBuffer of their own (offset 0). */
-  readBytes(name: string): Uint8Array {
-    const t = this.info(name);
-    if (!this.bytes) throw new SafetensorsError(this.path, 'is closed');
-    return this.bytes.slice(this.dataStart + t.begin, this.dataStart + t.end);
-  }
+  /** The raw bytes of one tensor, in a fresh ArrayBuffer of their own (offset 0). */
+  abstract readBytes(name: string): Uint8Array;
 
   read(name: string): HostTensor {
     const t = this.info(name);
@@ -452,6 +436,42 @@ export class SafetensorsBytes {
   /** A tf tensor: floats as float32 (F64 narrowed), integers as int32 (I64 checked to fit), BOOL as bool. */
   tensor(name: string): tf.Tensor {
     return hostToTensor(this.read(name), `${this.path}:${name}`);
+  }
+
+  abstract close(): void;
+}
+
+/**
+ * A safetensors file held in memory (an ArrayBuffer from `fetch`, a dropped File, or a Node Buffer): the
+ * same reading API as the Node file reader (`keys`, `has`, `info`, `readBytes`, `read`, `tensor`), checked
+ * the same way. `name` is used in error messages.
+ */
+export class SafetensorsBytes extends SafetensorsReader {
+  private constructor(
+    path: string,
+    private bytes: Uint8Array | undefined,
+    dataStart: number,
+    tensors: Map<string, TensorInfo>,
+    metadata: Record<string, string>,
+  ) {
+    super(path, dataStart, tensors, metadata);
+  }
+
+  static from(data: ArrayBuffer | ArrayBufferView, name = 'safetensors bytes'): SafetensorsBytes {
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const size = bytes.byteLength;
+    if (size < 8) throw new SafetensorsError(name, `file is ${size} bytes, shorter than the 8-byte header length (truncated?)`);
+    const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+    const headerLen = checkSafetensorsHeaderLength(name, n, size);
+    const { tensors, metadata } = parseSafetensorsHeader(name, bytes.subarray(8, 8 + headerLen), size - 8 - headerLen);
+    return new SafetensorsBytes(name, bytes, 8 + headerLen, tensors, metadata);
+  }
+
+  /** The raw bytes of one tensor, copied into a fresh ArrayBuffer of their own (offset 0). */
+  readBytes(name: string): Uint8Array {
+    const t = this.info(name);
+    if (!this.bytes) throw new SafetensorsError(this.path, 'is closed');
+    return this.bytes.slice(this.dataStart + t.begin, this.dataStart + t.end);
   }
 
   /** Drops the reference to the bytes. */

@@ -8,14 +8,12 @@ import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import {
   checkSafetensorsHeaderLength,
-  decodeOwnedBytes,
   encodeSafetensorsHeader,
-  hostToTensor,
   parseSafetensorsHeader,
   safetensorsEntryBytes,
   safetensorsStreamEntry,
   SafetensorsError,
-  type HostTensor,
+  SafetensorsReader,
   type SafetensorsStreamEntry,
   type TensorInfo,
   type WritableTensor,
@@ -33,14 +31,16 @@ function readFully(fd: number, file: string, buf: Uint8Array, position: number, 
 }
 
 /** An open safetensors file. Call `close()` when done (or use `withSafetensors`). */
-export class SafetensorsFile {
+export class SafetensorsFile extends SafetensorsReader {
   private constructor(
-    readonly path: string,
+    path: string,
     private fd: number | undefined,
-    readonly dataStart: number,
-    readonly tensors: Map<string, TensorInfo>,
-    readonly metadata: Record<string, string>,
-  ) {}
+    dataStart: number,
+    tensors: Map<string, TensorInfo>,
+    metadata: Record<string, string>,
+  ) {
+    super(path, dataStart, tensors, metadata);
+  }
 
   static open(path: string): SafetensorsFile {
     let fd: number;
@@ -68,20 +68,6 @@ export class SafetensorsFile {
     }
   }
 
-  keys(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.tensors.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const t = this.tensors.get(name);
-    if (!t) throw new SafetensorsError(this.path, `no tensor named '${name}' (has ${this.tensors.size}: ${this.keys().slice(0, 8).join(', ')}${this.tensors.size > 8 ? ', …' : ''})`);
-    return t;
-  }
-
   /**
    * The raw bytes of one tensor, in a fresh ArrayBuffer of their own (offset 0), so typed views need no
    * copy. `into` (at least the tensor's byte length) is filled instead when given.
@@ -96,16 +82,6 @@ export class SafetensorsFile {
     const out = into ? into.subarray(0, len) : new Uint8Array(Buffer.allocUnsafeSlow(len).buffer, 0, len);
     readFully(this.fd, this.path, out, this.dataStart + t.begin, `tensor '${name}'`);
     return out;
-  }
-
-  read(name: string): HostTensor {
-    const t = this.info(name);
-    return { dtype: t.dtype, shape: [...t.shape], data: decodeOwnedBytes(t.dtype, this.readBytes(name)) };
-  }
-
-  /** A tf tensor: floats as float32 (F64 narrowed), integers as int32 (I64 checked to fit), BOOL as bool. */
-  tensor(name: string): tf.Tensor {
-    return hostToTensor(this.read(name), `${this.path}:${name}`);
   }
 
   close(): void {
