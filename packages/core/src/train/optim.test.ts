@@ -163,7 +163,9 @@ describe('AdamW multi-tensor update', () => {
   for (const fuseMaxElements of [undefined, 20, 0]) {
     it(`is bit-identical to the per-tensor update: params, exp_avg, exp_avg_sq after K steps, one with missing gradients (fuseMaxElements ${fuseMaxElements ?? 'default'})`, () => {
       fc.assert(
-        fc.property(fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: 1, max: 5 }), (seed, K) => {
+        // seed ≥ 1: tfjs's randomNormal treats seed 0 as 'no seed' (Math.random), which would give the two
+        // optimisers different starting weights (a CI run drew seed 0).
+        fc.property(fc.integer({ min: 1, max: 2 ** 30 }), fc.integer({ min: 1, max: 5 }), (seed, K) => {
           const init = (i: number) => new Map(Object.entries(shapes).map(([n, s], j) => [n, tf.variable(tf.randomNormal(s, 0, 1, 'float32', seed + j + i))] as [string, tf.Variable]));
           const ours = init(0);
           const ref = init(0);
