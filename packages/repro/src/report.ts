@@ -86,7 +86,7 @@ export function armDifference(r: StudyResult, a: ArmName, b: ArmName, f: (e: Mod
 export function conclusions(r: StudyResult): string[] {
   const out: string[] = [];
   const probe = (e: ModelEval) => e.probe.accuracy;
-  const verdict = (d: ReturnType<typeof describeDifference>, better: string, worse: string) => (d.significant ? (d.sign > 0 ? better : worse) : 'no difference the interval can resolve (it includes 0)');
+  const verdict = (d: ReturnType<typeof describeDifference>, better: string, worse: string) => (!d.hasInterval ? 'one value, no interval: no conclusion (run more seeds)' : d.significant ? (d.sign > 0 ? better : worse) : 'no difference the interval can resolve (it includes 0)');
   for (const [a, b, what] of [
     ['trd', 'diffusion', 'TRD vs diffusion only'],
     ['repa', 'diffusion', 'REPA vs diffusion only'],

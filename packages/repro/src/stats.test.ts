@@ -15,6 +15,7 @@ describe('intervals', () => {
     expect(tInterval([0.5]).lo).toBeNaN();
     expect(tInterval([1, NaN, 3]).n).toBe(2);
     expect(describeDifference(tInterval([0.02])).text).toMatch(/no interval/);
+    expect(describeDifference(tInterval([0.02])).hasInterval).toBe(false);
   });
 
   it('paired difference: a constant shift gives a zero-width interval at the shift', () => {

@@ -67,9 +67,9 @@ export function bootstrapDifference(a: number[], b: number[], seed = 0, resample
 }
 
 /** "+x.x points, 95% CI [a, b]" and whether the interval excludes 0. */
-export function describeDifference(d: Interval, scale = 100, unit = 'points', digits = 1): { text: string; significant: boolean; sign: -1 | 0 | 1 } {
+export function describeDifference(d: Interval, scale = 100, unit = 'points', digits = 1): { text: string; significant: boolean; sign: -1 | 0 | 1; hasInterval: boolean } {
   const f = (x: number) => (x * scale >= 0 ? '+' : '') + (x * scale).toFixed(digits);
-  if (!Number.isFinite(d.lo)) return { text: `${f(d.mean)} ${unit} (one value: no interval)`, significant: false, sign: 0 };
+  if (!Number.isFinite(d.lo)) return { text: `${f(d.mean)} ${unit} (one value: no interval)`, significant: false, sign: 0, hasInterval: false };
   const significant = d.lo > 0 || d.hi < 0;
-  return { text: `${f(d.mean)} ${unit}, 95% CI [${f(d.lo)}, ${f(d.hi)}]`, significant, sign: significant ? (d.lo > 0 ? 1 : -1) : 0 };
+  return { text: `${f(d.mean)} ${unit}, 95% CI [${f(d.lo)}, ${f(d.hi)}]`, significant, sign: significant ? (d.lo > 0 ? 1 : -1) : 0, hasInterval: true };
 }
