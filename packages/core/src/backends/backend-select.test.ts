@@ -18,6 +18,10 @@ if (!nativeBuilt) {
 type Probe = Awaited<ReturnType<typeof runBackendProbe>>;
 
 describe('backend selection', () => {
+  it('the native-only tests run wherever the binding was built (VREPA_REQUIRE_NATIVE=1, set by test-all after a successful install-native)', () => {
+    if (process.env.VREPA_REQUIRE_NATIVE === '1') expect(nativeBuilt, `no built binding at ${nativeDir ? nativeBindingPath(nativeDir) : '(tfjs-node not installed)'}`).toBe(true);
+  });
+
   it('VREPA_BACKEND naming a backend that cannot load fails with a list of what can; wasm is selectable, also with VREPA_WASM_THREADS=2', async () => {
     // Child processes in parallel: a backend registry is per process.
     const [gpu, wasm, threaded] = await Promise.all([

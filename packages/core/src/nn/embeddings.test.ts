@@ -64,6 +64,10 @@ describe('hand-derived tables', () => {
   });
 });
 
+it('the fixture comparison runs wherever VREPA_FIXTURES names a fixture set (as test-all and CI set it)', () => {
+  if (process.env.VREPA_FIXTURES) expect(fx, `VREPA_FIXTURES=${process.env.VREPA_FIXTURES} was not found`).toBeTruthy();
+});
+
 describe.skipIf(!fx)('tables equal the official ones stored in the fixtures', () => {
   it('VideoMAE / VideoMAEv2 get_sinusoid_encoding_table', () => {
     for (const name of ['teacher_videomaev2', 'teacher_videomae']) {
