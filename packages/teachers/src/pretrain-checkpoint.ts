@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { openCheckpoint, openCheckpointBytes, stateDictCandidates, writePth, writeSafetensors, type Checkpoint, type OpenCheckpointOptions, type PthValue } from '@vrepa/core';
-import { PRETRAIN_CONFIGS, VideoMAEPretrain, pretrainConfig, pretrainImageSize, type VideoMAEPretrainConfig } from './videomae-pretrain.js';
+import { PRETRAIN_CONFIGS, VideoMAEPretrain, pretrainConfig, pretrainImageSize, pretrainVitArch, type VideoMAEPretrainConfig } from './videomae-pretrain.js';
 import { checkpointName, type CheckpointInput, type TeacherConfig } from './teacher.js';
 
 /** Where our checkpoints keep their config (pickle key / safetensors metadata key). */
@@ -189,24 +189,14 @@ export function peekPretrainConfig(file: CheckpointInput, opts: { name?: string 
 /** The VideoMAEv2 teacher config of a pre-training model's encoder (same ViT, same fixed table on the same grid). */
 export function teacherConfigFromPretrain(c: VideoMAEPretrainConfig): TeacherConfig {
   const [h, w] = pretrainImageSize(c);
+  const { init: _init, ...arch } = pretrainVitArch(c, 'encoder');
   return {
+    ...arch,
     family: 'videomaev2',
     name: `${c.name}-encoder`,
     official: `encoder of ${c.name}`,
-    embedDim: c.encoderEmbedDim,
-    depth: c.encoderDepth,
-    numHeads: c.encoderNumHeads,
-    mlpRatio: c.mlpRatio,
-    patchSize: c.patchSize,
-    tubeletSize: c.tubeletSize,
-    inChans: c.inChans,
-    qkvBias: c.qkvBias ? 'qv' : 'none',
-    layerNormEps: c.layerNormEps,
-    layerScale: c.initValues > 0 ? c.initValues : undefined,
     imgSize: h,
     ...(h !== w ? { imgHW: [h, w] as const } : {}),
     numFrames: c.numFrames,
-    qkScale: c.qkScale,
-    maxScoreElements: c.maxScoreElements,
   };
 }

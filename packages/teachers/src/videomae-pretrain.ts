@@ -118,7 +118,8 @@ export function validatePretrainConfig(c: VideoMAEPretrainConfig): void {
   if (typeof c.qkvBias !== 'boolean') throw new Error(`pre-training config ${name}: qkvBias must be true or false, got ${String(c.qkvBias)}`);
 }
 
-function arch(c: VideoMAEPretrainConfig, part: 'encoder' | 'decoder'): VitArch {
+/** The ViT architecture of a pre-training model's encoder or decoder (weights loaded next: zero init). */
+export function pretrainVitArch(c: VideoMAEPretrainConfig, part: 'encoder' | 'decoder'): VitArch {
   return {
     embedDim: part === 'encoder' ? c.encoderEmbedDim : c.decoderEmbedDim,
     depth: part === 'encoder' ? c.encoderDepth : c.decoderDepth,
@@ -143,7 +144,7 @@ export class PretrainEncoder extends Module {
   readonly norm: LayerNorm;
   constructor(readonly config: VideoMAEPretrainConfig) {
     super();
-    const a = arch(config, 'encoder');
+    const a = pretrainVitArch(config, 'encoder');
     this.patchEmbed = this.module('patch_embed', new PatchEmbed3d(a.inChans, a.embedDim, a.tubeletSize, a.patchSize, 'zeros'));
     this.blocks = this.module('blocks', makeBlocks(a));
     this.norm = this.module('norm', new LayerNorm(a.embedDim, { eps: a.layerNormEps }));
@@ -157,7 +158,7 @@ export class PretrainDecoder extends Module {
   readonly head: Linear;
   constructor(readonly config: VideoMAEPretrainConfig) {
     super();
-    const a = arch(config, 'decoder');
+    const a = pretrainVitArch(config, 'decoder');
     this.blocks = this.module('blocks', makeBlocks(a));
     this.norm = this.module('norm', new LayerNorm(a.embedDim, { eps: a.layerNormEps }));
     this.head = this.module('head', new Linear(a.embedDim, pretrainPatchDim(config), { init: 'zeros' }));
