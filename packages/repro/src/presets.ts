@@ -41,6 +41,8 @@ export interface TeacherPretrainSpec {
   steps: number;
   batch: number;
   maskRatio: number;
+  /** future masking: the last N temporal token slots hidden from the encoder (teachers' `mask.future_slots`; absent = official tube masking) */
+  futureSlots?: number;
 }
 
 /** A variant of the TRD arm tried in the validation sweep (settings the official recipe fixes). */
@@ -53,10 +55,18 @@ export interface SweepVariant {
   alignLayer: number;
 }
 
+/** A teacher pretraining recipe tried in the validation sweep (probed against raw pixels on val). */
+export interface TeacherVariant {
+  name: string;
+  pretrain: TeacherPretrainSpec;
+}
+
 export interface SweepSpec {
   seed: number;
   probeFolds: number;
   variants: SweepVariant[];
+  /** teacher recipes judged on the validation split (the study's own teacher is always in the table) */
+  teachers: TeacherVariant[];
 }
 
 export interface ReproConfig {
@@ -103,6 +113,14 @@ export const ARMS: ArmSpec[] = [
   { name: 'trd-temporal', label: 'TRD temporal only', loss: 'trd-temporal', lambda: 0.5, margin: 0.1, allSeeds: false },
 ];
 
+/** Teacher recipes the toy sweep probes on the validation split (official tube masking, and future masking). */
+const TOY_TEACHERS: TeacherVariant[] = [
+  { name: 'tube0.9', pretrain: { steps: 400, batch: 8, maskRatio: 0.9 } },
+  { name: 'tube0.75', pretrain: { steps: 400, batch: 8, maskRatio: 0.75 } },
+  { name: 'tube0.9-future4', pretrain: { steps: 400, batch: 8, maskRatio: 0.9, futureSlots: 4 } },
+  { name: 'tube0.75-future4', pretrain: { steps: 400, batch: 8, maskRatio: 0.75, futureSlots: 4 } },
+];
+
 function toy(): ReproConfig {
   return {
     preset: 'toy',
@@ -116,7 +134,7 @@ function toy(): ReproConfig {
     arms: ARMS,
     seeds: [1, 2, 3],
     eval: { probeFolds: 5, probeTimestep: 200, lossTimesteps: [100, 300, 500, 700, 900], lossClips: 36, sampleSteps: 10, continuations: 12, captionClips: 6, batch: 12 },
-    sweep: { seed: 1, probeFolds: 3, variants: sweepAround(120, 2, 4) },
+    sweep: { seed: 1, probeFolds: 3, variants: sweepAround(120, 2, 4), teachers: TOY_TEACHERS },
   };
 }
 
@@ -133,7 +151,7 @@ function smoke(): ReproConfig {
     arms: ARMS,
     seeds: [1, 2],
     eval: { probeFolds: 2, probeTimestep: 200, lossTimesteps: [300, 700], lossClips: 8, sampleSteps: 2, continuations: 2, captionClips: 2, batch: 8 },
-    sweep: { seed: 1, probeFolds: 2, variants: sweepAround(3, 1, 2).filter((v) => !v.name.includes('steps')) },
+    sweep: { seed: 1, probeFolds: 2, variants: sweepAround(3, 1, 2).filter((v) => !v.name.includes('steps')), teachers: [{ name: 'future1', pretrain: { steps: 3, batch: 4, maskRatio: 0.75, futureSlots: 1 } }] },
   };
 }
 

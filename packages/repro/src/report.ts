@@ -241,6 +241,18 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
   if (files.teacher) md.push(`![teacher pretraining](${files.teacher})`, '');
   md.push('## Generations (first seed of every arm; same prompts, context and noise seeds)', '');
   for (const sh of sheets) md.push(`**${sh.title}**`, '', `![${sh.title}](${sh.file})`, '');
+  if (r.teacherSweep) {
+    const ts = r.teacherSweep;
+    md.push('## Teacher choice (validation split only)', '');
+    md.push(`Each teacher recipe pretrained on the train split; its context-frame tokens probed on the validation split (${ts.pixels.n} clips, ${ts.pixels.foldAccuracies.length}-fold) next to raw pixels on the same folds (paired 95% t interval over folds). The study's teacher is the preset's recipe; the test split plays no part here.`, '');
+    md.push('| teacher recipe | steps | tube mask | future slots | final pretrain loss | val probe acc. % | ± fold std | vs raw pixels |', '|---|---|---|---|---|---|---|---|');
+    md.push(`| raw pixels (context frames) | — | — | — | — | ${pct(ts.pixels.accuracy)} | ${pct(ts.pixels.std)} | — |`);
+    for (const t of ts.teachers) md.push(`| ${t.chosen ? `**${t.name}** (the study's)` : t.name} | ${t.pretrain.steps} | ${t.pretrain.maskRatio} | ${t.pretrain.futureSlots ?? 0} | ${t.lossEnd === null ? '—' : num(t.lossEnd, 4)} | ${pct(t.probe.accuracy)} | ${pct(t.probe.std)} | ${describeDifference(pairedDifference(t.probe.foldAccuracies, ts.pixels.foldAccuracies)).text} |`);
+    const best = [...ts.teachers].sort((a, b) => b.probe.accuracy - a.probe.accuracy)[0];
+    const own = ts.teachers.find((t) => t.chosen);
+    if (best && own) md.push('', `**Teacher choice (computed):** the best recipe on validation is ${best.name} (${pct(best.probe.accuracy)}%); the study's teacher${best === own ? ' is that recipe' : ` (${pct(own.probe.accuracy)}%) is not — change the preset to it`}.`);
+    md.push('');
+  }
   if (r.sweep.length) {
     md.push('## Validation sweep (judged on the validation split only; seed ' + c.sweep.seed + ')', '');
     md.push('Each TRD variant against diffusion only with the same steps and align layer; differences are paired over the same probe folds (95% t interval over folds). The test split plays no part here.', '');

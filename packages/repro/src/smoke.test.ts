@@ -37,6 +37,12 @@ describe('vrepa repro --preset smoke', () => {
     expect(md).toContain('## Stage times');
     expect(r.sweep.map((v) => v.name)).toEqual(config.sweep.variants.map((v) => v.name));
     expect(md).toMatch(/\*\*Sweep result \(computed\):\*\* the best TRD variant on validation is trd-/);
+    // the teacher part: the study's own teacher (its cached val tokens) and each other recipe, against pixels on the same folds
+    expect(r.teacherSweep!.teachers.map((t) => [t.name, t.chosen])).toEqual([['study teacher', true], ...config.sweep.teachers.map((t) => [t.name, false])]);
+    expect(names).toContain('sweep-teacher-future1');
+    for (const t of r.teacherSweep!.teachers) expect(t.probe.foldAccuracies).toHaveLength(r.teacherSweep!.pixels.foldAccuracies.length);
+    expect(md).toMatch(/## Teacher choice \(validation split only\)[\s\S]*\| future1 \| 3 \| 0\.75 \| 1 \|/);
+    expect(md).toMatch(/\*\*Teacher choice \(computed\):\*\* the best recipe on validation is /);
     const html = fs.readFileSync(files.html, 'utf8');
     expect(html).toContain('data:image/png;base64,');
     expect(html).not.toMatch(/<img[^>]+src="(?!data:)/);

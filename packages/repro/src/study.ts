@@ -37,6 +37,15 @@ export interface SweepResult {
   trdRaw: number;
 }
 
+export interface TeacherSweepResult {
+  name: string;
+  pretrain: import('./presets.js').TeacherPretrainSpec;
+  /** the study's own teacher (the preset's recipe) */
+  chosen: boolean;
+  probe: ProbeSummary;
+  lossEnd: number | null;
+}
+
 export interface ModelEval {
   id: string;
   arm: string;
@@ -61,6 +70,8 @@ export interface StudyResult {
   baselines: { teacher: ProbeSummary; randomTeacher: ProbeSummary; pixels: ProbeSummary; teacherFullClip: ProbeSummary; pixelsFullClip: ProbeSummary; groundTruth: ClipScore[] };
   /** the validation sweep (with --sweep) */
   sweep: SweepResult[];
+  /** the teacher part of the validation sweep (with --sweep): recipes probed on val, and raw pixels on the same folds */
+  teacherSweep: { pixels: ProbeSummary; teachers: TeacherSweepResult[] } | null;
   curves: { id: string; log: { step: number; loss: number | null; loss_diff: number | null; loss_align: number | null }[] }[];
   teacherCurve: { step: number; loss: number }[];
   latentSpace: LatentSpace;
@@ -214,6 +225,59 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
   const pretrainedDir = path.join(pretrainStage.dir, 'final', 'transformer');
   const ctxLatentFrames = latentFrames(c.data.context, c.latent.temporal);
 
+  // the teacher part of the validation sweep: each recipe pretrained on the train split, its context tokens probed on val next to raw pixels (same folds)
+  const runTeacherSweep = async (): Promise<StudyResult['teacherSweep']> => {
+    const val = readSplit(dataStage.dir, 'val');
+    const vLabels = Uint8Array.from(val.labels);
+    const vNames = [...new Set(val.subsets)];
+    const vGroups = Int32Array.from(val.subsets, (s) => vNames.indexOf(s));
+    const folds = c.eval.probeFolds;
+    const ctxClips = (s: number, k: number) =>
+      tf.slice(pixelsToTensor(val.pixels.subarray(s * val.frames * val.height * val.width * 3, (s + k) * val.frames * val.height * val.width * 3), k, val.frames, val.height, val.width), [0, 0, 0, 0, 0], [k, val.context, val.height, val.width, 3]);
+    const px = await runner.run('sweep-teacher-pixels', { data: dataStage.hash, folds, version: 1 }, async (dir) => {
+      const x = featureRows(val.n, 16, (s, k) => tf.tidy(() => pixelFeatures(ctxClips(s, k))));
+      writeFileAtomic(path.join(dir, 'probe.json'), JSON.stringify(await probeAccuracy(x, vLabels, vGroups, folds, 0)) + '\n');
+    });
+    const teachers: TeacherSweepResult[] = [];
+    const variants = [{ name: 'study teacher', pretrain: c.teacher.pretrain }, ...c.sweep.teachers.filter((v) => JSON.stringify(v.pretrain) !== JSON.stringify(c.teacher.pretrain))];
+    for (const v of variants) {
+      const chosen = v.pretrain === c.teacher.pretrain;
+      const spec = { ...c.teacher, pretrain: v.pretrain };
+      const st = await runner.run(`sweep-teacher-${chosen ? 'study' : v.name}`, { data: dataStage.hash, teacher: spec, folds, version: 1, ...(chosen ? { stage: teacherStage.hash } : {}) }, async (dir) => {
+        let tokens: tf.Tensor3D;
+        let grid = teacherGrids.context;
+        let lossEnd: number | null = null;
+        if (chosen) tokens = readTensor(path.join(teacherStage.dir, 'val.safetensors'), 'context_tokens') as tf.Tensor3D;
+        else {
+          const teacher = await pretrainTeacher(spec, v.pretrain, readSplit(dataStage.dir, 'train'), dir, log);
+          try {
+            const parts: tf.Tensor[] = [];
+            for (let i = 0; i < val.n; i += 16) {
+              const k = Math.min(16, val.n - i);
+              tf.tidy(() => {
+                const r = teacherTokens(teacher, ctxClips(i, k));
+                grid = r.grid;
+                parts.push(tf.keep(r.tokens));
+              });
+            }
+            tokens = tf.concat(parts, 0) as tf.Tensor3D;
+            tf.dispose(parts);
+          } finally {
+            teacher.dispose();
+          }
+          const tl = readTrainLog(path.join(dir, 'pretrain-log.jsonl'));
+          lossEnd = tl.length ? (tl[tl.length - 1]!.loss ?? null) : null;
+        }
+        const x = featureRows(val.n, 32, (s, k) => tf.tidy(() => sliceFeatures(sliceRows(tokens, s, k) as tf.Tensor3D, grid)));
+        tokens.dispose();
+        const probe = await probeAccuracy(x, vLabels, vGroups, folds, 0);
+        writeFileAtomic(path.join(dir, 'probe.json'), JSON.stringify({ name: v.name, pretrain: v.pretrain, chosen, probe, lossEnd }) + '\n');
+      });
+      teachers.push(readJson<TeacherSweepResult>(path.join(st.dir, 'probe.json')));
+    }
+    return { pixels: readJson<ProbeSummary>(path.join(px.dir, 'probe.json')), teachers };
+  };
+
   // the validation sweep, as a function: `sweepOnly` runs it alone (e.g. beside a running study)
   const runSweep = async (): Promise<SweepResult[]> => {
     const sweep: SweepResult[] = [];
@@ -249,8 +313,9 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
     return sweep;
   };
   if (opts.sweepOnly) {
+    const teacherSweep = await runTeacherSweep();
     const sweep = await runSweep();
-    return { config: c, stages: runner.records, evals: [], baselines: null as never, sweep, curves: [], teacherCurve: [], latentSpace: space, env: environment(), seconds: (performance.now() - t0) / 1000 };
+    return { config: c, stages: runner.records, evals: [], baselines: null as never, sweep, teacherSweep, curves: [], teacherCurve: [], latentSpace: space, env: environment(), seconds: (performance.now() - t0) / 1000 };
   }
 
   // 5. arms × seeds, all from the pretrained checkpoint, same steps / data order per seed
@@ -334,6 +399,7 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
   tf.dispose([testLat.latents, testLat.text]);
 
   // 8. the validation sweep (TRD variants against diffusion only with the same steps and layer, judged on val)
+  const teacherSweep = opts.sweep ? await runTeacherSweep() : null;
   const sweep: SweepResult[] = opts.sweep ? await runSweep() : [];
 
   const curves = runs.map((r) => ({ id: r.id, log: readTrainLog(path.join(r.stage.dir, 'log.jsonl')) }));
@@ -345,6 +411,7 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
     evals,
     baselines,
     sweep,
+    teacherSweep,
     curves,
     teacherCurve,
     latentSpace: space,

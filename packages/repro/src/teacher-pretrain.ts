@@ -44,7 +44,7 @@ export function teacherRunConfig(t: TeacherSpec, p: TeacherPretrainSpec, frames:
       decoderNumHeads: Math.max(1, t.numHeads / 2),
     },
     init_seed: t.initSeed,
-    mask: { ratio: p.maskRatio },
+    mask: { ratio: p.maskRatio, ...(p.futureSlots ? { future_slots: p.futureSlots } : {}) },
     data: { dir: '(in memory: the train split)', sampling_rate: 1 },
     train: { batch_size: p.batch, steps: p.steps, seed: t.initSeed, checkpoint_every: p.steps, keep_last: 1, picture_every: 0, plot_every: 0, tensorboard: false },
   });

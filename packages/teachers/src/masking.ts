@@ -31,6 +31,12 @@ export interface MaskOptions {
   decoderMaskType?: 'run_cell' | null;
   /** fraction of each 2×2 cell NOT predicted by the decoder, in (0, 1); official 0.5 */
   decoderMaskRatio?: number;
+  /**
+   * Future masking (not in the official code; default 0 = official): the last `futureSlots` temporal token
+   * slots are hidden from the encoder entirely, on top of the tube mask, so the decoder must predict the
+   * clip's future from its visible past (an extrapolation task; see `futureMask`).
+   */
+  futureSlots?: number;
 }
 
 const tokensOf = (g: TeacherGrid) => g.frames * g.height * g.width;
@@ -64,6 +70,19 @@ export function tubeMask(grid: TeacherGrid, maskRatio: number, rng: Rng): Uint8A
   rng.shuffle(frame);
   const out = new Uint8Array(tokensOf(grid));
   for (let t = 0; t < grid.frames; t++) out.set(frame, t * perFrame);
+  return out;
+}
+
+/**
+ * Tube mask plus the last `futureSlots` temporal slots masked entirely: `[frames·height·width]`, 1 = hidden
+ * from the encoder. Slots before them keep the tube mask (the official count per slot), so every sample
+ * masks the same number of tokens. Needs 0 ≤ futureSlots < frames (at least one slot stays partly visible).
+ */
+export function futureMask(grid: TeacherGrid, maskRatio: number, futureSlots: number, rng: Rng): Uint8Array {
+  if (!Number.isInteger(futureSlots) || futureSlots < 0 || futureSlots >= grid.frames)
+    throw new Error(`future mask: futureSlots must be an integer in [0, ${grid.frames - 1}] for ${grid.frames} temporal token slots, got ${futureSlots}`);
+  const out = tubeMask(grid, maskRatio, rng);
+  out.fill(1, (grid.frames - futureSlots) * grid.height * grid.width);
   return out;
 }
 
@@ -107,19 +126,21 @@ export function runningCellMask(grid: TeacherGrid, decoderMaskRatio: number, rng
 
 /**
  * The masks of a batch, one draw per sample from `rng` (in sample order: encoder mask, then the
- * decoder's running cell when asked for): tube encoder masks (ratio `maskRatio`, default 0.9) and the
- * decoder mask (`1 − encoderMask`, or the running-cell map).
+ * decoder's running cell when asked for): tube encoder masks (ratio `maskRatio`, default 0.9; with
+ * `futureSlots` the last slots wholly masked too) and the decoder mask (`1 − encoderMask`, or the running-cell map).
  */
 export function makePretrainMasks(batch: number, grid: TeacherGrid, opts: MaskOptions, rng: Rng): PretrainMasks {
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`makePretrainMasks: batch must be a positive integer, got ${batch}`);
   const ratio = opts.maskRatio ?? 0.9;
   const dtype = opts.decoderMaskType ?? null;
   if (dtype !== null && dtype !== 'run_cell') throw new Error(`makePretrainMasks: decoderMaskType must be 'run_cell' or null, got ${JSON.stringify(dtype)}`);
+  const future = opts.futureSlots ?? 0;
   const n = tokensOf(grid);
   const encoderMask = new Uint8Array(batch * n);
   const decoderMask = new Uint8Array(batch * n);
   for (let b = 0; b < batch; b++) {
-    const enc = tubeMask(grid, ratio, rng);
+    // the same draws as the official tube mask; future slots are set afterwards (no extra draw)
+    const enc = future > 0 ? futureMask(grid, ratio, future, rng) : tubeMask(grid, ratio, rng);
     encoderMask.set(enc, b * n);
     if (dtype === 'run_cell') decoderMask.set(runningCellMask(grid, opts.decoderMaskRatio ?? 0.5, rng), b * n);
     else for (let i = 0; i < n; i++) decoderMask[b * n + i] = 1 - enc[i]!;

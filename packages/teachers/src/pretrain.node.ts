@@ -56,6 +56,8 @@ export interface TeacherPretrainConfig {
     /** VideoMAEv2 dual masking ('run_cell') or null */
     decoder_mask_type: 'run_cell' | null;
     decoder_mask_ratio: number;
+    /** future masking (not in the official code; 0 = official): the last N temporal token slots hidden from the encoder */
+    future_slots?: number;
   };
   /** official `normlize_target` */
   normalize_target: boolean;
@@ -153,7 +155,7 @@ export function resolvePretrainConfig(raw: unknown): TeacherPretrainConfig {
   const start = structuredClone(base);
   if (rest.model !== undefined && JSON.stringify(rest.model) !== JSON.stringify(base.model)) delete start.model_overrides;
   const c = merge(start, rest) as TeacherPretrainConfig;
-  for (const [sec, keys] of Object.entries({ mask: Object.keys(base.mask), data: [...Object.keys(base.data), 'decode_size', 'max_clips', 'clips', 'picture_video'], optim: Object.keys(base.optim), train: Object.keys(base.train) })) {
+  for (const [sec, keys] of Object.entries({ mask: [...Object.keys(base.mask), 'future_slots'], data: [...Object.keys(base.data), 'decode_size', 'max_clips', 'clips', 'picture_video'], optim: Object.keys(base.optim), train: Object.keys(base.train) })) {
     const v = (c as unknown as Record<string, unknown>)[sec];
     if (!isObj(v)) throw new Error(`teacher pretrain config: '${sec}' must be an object`);
     const bad = Object.keys(v).filter((k) => !keys.includes(k));
@@ -167,6 +169,7 @@ export function resolvePretrainConfig(raw: unknown): TeacherPretrainConfig {
   num('mask.ratio', c.mask.ratio, (x) => x > 0 && x < 1, 'in (0, 1)');
   if (c.mask.decoder_mask_type !== null && c.mask.decoder_mask_type !== 'run_cell') throw new Error(`teacher pretrain config: mask.decoder_mask_type must be 'run_cell' or null, got ${JSON.stringify(c.mask.decoder_mask_type)}`);
   num('mask.decoder_mask_ratio', c.mask.decoder_mask_ratio, (x) => x > 0 && x < 1, 'in (0, 1)');
+  if (c.mask.future_slots !== undefined) num('mask.future_slots', c.mask.future_slots, nonNegInt, 'a non-negative integer');
   num('optim.base_lr', c.optim.base_lr, (x) => x > 0, '> 0');
   num('optim.min_lr', c.optim.min_lr, (x) => x >= 0, '≥ 0');
   num('optim.warmup_lr', c.optim.warmup_lr, (x) => x >= 0, '≥ 0');
@@ -547,7 +550,7 @@ const LOSS_SERIES = [
 ] as const;
 
 function maskOptions(c: TeacherPretrainConfig) {
-  return { maskRatio: c.mask.ratio, decoderMaskType: c.mask.decoder_mask_type, decoderMaskRatio: c.mask.decoder_mask_ratio };
+  return { maskRatio: c.mask.ratio, decoderMaskType: c.mask.decoder_mask_type, decoderMaskRatio: c.mask.decoder_mask_ratio, futureSlots: c.mask.future_slots ?? 0 };
 }
 
 export type { PretrainMasks };

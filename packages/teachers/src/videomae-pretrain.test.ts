@@ -16,6 +16,7 @@ import {
   pretrainTargets,
   reconstructionFrames,
   runningCellMap,
+  futureMask,
   tubeMask,
   unnormalizeClip,
   unpatchify,
@@ -111,6 +112,30 @@ describe('running-cell decoder masks (official RunningCellMaskingGenerator)', ()
     for (let i = 0; i < 96; i++) expect(m.decoderMask[i]).toBe(1 - m.encoderMask[i]!);
     const d = makePretrainMasks(3, { frames: 2, height: 4, width: 4 }, { maskRatio: 0.75, decoderMaskType: 'run_cell', decoderMaskRatio: 0.5 }, Rng.fromSeed(1));
     expect(d.decoderMask.reduce((a, b) => a + b, 0)).toBe(48);
+  });
+
+  it('future masking: the last slots wholly masked, the earlier slots the tube mask of the same draw', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 2, max: 4 }), fc.integer({ min: 2, max: 5 }), fc.double({ min: 0.3, max: 0.9, noNaN: true }), fc.integer({ min: 0, max: 1000 }), (frames, h, w, ratio, seed) => {
+        const grid = { frames, height: h, width: w };
+        const p = h * w;
+        if (Math.floor(ratio * p) < 1 || Math.floor(ratio * p) >= p) return;
+        for (let k = 0; k < frames; k++) {
+          const m = futureMask(grid, ratio, k, Rng.fromSeed(seed));
+          const tube = tubeMask(grid, ratio, Rng.fromSeed(seed));
+          for (let t = 0; t < frames; t++)
+            for (let i = 0; i < p; i++) expect(m[t * p + i]).toBe(t >= frames - k ? 1 : tube[t * p + i]);
+        }
+        expect(() => futureMask(grid, ratio, frames, Rng.fromSeed(seed))).toThrow(/futureSlots must be an integer in \[0, /);
+      }),
+      { numRuns: 40 },
+    );
+    // batches: the same count in every sample, decoder predicts exactly the hidden tokens; 0 slots = the official masks
+    const m = makePretrainMasks(4, { frames: 4, height: 3, width: 4 }, { maskRatio: 0.75, futureSlots: 2 }, Rng.fromSeed(3));
+    for (let b = 0; b < 4; b++) expect(m.encoderMask.subarray(b * 48, (b + 1) * 48).reduce((a, c) => a + c, 0)).toBe(2 * 12 + 2 * 9);
+    for (let i = 0; i < m.encoderMask.length; i++) expect(m.decoderMask[i]).toBe(1 - m.encoderMask[i]!);
+    const off = makePretrainMasks(4, { frames: 4, height: 3, width: 4 }, { maskRatio: 0.75, futureSlots: 0 }, Rng.fromSeed(3));
+    expect(off.encoderMask).toEqual(makePretrainMasks(4, { frames: 4, height: 3, width: 4 }, { maskRatio: 0.75 }, Rng.fromSeed(3)).encoderMask);
   });
 });
 
