@@ -83,6 +83,12 @@ export interface ReproConfig {
   eval: EvalSpec;
   /** run with --sweep: TRD variants judged on the validation split (never the test split) */
   sweep: SweepSpec;
+  /**
+   * The validation sweep's choice, confirmed once on the test split (with --sweep): the named sweep variant and
+   * its diffusion-only reference (same steps and align layer), trained with every seed from the pretrained
+   * model and probed on test. Fixed in the preset after reading the sweep (null = none).
+   */
+  followUp: string | null;
 }
 
 /** The sweep around the official TRD settings (λ, margin, align layer, steps), each against diffusion only with the same steps and layer. */
@@ -135,6 +141,8 @@ function toy(): ReproConfig {
     seeds: [1, 2, 3],
     eval: { probeFolds: 5, probeTimestep: 200, lossTimesteps: [100, 300, 500, 700, 900], lossClips: 36, sampleSteps: 10, continuations: 12, captionClips: 6, batch: 12 },
     sweep: { seed: 1, probeFolds: 3, variants: sweepAround(120, 2, 4), teachers: TOY_TEACHERS },
+    // the toy sweep's only variant whose interval excluded 0 upward on validation (2026-12-07 run; README)
+    followUp: 'trd-steps2x',
   };
 }
 
@@ -152,6 +160,7 @@ function smoke(): ReproConfig {
     seeds: [1, 2],
     eval: { probeFolds: 2, probeTimestep: 200, lossTimesteps: [300, 700], lossClips: 8, sampleSteps: 2, continuations: 2, captionClips: 2, batch: 8 },
     sweep: { seed: 1, probeFolds: 2, variants: sweepAround(3, 1, 2).filter((v) => !v.name.includes('steps')), teachers: [{ name: 'future1', pretrain: { steps: 3, batch: 4, maskRatio: 0.75, futureSlots: 1 } }] },
+    followUp: 'trd-margin0',
   };
 }
 
@@ -179,5 +188,7 @@ export function reproPreset(name: string, o: PresetOverrides = {}): ReproConfig 
     if (bad.length || o.subsets.length === 0) throw new Error(`vrepa repro: --subsets: unknown subset(s) ${bad.join(', ') || '(none given)'} (known: ${SUBSETS.join(', ')})`);
     c.data.subsets = [...new Set(o.subsets)];
   }
+  if (c.followUp !== null && !c.sweep.variants.some((v) => v.name === c.followUp))
+    throw new Error(`vrepa repro: preset '${name}': followUp '${c.followUp}' is not a sweep variant (${c.sweep.variants.map((v) => v.name).join(', ')})`);
   return c;
 }

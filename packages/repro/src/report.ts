@@ -105,6 +105,11 @@ export function conclusions(r: StudyResult): string[] {
   out.push(`**Teacher vs raw pixels (OCP probe from the context frames, test):** ${(100 * teach).toFixed(1)}% vs ${(100 * pix).toFixed(1)}%, ${tp.text} paired over the same folds — ${tp.significant ? (tp.sign > 0 ? 'the teacher is above the pixels' : 'the teacher is below the pixels') : 'the teacher is NOT resolvably above the pixels'}.`);
   const tr0 = describeDifference(pairedDifference(r.baselines.teacher.foldAccuracies, r.baselines.randomTeacher.foldAccuracies));
   out.push(`**Pretrained vs random-init teacher (same probe):** ${tr0.text} — ${tr0.significant ? (tr0.sign > 0 ? 'pretraining helped the probe' : 'pretraining hurt the probe') : 'no resolvable effect of pretraining on the probe'}.`);
+  const fu = followUpDifference(r);
+  if (fu) {
+    const t = describeDifference(fu.d);
+    out.push(`**The validation sweep's choice on the test split (${fu.what}), OCP probe accuracy:** ${t.text} over ${fu.d.n} paired seed(s) — ${verdict(t, 'the chosen variant is higher', 'the chosen variant is lower')}.`);
+  }
   const dl = armDifference(r, 'trd', 'diffusion', (e) => e.diffusionLoss);
   if (dl) {
     const t = describeDifference(dl, 1, '', 4);
@@ -262,6 +267,16 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
     if (best) md.push('', `**Sweep result (computed):** ${best}`, '');
     md.push('');
   }
+  if (r.followUp) {
+    const f = r.followUp;
+    md.push(`## The sweep's choice, confirmed on the test split (${f.variant.name})`, '');
+    md.push(`Chosen on the validation sweep before this table was computed (the preset's \`followUp\`); ${f.variant.name} and its diffusion-only reference ${f.reference.name} (same ${f.variant.steps} steps and align layer ${f.variant.alignLayer}), each with seeds ${f.runs.map((x) => x.seed).join(', ')} from the pretrained model, probed on the test split as the arms are (no generations).`, '');
+    md.push('| seed | ' + f.variant.name + ' probe % | ' + f.reference.name + ' probe % | difference | held-out diffusion loss (variant / reference) | TRD to teacher, raw (variant / reference) |', '|---|---|---|---|---|---|');
+    for (const x of f.runs) md.push(`| ${x.seed} | ${pct(x.variant.probe.accuracy)} | ${pct(x.reference.probe.accuracy)} | ${((x.variant.probe.accuracy - x.reference.probe.accuracy) * 100 >= 0 ? '+' : '') + ((x.variant.probe.accuracy - x.reference.probe.accuracy) * 100).toFixed(1)} | ${num(x.variant.diffusionLoss, 4)} / ${num(x.reference.diffusionLoss, 4)} | ${num(x.variant.trdRaw, 4)} / ${num(x.reference.trdRaw, 4)} |`);
+    const fu = followUpDifference(r);
+    if (fu) md.push('', `**Computed:** ${describeDifference(fu.d).text} over ${fu.d.n} paired seeds.`);
+    md.push('');
+  }
   md.push('## Limits of this configuration (computed from the config and the numbers)', '');
   const width = c.student.heads * c.student.headDim;
   const perToken = 2 * 2 * c.latent.temporal * c.latent.spatial ** 2 * 3;
@@ -306,6 +321,17 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
   writeFileAtomic(htmlFile, markdownToHtml(mdText, out));
   writeFileAtomic(path.join(out, 'results.json'), JSON.stringify({ summary: s, conclusions: concl, baselines: r.baselines, stages: r.stages.map(({ config: _c, ...x }) => x), env: r.env, seconds: r.seconds }, null, 2) + '\n');
   return { md: mdFile, html: htmlFile, figure: path.join(out, files.probe) };
+}
+
+/** The follow-up's paired (per seed) probe difference, variant − reference, on the test split. */
+export function followUpDifference(r: StudyResult): { d: ReturnType<typeof pairedDifference>; what: string } | null {
+  const f = r.followUp;
+  if (!f || !f.runs.length) return null;
+  const v = f.variant;
+  return {
+    d: pairedDifference(f.runs.map((x) => x.variant.probe.accuracy), f.runs.map((x) => x.reference.probe.accuracy)),
+    what: `${v.name}: λ ${v.lambda}, margin ${v.margin}, layer ${v.alignLayer}, ${v.steps} steps, vs ${f.reference.name}`,
+  };
 }
 
 function sweepReference(r: StudyResult, v: StudyResult['sweep'][number]) {

@@ -43,6 +43,11 @@ describe('vrepa repro --preset smoke', () => {
     for (const t of r.teacherSweep!.teachers) expect(t.probe.foldAccuracies).toHaveLength(r.teacherSweep!.pixels.foldAccuracies.length);
     expect(md).toMatch(/## Teacher choice \(validation split only\)[\s\S]*\| future1 \| 3 \| 0\.75 \| 1 \|/);
     expect(md).toMatch(/\*\*Teacher choice \(computed\):\*\* the best recipe on validation is /);
+    // the sweep's choice on test: variant and reference with every seed, one paired conclusion
+    expect(r.followUp!.runs.map((x) => [x.seed, x.variant.arm, x.reference.arm])).toEqual(config.seeds.map((s) => [s, 'trd-margin0', 'diffusion']));
+    expect(names).toContain('followup-eval-trd-margin0-s2');
+    expect(md).toMatch(/\*\*The validation sweep's choice on the test split \(trd-margin0: λ 0\.5, margin 0, layer 1, 3 steps, vs diffusion\), OCP probe accuracy:\*\* [+-]\d+\.\d points/);
+    expect(md).toContain("## The sweep's choice, confirmed on the test split (trd-margin0)");
     const html = fs.readFileSync(files.html, 'utf8');
     expect(html).toContain('data:image/png;base64,');
     expect(html).not.toMatch(/<img[^>]+src="(?!data:)/);

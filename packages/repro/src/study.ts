@@ -70,6 +70,8 @@ export interface StudyResult {
   baselines: { teacher: ProbeSummary; randomTeacher: ProbeSummary; pixels: ProbeSummary; teacherFullClip: ProbeSummary; pixelsFullClip: ProbeSummary; groundTruth: ClipScore[] };
   /** the validation sweep (with --sweep) */
   sweep: SweepResult[];
+  /** the sweep's choice confirmed on the test split (with --sweep and a preset followUp): each seed's variant and reference evaluations */
+  followUp: { variant: import('./presets.js').SweepVariant; reference: import('./presets.js').SweepVariant; runs: { seed: number; variant: ModelEval; reference: ModelEval }[] } | null;
   /** the teacher part of the validation sweep (with --sweep): recipes probed on val, and raw pixels on the same folds */
   teacherSweep: { pixels: ProbeSummary; teachers: TeacherSweepResult[] } | null;
   curves: { id: string; log: { step: number; loss: number | null; loss_diff: number | null; loss_align: number | null }[] }[];
@@ -243,12 +245,15 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
     for (const v of variants) {
       const chosen = v.pretrain === c.teacher.pretrain;
       const spec = { ...c.teacher, pretrain: v.pretrain };
-      const st = await runner.run(`sweep-teacher-${chosen ? 'study' : v.name}`, { data: dataStage.hash, teacher: spec, folds, version: 1, ...(chosen ? { stage: teacherStage.hash } : {}) }, async (dir) => {
+      const st = await runner.run(`sweep-teacher-${chosen ? 'study' : v.name}`, { data: dataStage.hash, teacher: spec, folds, ...(chosen ? { stage: teacherStage.hash, version: 2 } : { version: 1 }) }, async (dir) => {
         let tokens: tf.Tensor3D;
         let grid = teacherGrids.context;
         let lossEnd: number | null = null;
-        if (chosen) tokens = readTensor(path.join(teacherStage.dir, 'val.safetensors'), 'context_tokens') as tf.Tensor3D;
-        else {
+        if (chosen) {
+          tokens = readTensor(path.join(teacherStage.dir, 'val.safetensors'), 'context_tokens') as tf.Tensor3D;
+          const tl = readTrainLog(path.join(teacherStage.dir, 'pretrain-log.jsonl'));
+          lossEnd = tl.length ? (tl[tl.length - 1]!.loss ?? null) : null;
+        } else {
           const teacher = await pretrainTeacher(spec, v.pretrain, readSplit(dataStage.dir, 'train'), dir, log);
           try {
             const parts: tf.Tensor[] = [];
@@ -315,7 +320,7 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
   if (opts.sweepOnly) {
     const teacherSweep = await runTeacherSweep();
     const sweep = await runSweep();
-    return { config: c, stages: runner.records, evals: [], baselines: null as never, sweep, teacherSweep, curves: [], teacherCurve: [], latentSpace: space, env: environment(), seconds: (performance.now() - t0) / 1000 };
+    return { config: c, stages: runner.records, evals: [], baselines: null as never, sweep, teacherSweep, followUp: null, curves: [], teacherCurve: [], latentSpace: space, env: environment(), seconds: (performance.now() - t0) / 1000 };
   }
 
   // 5. arms × seeds, all from the pretrained checkpoint, same steps / data order per seed
@@ -402,6 +407,46 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
   const teacherSweep = opts.sweep ? await runTeacherSweep() : null;
   const sweep: SweepResult[] = opts.sweep ? await runSweep() : [];
 
+  // 9. the sweep's choice, confirmed once on the test split: the variant and its diffusion-only reference, every seed
+  let followUp: StudyResult['followUp'] = null;
+  if (opts.sweep && c.followUp) {
+    const variant = c.sweep.variants.find((v) => v.name === c.followUp)!;
+    const reference = c.sweep.variants.find((v) => v.lambda === 0 && v.steps === variant.steps && v.alignLayer === variant.alignLayer);
+    if (!reference) throw new Error(`vrepa repro: followUp '${variant.name}' has no diffusion-only sweep variant with the same steps and align layer`);
+    const fl = loadLatents(latentStage.dir, 'train');
+    const ft = readTensor(path.join(teacherStage.dir, 'train.safetensors'), 'tokens');
+    const tl = loadLatents(latentStage.dir, split);
+    const fRuns: NonNullable<StudyResult['followUp']>['runs'] = [];
+    try {
+      for (const seed of c.seeds) {
+        const pair: ModelEval[] = [];
+        for (const v of [variant, reference]) {
+          const student = { ...c.student, alignLayer: v.alignLayer };
+          const armCfg = { pretrain: pretrainStage.hash, teacher: teacherStage.hash, latents: latentStage.hash, student, finetune: { ...c.finetune, steps: v.steps }, arm: { loss: v.loss, lambda: v.lambda, margin: v.margin }, seed };
+          const st = await runner.run(`followup-${v.name}-s${seed}`, armCfg, async (dir) => {
+            const data = new MemoryDataset(fl.latents, fl.text, v.lambda > 0 ? ft : undefined, teacherGrids.full);
+            await trainStudent({ out: dir, from: pretrainedDir, student, teacherDim: c.teacher.embedDim, train: { ...c.finetune, steps: v.steps, seed, lambda: v.lambda, loss: v.loss, margin: v.margin }, data, log, progress: opts.progress });
+          });
+          // probe, held-out loss and TRD on test (no generations: the follow-up asks about the features)
+          const ev = await runner.run(`followup-eval-${v.name}-s${seed}`, { ...evalCfgBase, model: st.hash, layer: v.alignLayer, generations: false }, async (dir) => {
+            const model = fromPretrained(path.join(st.dir, 'final', 'transformer')).model;
+            try {
+              const e = await evaluateModel(model, { test, testLat: tl, labels, groups, ctxLatentFrames, space, c, teacherDir: teacherStage.dir, contIdx: [], capIdx: [], split, dir, margin: v.margin, layer: v.alignLayer });
+              writeFileAtomic(path.join(dir, 'eval.json'), JSON.stringify({ id: `followup-${v.name}-s${seed}`, arm: v.name, seed, ...e, sheet: '', captionSheet: '' }) + '\n');
+            } finally {
+              model.dispose();
+            }
+          });
+          pair.push(readJson<ModelEval>(path.join(ev.dir, 'eval.json')));
+        }
+        fRuns.push({ seed, variant: pair[0]!, reference: pair[1]! });
+      }
+    } finally {
+      tf.dispose([fl.latents, fl.text, ft, tl.latents, tl.text]);
+    }
+    followUp = { variant, reference, runs: fRuns };
+  }
+
   const curves = runs.map((r) => ({ id: r.id, log: readTrainLog(path.join(r.stage.dir, 'log.jsonl')) }));
   const teacherLog = path.join(teacherStage.dir, 'pretrain-log.jsonl');
   const teacherCurve = fs.existsSync(teacherLog) ? readTrainLog(teacherLog).map((l) => ({ step: l.step, loss: l.loss ?? NaN })) : [];
@@ -412,6 +457,7 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
     baselines,
     sweep,
     teacherSweep,
+    followUp,
     curves,
     teacherCurve,
     latentSpace: space,
@@ -486,7 +532,7 @@ async function evaluateModel(model: CogVideoXTransformer3DModel, x: EvalInputs):
     const lat = gatherRows(testLat.latents, idx);
     const txt = gatherRows(testLat.text, idx);
     perClip.push(...heldOutDiffusionLoss(model, lat, txt, c.eval.lossTimesteps, 7 + s));
-    const st = studentAlignTokens(model, lat, txt, c.eval.probeTimestep, 2000 + s, c.student.alignLayer);
+    const st = studentAlignTokens(model, lat, txt, c.eval.probeTimestep, 2000 + s, layer);
     const tt = gatherRows(teacherTokensAll, idx) as tf.Tensor3D;
     const r = heldOutTrd(model, st, { tokens: tt, grid: tGrid }, { margin: x.margin, gridMatch: c.finetune.gridMatch });
     trdP += r.projected * idx.length;
