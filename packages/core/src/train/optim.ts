@@ -30,6 +30,36 @@ export interface AdamWOptions {
   noDecay?: (name: string) => boolean;
   /** largest fused group in elements (default ADAMW_FUSE_MAX_ELEMENTS, or 0 when VREPA_ADAMW_FUSE=0; 0: every parameter alone) */
   fuseMaxElements?: number;
+  /**
+   * Use the native binding's one-call AdamW (`fusedAdamW`, core's native patch 30) when the backend is
+   * tfjs-node with that patch (default: yes unless VREPA_ADAMW_NATIVE=0). It needs every parameter in a
+   * group of its own, so it is only used when `fuseMaxElements` is left out.
+   */
+  native?: boolean;
+}
+
+/** The parts of tfjs-node's NodeJSKernelBackend (and core's binding patch 30) the native AdamW uses. */
+interface NativeAdamWBackend {
+  binding: {
+    fusedAdamW(ids: Int32Array, decay: Uint8Array, scalars: Float32Array, replace?: Uint8Array): Int32Array;
+    isUsingGpuDevice?(): boolean;
+    TF_FLOAT: number;
+  };
+  tensorMap: { has(dataId: object): boolean; get(dataId: object): { refCount: number } | undefined };
+  getInputTensorIds(tensors: tf.Tensor[]): number[];
+  createOutputTensor(metadata: { id: number; shape: number[]; dtype: number }): tf.Tensor;
+}
+
+/**
+ * The active backend when it can run the native AdamW: tfjs-node on the CPU, its binding built with
+ * core's patch 30 (`vrepa backend install-native`). Undefined on wasm/cpu and on an unpatched binding.
+ */
+export function nativeAdamWBackend(): NativeAdamWBackend | undefined {
+  if (tf.getBackend() !== 'tensorflow') return undefined;
+  const b = tf.backend() as unknown as Partial<NativeAdamWBackend>;
+  if (typeof b.binding?.fusedAdamW !== 'function' || typeof b.getInputTensorIds !== 'function' || typeof b.createOutputTensor !== 'function') return undefined;
+  if (b.binding.isUsingGpuDevice?.()) return undefined;
+  return b as NativeAdamWBackend;
 }
 
 /**
@@ -90,6 +120,8 @@ const fuse = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? ts[0]! : tf.conc
 export class AdamW {
   step = 0;
   private readonly groups: FusedGroup[] = [];
+  /** every parameter is a group of its own and the native AdamW was asked for (see AdamWOptions.native) */
+  private readonly nativeLayout: boolean;
   private views?: { m: Map<string, tf.Tensor>; v: Map<string, tf.Tensor>; owned: tf.Tensor[] };
 
   constructor(
@@ -97,8 +129,11 @@ export class AdamW {
     readonly opts: AdamWOptions,
   ) {
     // VREPA_ADAMW_FUSE=0: every parameter alone, the per-tensor op sequence (to compare in benchmarks)
-    const envOff = typeof process !== 'undefined' && process.env?.VREPA_ADAMW_FUSE === '0';
-    const maxFuse = opts.fuseMaxElements ?? (envOff ? 0 : ADAMW_FUSE_MAX_ELEMENTS);
+    const env = typeof process !== 'undefined' ? process.env : {};
+    const envOff = env?.VREPA_ADAMW_FUSE === '0';
+    // the native AdamW (one binding call for all parameters) needs every parameter alone
+    this.nativeLayout = opts.fuseMaxElements === undefined && (opts.native ?? env?.VREPA_ADAMW_NATIVE !== '0') && nativeAdamWBackend() !== undefined;
+    const maxFuse = this.nativeLayout ? 0 : (opts.fuseMaxElements ?? (envOff ? 0 : ADAMW_FUSE_MAX_ELEMENTS));
     const open = new Map<string, { names: string[]; rows: number[]; decay: boolean; size: number }>();
     const closed: Array<{ names: string[]; rows: number[]; decay: boolean }> = [];
     for (const [n, p] of params) {
@@ -169,6 +204,7 @@ export class AdamW {
     const bc2 = 1 - b2 ** this.step;
     const stepSize = lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
+    if (this.nativeLayout && this.applyNative(grads, [b1, 1 - b1, b2, 1 - b2, sqrtBc2, eps, stepSize, 1 - lr * weightDecay], lr > 0 && weightDecay > 0)) return;
     // The step's scalars, made once and shared by every group (the float32 values a JS number operand
     // would be converted to, so the same bits; on the native backend each JS operand costs a tensor upload).
     const k = tf.tidy(() => {
@@ -188,6 +224,57 @@ export class AdamW {
     } finally {
       tf.dispose(Object.values(k));
     }
+  }
+
+  /**
+   * The whole update in one native call (binding patch 30): the same float32 arithmetic, in the same
+   * order, as `update` in apply(), so the same bits. False (nothing done) when the backend cannot run it
+   * or a tensor does not live on it; apply() then runs the op chain.
+   *
+   * The results are new buffers. A parameter or moment whose dataId only it holds (refCount 1: no clone,
+   * view or other tensor shares it) keeps its dataId, which then names the new buffer (the binding swaps
+   * the handle behind the id), so nothing has to be created, assigned or disposed in tfjs; one that is
+   * shared gets a new tensor (assigned to the variable), and the sharers keep the old values.
+   */
+  private applyNative(grads: Map<string, tf.Tensor>, scalars: number[], decayOn: boolean): boolean {
+    const nb = nativeAdamWBackend();
+    if (!nb) return false;
+    const work: Array<{ g: FusedGroup; p: tf.Variable; grad: tf.Tensor }> = [];
+    for (const g of this.groups) {
+      const grad = grads.get(g.names[0]!);
+      if (!grad) continue; // torch skips a parameter whose p.grad is None
+      work.push({ g, p: this.params.get(g.names[0]!)!, grad });
+    }
+    const inputs = work.flatMap(({ g, p, grad }) => [p, grad, g.m, g.v]);
+    if (!inputs.every((t) => t.dtype === 'float32' && !t.isDisposed && nb.tensorMap.has(t.dataId))) return false;
+    if (!work.every(({ p, grad }) => grad.size === p.size)) return false;
+    const ids = Int32Array.from(nb.getInputTensorIds(inputs));
+    const decay = Uint8Array.from(work, ({ g }) => (decayOn && g.decay ? 1 : 0));
+    const sole = (t: tf.Tensor) => (nb.tensorMap.get(t.dataId)?.refCount === 1 ? 1 : 0);
+    const replace = new Uint8Array(3 * work.length);
+    work.forEach(({ g, p }, i) => {
+      replace[3 * i] = sole(p);
+      replace[3 * i + 1] = sole(g.m);
+      replace[3 * i + 2] = sole(g.v);
+    });
+    const out = nb.binding.fusedAdamW(ids, decay, Float32Array.from(scalars), replace);
+    const make = (id: number, shape: number[]) => tf.keep(nb.createOutputTensor({ id, shape, dtype: nb.binding.TF_FLOAT }));
+    work.forEach(({ g, p }, i) => {
+      if (!replace[3 * i]) {
+        const next = make(out[3 * i]!, p.shape);
+        p.assign(next);
+        next.dispose();
+      }
+      if (!replace[3 * i + 1]) {
+        g.m.dispose();
+        g.m = make(out[3 * i + 1]!, p.shape);
+      }
+      if (!replace[3 * i + 2]) {
+        g.v.dispose();
+        g.v = make(out[3 * i + 2]!, p.shape);
+      }
+    });
+    return true;
   }
 
   private updateGroups(
