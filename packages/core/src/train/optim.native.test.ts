@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AdamW, lrLambda, nativeAdamWBackend, type LrSchedulerKind } from './optim.js';
+import { AdamW, clipCoefficient, globalNorm, lrLambda, nativeAdamWBackend, type LrSchedulerKind } from './optim.js';
 import { disposeLoaded, loadLatestCheckpoint, paramsSignature, saveCheckpoint } from './checkpoint.node.js';
 
 const nb = nativeAdamWBackend();
@@ -56,7 +56,8 @@ describe.skipIf(!nb)('native AdamW (binding.fusedAdamW)', () => {
         fc.constantFrom<LrSchedulerKind>('constant_with_warmup', 'linear', 'cosine'),
         fc.integer({ min: 0, max: 8 }),
         fc.integer({ min: 0, max: 19 }),
-        (seed, K, gScale, weightDecay, kind, warmup, dropAt) => {
+        fc.constantFrom(1, 0.37, 1 / 3), // gradient clipping's coefficient (AdamW.apply's gradScale)
+        (seed, K, gScale, weightDecay, kind, warmup, dropAt, clip) => {
           const o = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay, noDecay };
           const init = () => new Map(Object.entries(shapes).map(([n, s], j) => [n, tf.variable(tf.randomNormal(s, 0, 1, 'float32', seed + j))] as [string, tf.Variable]));
           const pn = init();
@@ -73,9 +74,12 @@ describe.skipIf(!nb)('native AdamW (binding.fusedAdamW)', () => {
               grads.delete('odd'); // torch skips a parameter whose p.grad is None
             }
             const lr = 2e-3 * lrLambda(kind, k, warmup, K);
-            calls += countNativeCalls(() => native.apply(grads, lr)).calls;
-            fused.apply(grads, lr);
-            perTensor.apply(grads, lr);
+            calls += countNativeCalls(() => native.apply(grads, lr, clip)).calls;
+            // the reference: clipGradients' scaled tensors (tf.mul(g, coef)), then the op chain
+            const scaled = clip === 1 ? grads : new Map([...grads].map(([n, g]) => [n, tf.mul(g, clip)] as const));
+            fused.apply(scaled, lr);
+            if (scaled !== grads) tf.dispose([...scaled.values()]);
+            perTensor.apply(grads, lr, clip); // the op chain's own gradScale path
             tf.dispose([...grads.values()]);
           }
           const ok =
@@ -96,7 +100,7 @@ describe.skipIf(!nb)('native AdamW (binding.fusedAdamW)', () => {
         },
       ),
       // always one run with denormal g² and one with large gradients, weight decay and a warm-up
-      { numRuns: 10, examples: [[12345, 20, 1e-21, 0.1, 'cosine', 3, 4], [777, 21, 40, 1e-2, 'linear', 0, 19]] },
+      { numRuns: 10, examples: [[12345, 20, 1e-21, 0.1, 'cosine', 3, 4, 0.37], [777, 21, 40, 1e-2, 'linear', 0, 19, 1]] },
     );
   });
 
@@ -199,6 +203,27 @@ describe.skipIf(!nb)('native AdamW (binding.fusedAdamW)', () => {
     optC.dispose();
     tf.dispose([...straight.values(), ...first.values(), ...resumed.values()]);
     fs.rmSync(out, { recursive: true, force: true });
+  });
+
+  it('globalNorm in one native call: the float64 norm of all gradients (JS float64 reference), close to the float32 op chain', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 30 }), fc.constantFrom(1, 1e-3, 50), (seed, scale) => {
+        const grads = Object.values(shapes).map((s, j) => tf.mul(tf.randomNormal(s, 0, 1, 'float32', seed + j), scale));
+        let want = 0;
+        for (const g of grads) for (const x of g.dataSync()) want += x * x;
+        want = Math.sqrt(want);
+        const got = globalNorm(grads);
+        process.env.VREPA_ADAMW_NATIVE = '0';
+        const chain = globalNorm(grads);
+        delete process.env.VREPA_ADAMW_NATIVE;
+        tf.dispose(grads);
+        return Math.abs(got - want) <= 1e-12 * want && Math.abs(chain - want) <= 1e-5 * want;
+      }),
+      { numRuns: 20 },
+    );
+    const { coef, norm } = clipCoefficient(new Map([['a', tf.tensor1d([3, 4])]]), 1);
+    expect(norm).toBe(5);
+    expect(coef).toBe(1 / (5 + 1e-6));
   });
 
   it('rejects malformed calls before writing anything', () => {

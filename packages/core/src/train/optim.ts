@@ -42,6 +42,7 @@ export interface AdamWOptions {
 interface NativeAdamWBackend {
   binding: {
     fusedAdamW(ids: Int32Array, decay: Uint8Array, scalars: Float32Array, replace?: Uint8Array): Int32Array;
+    sumSquares?(ids: Int32Array): number;
     isUsingGpuDevice?(): boolean;
     TF_FLOAT: number;
   };
@@ -195,8 +196,12 @@ export class AdamW {
     return g.names.length === 1 ? [fused] : tf.split(fused, g.rows, 0);
   }
 
-  /** One update with the given gradients (same names as the params) at learning rate `lr`. */
-  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+  /**
+   * One update with the given gradients (same names as the params) at learning rate `lr`. `gradScale`
+   * (gradient clipping's coefficient, see clipCoefficient) multiplies every gradient first, as
+   * `tf.mul(g, gradScale)` would (the same float32 products), without making the scaled tensors.
+   */
+  apply(grads: Map<string, tf.Tensor>, lr: number, gradScale = 1): void {
     this.dropViews();
     const { beta1: b1, beta2: b2, eps, weightDecay } = this.opts;
     this.step += 1;
@@ -204,7 +209,19 @@ export class AdamW {
     const bc2 = 1 - b2 ** this.step;
     const stepSize = lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
-    if (this.nativeLayout && this.applyNative(grads, [b1, 1 - b1, b2, 1 - b2, sqrtBc2, eps, stepSize, 1 - lr * weightDecay], lr > 0 && weightDecay > 0)) return;
+    const scalars = [b1, 1 - b1, b2, 1 - b2, sqrtBc2, eps, stepSize, 1 - lr * weightDecay];
+    if (gradScale !== 1) scalars.push(gradScale);
+    if (this.nativeLayout && this.applyNative(grads, scalars, lr > 0 && weightDecay > 0)) return;
+    if (gradScale !== 1) {
+      const scaled = new Map([...grads].map(([n, g]) => [n, tf.mul(g, gradScale)] as const));
+      try {
+        this.step -= 1; // counted again by the call below
+        this.apply(scaled, lr);
+      } finally {
+        tf.dispose([...scaled.values()]);
+      }
+      return;
+    }
     // The step's scalars, made once and shared by every group (the float32 values a JS number operand
     // would be converted to, so the same bits; on the native backend each JS operand costs a tensor upload).
     const k = tf.tidy(() => {
@@ -346,11 +363,30 @@ export class AdamW {
   }
 }
 
-/** Global L2 norm of the gradients (float32 sum of squares, as torch's foreach norm), as a JS number. */
+/**
+ * Global L2 norm of the gradients, as a JS number: on tfjs-node with core's binding patch 30 one native
+ * call summing the squares in float64 (VREPA_ADAMW_NATIVE=0: off); elsewhere float32 per-tensor sums of
+ * squares (as torch's foreach norm), summed and rooted in float32.
+ */
 export function globalNorm(grads: Iterable<tf.Tensor>): number {
   const list = [...grads];
   if (list.length === 0) return 0;
+  const nb = typeof process !== 'undefined' && process.env?.VREPA_ADAMW_NATIVE === '0' ? undefined : nativeAdamWBackend();
+  if (nb?.binding.sumSquares && list.every((t) => t.dtype === 'float32' && !t.isDisposed && nb.tensorMap.has(t.dataId))) {
+    return Math.sqrt(nb.binding.sumSquares(Int32Array.from(nb.getInputTensorIds(list))));
+  }
   return tf.tidy(() => tf.sqrt(tf.addN(list.map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
+}
+
+/**
+ * torch.nn.utils.clip_grad_norm_'s coefficient: min(1, max_norm / (norm + 1e-6)) (1 when `maxNorm` is
+ * not positive or the norm is not finite), and the pre-clip norm. Pass `coef` to AdamW.apply as its
+ * gradScale: the same update as clipGradients, without the scaled gradient tensors.
+ */
+export function clipCoefficient(grads: Map<string, tf.Tensor>, maxNorm: number): { coef: number; norm: number } {
+  const norm = globalNorm(grads.values());
+  if (!(maxNorm > 0) || !Number.isFinite(norm)) return { coef: 1, norm };
+  return { coef: Math.min(1, maxNorm / (norm + 1e-6)), norm };
 }
 
 /**
@@ -358,9 +394,7 @@ export function globalNorm(grads: Iterable<tf.Tensor>): number {
  * new gradient map (the input tensors are disposed when scaled) and the pre-clip norm.
  */
 export function clipGradients(grads: Map<string, tf.Tensor>, maxNorm: number): { grads: Map<string, tf.Tensor>; norm: number } {
-  const norm = globalNorm(grads.values());
-  if (!(maxNorm > 0) || !Number.isFinite(norm)) return { grads, norm };
-  const coef = maxNorm / (norm + 1e-6);
+  const { coef, norm } = clipCoefficient(grads, maxNorm);
   if (coef >= 1) return { grads, norm };
   const out = new Map<string, tf.Tensor>();
   for (const [n, g] of grads) {
