@@ -2,10 +2,23 @@
  * Fixes for the native `tensorflow` backend (tfjs-node built against TensorFlow 2.21): `Round` on int32
  * returns zeros there (the one tfjs-core spec that fails on it, ../shared/notes/tfjs-node-offline.md);
  * rounding an integer is the identity, so int32 inputs get a copy and floats keep the stock kernel.
+ *
+ * Per-op overhead (issue 15; VREPA_TF_CAST_FIX=0 keeps the stock kernels): tfjs-node's `Cast` runs a
+ * TensorFlow Cast even when the dtype does not change (tfjs-core's Multiply gradient casts its float32
+ * operand to float32 on every call), and its `Mean` casts every input to float32 first (a second op). A
+ * same-dtype cast is the identity (a copy of the values, bit for bit), so it shares the input's data as
+ * the Identity kernel does, and a float32 Mean runs TensorFlow's Mean directly: the same values, one
+ * TensorFlow op (and tfjs kernel) fewer each.
  */
 import * as tf from '@tensorflow/tfjs';
 
 let installed = false;
+
+interface NodeBackend {
+  incRef(dataId: unknown): void;
+  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.Tensor[]): tf.TensorInfo;
+  createReductionOpAttrs(x: tf.TensorInfo, keepDims: boolean): unknown[];
+}
 
 export function installNativeKernelFixes(): void {
   if (installed) return;
@@ -18,61 +31,38 @@ export function installNativeKernelFixes(): void {
     kernelFunc: (args) => (args.inputs.x!.dtype === 'int32' ? identity.kernelFunc(args) : round.kernelFunc(args)),
   });
   installed = true;
+  if (typeof process !== 'undefined' && process.env?.VREPA_TF_CAST_FIX === '0') return;
+  const cast = tf.getKernel('Cast', 'tensorflow');
+  const mean = tf.getKernel('Mean', 'tensorflow');
+  if (cast) {
+    tf.unregisterKernel('Cast', 'tensorflow');
+    tf.registerKernel({
+      ...cast,
+      kernelFunc: (args) => {
+        const x = args.inputs.x as tf.TensorInfo;
+        if (x.dtype !== (args.attrs as { dtype: tf.DataType }).dtype) return cast.kernelFunc(args);
+        (args.backend as unknown as NodeBackend).incRef(x.dataId);
+        return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      },
+    });
+  }
+  if (mean) {
+    tf.unregisterKernel('Mean', 'tensorflow');
+    tf.registerKernel({
+      ...mean,
+      kernelFunc: (args) => {
+        const x = args.inputs.x as tf.TensorInfo;
+        if (x.dtype !== 'float32') return mean.kernelFunc(args);
+        const backend = args.backend as unknown as NodeBackend;
+        const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+        const axes = tf.tensor1d(tf.util.parseAxisParam(axis, x.shape), 'int32');
+        try {
+          return backend.executeSingleOutput('Mean', backend.createReductionOpAttrs(x, keepDims), [x as tf.Tensor, axes]);
+        } finally {
+          axes.dispose();
+        }
+      },
+    });
+  }
 }
 
-/** The parts of tfjs-node's NodeJSKernelBackend the int32 handle cache uses. */
-interface NodeBackendInternals {
-  binding: { createTensor(shape: number[], dtype: number, values: Int32Array): number; deleteTensor(id: number): void; TF_INT32: number };
-  tensorMap: { get(dataId: object): { shape: number[]; dtype: number; values: unknown; id: number } | undefined };
-  getInputTensorIds(tensors: tf.Tensor[]): number[];
-  vrepaInt32Cache?: { size(): number };
-}
-
-/** Largest int32 tensor (elements) whose handle is cached, and the most handles kept. */
-export const INT32_CACHE_MAX_ELEMENTS = 8;
-export const INT32_CACHE_MAX_ENTRIES = 4096;
-
-/**
- * Per-op overhead on tfjs-node: its kernels pass shapes, axes, permutations, begins and sizes as small
- * int32 tensors made from JS values (Reshape, Sum, Mean, Transpose, Slice, SplitV, ConcatV2, ...: ~580
- * per tiny training step), each uploaded into a new TensorFlow handle (`createTensor`) and deleted after
- * the op. TensorFlow's eager handles are immutable, so one handle per distinct (shape, values) serves
- * them all: the first upload of a value is kept (up to INT32_CACHE_MAX_ENTRIES, never evicted) and the
- * later tensors with those values point at it; deleting a cached handle is a no-op. Only int32 tensors
- * of at most INT32_CACHE_MAX_ELEMENTS elements whose values still sit in JS are affected (core's native
- * AdamW only ever swaps float32 handles). VREPA_TF_INT32_CACHE=0 turns it off.
- */
-export function installNativeInt32Cache(): boolean {
-  if (typeof process !== 'undefined' && process.env?.VREPA_TF_INT32_CACHE === '0') return false;
-  const backend = tf.findBackend('tensorflow') as unknown as NodeBackendInternals | null;
-  if (!backend || typeof backend.getInputTensorIds !== 'function' || !backend.binding || !backend.tensorMap) return false;
-  if (backend.vrepaInt32Cache) return true;
-  const binding = backend.binding;
-  const ids = new Map<string, number>();
-  const cached = new Set<number>();
-  const original = backend.getInputTensorIds.bind(backend);
-  backend.getInputTensorIds = (tensors: tf.Tensor[]) => {
-    for (const t of tensors) {
-      if (t.dtype !== 'int32' || t.size > INT32_CACHE_MAX_ELEMENTS) continue;
-      const info = backend.tensorMap.get(t.dataId);
-      if (!info || info.values == null || info.dtype !== binding.TF_INT32 || !(info.values instanceof Int32Array)) continue;
-      const key = `${info.shape.join(',')}:${info.values.join(',')}`;
-      let id = ids.get(key);
-      if (id === undefined) {
-        if (ids.size >= INT32_CACHE_MAX_ENTRIES) continue;
-        id = backend.binding.createTensor(info.shape, info.dtype, info.values);
-        ids.set(key, id);
-        cached.add(id);
-      }
-      info.id = id;
-      info.values = null;
-    }
-    return original(tensors);
-  };
-  // the addon's methods are read-only: the backend gets an object that inherits them, with its own deleteTensor
-  backend.binding = Object.create(binding, {
-    deleteTensor: { value: (id: number) => (cached.has(id) ? undefined : binding.deleteTensor(id)) },
-  });
-  backend.vrepaInt32Cache = { size: () => ids.size };
-  return true;
-}
