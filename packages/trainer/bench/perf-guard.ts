@@ -1,19 +1,27 @@
 /**
  * `pnpm --filter @vrepa/trainer bench:perf-guard`: the per-op overhead changes of wave 2c (issue 15) on and
- * off, in the same run, on the native backend. "before": VREPA_ADAMW_NATIVE=0 (AdamW as the multi-tensor op
- * chain, clipping's global norm as two ops per gradient and scaled gradient tensors) and VREPA_FUSED_CHAINS=0
- * (the transformer's chains as before); "after": the defaults. Each variant runs in its own child process,
- * round robin over VREPA_BENCH_ROUNDS rounds (default 2), keeping each number's minimum (the load of a
- * shared machine drifts).
+ * off, on the native backend, in ONE process with the variants interleaved step by step (separate processes
+ * differ by more than these changes on a loaded machine: measured here, the same build varied ±8 % from
+ * process to process). The toggles are read at run time:
+ *   VREPA_ADAMW_NATIVE=0  AdamW as the multi-tensor op chain and clipping's global norm as two ops per
+ *                         gradient, the gradients scaled into new tensors (each variant has its own Trainer,
+ *                         built under its setting: AdamW picks its layout when it is made);
+ *   VREPA_FUSED_CHAINS=0  the CogVideoX block's AdaLN chains by autodiff (tf.mul / tf.add);
+ *   VREPA_TF_CAST_FIX=0   tfjs-node's stock Cast (a TensorFlow op even float32 → float32) and Mean (+ a cast).
+ * "before" sets all three, "after" none; the other rows turn one change off at a time.
  *
- * 1. The tiny preset's VideoREPA step (batch 2, λ 0.5; oneDNN off, as `vrepa train --preset tiny`): wall
- *    and CPU-time medians, the optimizer's share, top-level kernels and native binding calls per step
- *    (profileOps); PyTorch's step (bench/torch_tiny_step.py, 1 thread) in the same run when
- *    VREPA_TORCH_PYTHON names a python with torch.
- * 2. Large workloads (TensorFlow's default oneDNN, as the real presets run): matMul 1024³ and its
- *    transposed-B form, a batched matMul, TRD forward+backward at the paper's N = 3600 (D = 768), one
- *    CogVideoX-2B-sized block forward+backward (1 layer, 226 text + 192 vision tokens), and AdamW + global
- *    norm over that block's ~47M parameters. Guard rail: "after / before" ≤ 1.05 on every row.
+ * 1. The tiny preset's VideoREPA step (batch 2, λ 0.5; oneDNN off, as `vrepa train --preset tiny`): CPU-time
+ *    median per variant (the variants' steps interleaved), the optimizer's median, top-level kernels and
+ *    native binding calls per step (profileOps); PyTorch's same step (bench/torch_tiny_step.py, 1 thread) in
+ *    the same run when VREPA_TORCH_PYTHON names a python with torch.
+ * 2. Large workloads (TensorFlow's default oneDNN, as the real presets run), before and after interleaved
+ *    per round: matMul 1024³ and its transposed-B form, a batched matMul, TRD forward+backward at the paper's
+ *    N = 3600 (D = 768), one CogVideoX-2B-sized block forward+backward (1 layer, 226 text + 192 vision
+ *    tokens), and global norm + AdamW over that block's 67M parameters. Guard rail: the median over rounds
+ *    of after / before ≤ 1.05 on every row.
+ *
+ * VREPA_BENCH_STEPS (tiny steps per variant, default 30), VREPA_BENCH_ROUNDS (large rounds, default 4);
+ * VREPA_BENCH_TINY=0 / VREPA_BENCH_LARGE=0 skip a part.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,14 +29,25 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { AdamW, Rng, clipCoefficient, initBackend, printBenchTable, profileOps, timeIt, type BenchRow } from '@vrepa/core';
+import { AdamW, Rng, clipCoefficient, initBackend, printBenchTable, profileOps, type BenchRow } from '@vrepa/core';
 import { trdLoss } from '@vrepa/relations';
 import { COGVIDEOX_2B_SCHEDULER, COGVIDEOX_2B_TRANSFORMER, CogVideoXDDIMScheduler, CogVideoXTransformer3DModel, trainingLoss } from '@vrepa/cogvideox';
 import { Trainer, presetConfig } from '../src/index.js';
 
-const STEPS = Number(process.env.VREPA_BENCH_STEPS ?? 12);
-const ROUNDS = Number(process.env.VREPA_BENCH_ROUNDS ?? 2);
+const STEPS = Number(process.env.VREPA_BENCH_STEPS ?? 30);
+const ROUNDS = Number(process.env.VREPA_BENCH_ROUNDS ?? 4);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
+const TOGGLES = ['VREPA_ADAMW_NATIVE', 'VREPA_FUSED_CHAINS', 'VREPA_TF_CAST_FIX'] as const;
+type Variant = { name: string; off: Array<(typeof TOGGLES)[number]> };
+const BEFORE: Variant = { name: 'before (VREPA_ADAMW_NATIVE=0 VREPA_FUSED_CHAINS=0 VREPA_TF_CAST_FIX=0)', off: [...TOGGLES] };
+const AFTER: Variant = { name: 'after (defaults)', off: [] };
+const setVariant = (v: Variant) => {
+  for (const t of TOGGLES) {
+    if (v.off.includes(t)) process.env[t] = '0';
+    else delete process.env[t];
+  }
+};
 const cpuMs = (f: () => void) => {
   const c0 = process.cpuUsage();
   f();
@@ -36,127 +55,160 @@ const cpuMs = (f: () => void) => {
   return (c.user + c.system) / 1000;
 };
 
-async function tinyChild(): Promise<Record<string, number>> {
+function tinyPart(): BenchRow[] {
+  const variants: Variant[] = [
+    BEFORE,
+    AFTER,
+    { name: 'after, but AdamW + norm as op chains (VREPA_ADAMW_NATIVE=0)', off: ['VREPA_ADAMW_NATIVE'] },
+    { name: 'after, but the block chains by autodiff (VREPA_FUSED_CHAINS=0)', off: ['VREPA_FUSED_CHAINS'] },
+    { name: 'after, but stock Cast / Mean kernels (VREPA_TF_CAST_FIX=0)', off: ['VREPA_TF_CAST_FIX'] },
+  ];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-guard-'));
-  const t = new Trainer(presetConfig('tiny'), { out: tmp, progress: false, log: () => {}, maxSteps: STEPS + 8 });
-  t.trainStep();
-  t.trainStep();
-  const wall: number[] = [];
-  const cpu: number[] = [];
-  const opt: number[] = [];
-  for (let i = 0; i < STEPS; i++) {
-    const t0 = performance.now();
-    let log: ReturnType<Trainer['trainStep']> | undefined;
-    cpu.push(cpuMs(() => (log = t.trainStep())));
-    wall.push(performance.now() - t0);
-    opt.push(log!.ms_opt);
+  const trainers = variants.map((v) => {
+    setVariant(v);
+    return new Trainer(presetConfig('tiny'), { out: fs.mkdtempSync(path.join(tmp, 'run-')), progress: false, log: () => {}, maxSteps: STEPS + 20 });
+  });
+  const cpu = variants.map(() => [] as number[]);
+  const opt = variants.map(() => [] as number[]);
+  for (let i = 0; i < STEPS + 3; i++) {
+    variants.forEach((v, k) => {
+      setVariant(v);
+      let log: ReturnType<Trainer['trainStep']> | undefined;
+      const ms = cpuMs(() => (log = trainers[k]!.trainStep()));
+      if (i < 3) return; // warm-up
+      cpu[k]!.push(ms);
+      opt[k]!.push(log!.ms_opt);
+    });
   }
-  let kernels = 0;
-  let calls = 0;
-  const P = 3;
-  for (let i = 0; i < P; i++) {
-    const p = profileOps(() => t.trainStep());
-    kernels += p.kernels.reduce((s, k) => s + k.count, 0);
-    calls += p.binding.reduce((s, k) => s + k.count, 0);
-  }
-  t.dispose();
+  const counts = variants.map((v, k) => {
+    setVariant(v);
+    let kernels = 0;
+    let calls = 0;
+    for (let i = 0; i < 3; i++) {
+      const p = profileOps(() => trainers[k]!.trainStep());
+      kernels += p.kernels.reduce((s, x) => s + x.count, 0);
+      calls += p.binding.reduce((s, x) => s + x.count, 0);
+    }
+    return { kernels: kernels / 3, calls: calls / 3 };
+  });
+  setVariant(AFTER);
+  trainers.forEach((t) => t.dispose());
   fs.rmSync(tmp, { recursive: true, force: true });
-  return { stepWall: median(wall), stepCpu: median(cpu), opt: median(opt), kernels: kernels / P, calls: calls / P };
+  const base = median(cpu[0]!);
+  return variants.map((v, k) => ({
+    name: v.name,
+    'step CPU ms (median)': median(cpu[k]!),
+    'step CPU × before': median(cpu[k]!) / base,
+    'optimizer ms (median)': median(opt[k]!),
+    'kernels/step': counts[k]!.kernels,
+    'binding calls/step': counts[k]!.calls,
+  }));
 }
 
-async function largeChild(): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  const ms = async (f: () => tf.Tensor | tf.Tensor[], runs = 3) => (await timeIt(f, { warmup: 1, runs })).medianMs;
+async function largePart(): Promise<BenchRow[]> {
   const r = (s: number[], seed = 0) => tf.randomNormal(s, 0, 1, 'float32', seed + 1);
-  {
-    const a = r([1024, 1024]), b = r([1024, 1024], 1);
-    out.matmul1024 = await ms(() => tf.matMul(a, b), 5);
-    out.matmul1024tB = await ms(() => tf.matMul(a, b, false, true), 5);
-    const x = r([8, 256, 64]), y = r([8, 64, 256], 2);
-    out.bmm = await ms(() => tf.matMul(x, y), 20);
-    tf.dispose([a, b, x, y]);
-  }
-  {
-    const N = 3600;
-    const s = r([1, N, 768], 3) as tf.Tensor3D, t = r([1, N, 768], 4) as tf.Tensor3D;
-    const grid = { frames: N / 150, height: 10, width: 15 };
-    out.trd3600 = await ms(() => {
-      const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => trdLoss(x as tf.Tensor3D, t, { grid, margin: 0.1 }))(s);
-      return [value, grad];
-    });
-    tf.dispose([s, t]);
-  }
-  {
-    const cfg = { ...COGVIDEOX_2B_TRANSFORMER, sample_height: 16, sample_width: 16, sample_frames: 9, num_layers: 1 };
-    const m = new CogVideoXTransformer3DModel(cfg, { init: 'torch' });
-    const sched = new CogVideoXDDIMScheduler(COGVIDEOX_2B_SCHEDULER);
-    const latents = r([1, 3, 16, 16, 16], 5);
-    const text = r([1, 226, cfg.text_embed_dim], 6);
-    const vars = m.trainableParameters();
-    const rng = Rng.fromSeed(0);
-    out.block2b = await ms(() => {
-      const { value, grads } = tf.variableGrads(() => trainingLoss(m, sched, { latents, textEmbeddings: text, rng, timesteps: [500] }).total, vars);
-      return [value, ...Object.values(grads)];
-    }, 2);
-    // AdamW + the global norm over the block's parameters (all of them: ~47M floats)
-    const named = new Map(m.namedParameters().filter(([, p]) => p.trainable).map(([n, p]) => [n, p.value] as [string, tf.Variable]));
-    const grads = new Map([...named].map(([n, p], i) => [n, tf.mul(r(p.shape, 7 + i), 1e-3)] as [string, tf.Tensor]));
-    const opt = new AdamW(named, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 1e-4 });
-    opt.apply(grads, 1e-4);
+  const time = (f: () => tf.Tensor | tf.Tensor[], runs: number) => {
     const each: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    tf.dispose(f()); // warm-up
+    for (let i = 0; i < runs; i++) {
       const t0 = performance.now();
-      const { coef } = clipCoefficient(grads, 1);
-      opt.apply(grads, 1e-4, coef);
+      const out = f();
+      for (const t of [out].flat()) t.dataSync();
       each.push(performance.now() - t0);
+      tf.dispose(out);
     }
-    out.adamw2b = median(each);
-    out.adamw2bParams = [...named.values()].reduce((s, p) => s + p.size, 0);
-    opt.dispose();
-    tf.dispose([...grads.values(), latents, text]);
-    m.dispose();
+    return median(each);
+  };
+  const a = r([1024, 1024]), b = r([1024, 1024], 1);
+  const x = r([8, 256, 64]), y = r([8, 64, 256], 2);
+  const N = 3600;
+  const s = r([1, N, 768], 3) as tf.Tensor3D, t = r([1, N, 768], 4) as tf.Tensor3D;
+  const grid = { frames: N / 150, height: 10, width: 15 };
+  const cfg = { ...COGVIDEOX_2B_TRANSFORMER, sample_height: 16, sample_width: 16, sample_frames: 9, num_layers: 1 };
+  const m = new CogVideoXTransformer3DModel(cfg, { init: 'torch' });
+  const sched = new CogVideoXDDIMScheduler(COGVIDEOX_2B_SCHEDULER);
+  const latents = r([1, 3, 16, 16, 16], 5);
+  const text = r([1, 226, cfg.text_embed_dim], 6);
+  const vars = m.trainableParameters();
+  const rng = Rng.fromSeed(0);
+  // the optimizer benchmark updates copies of the block's parameters (each variant its own AdamW and copies)
+  const shapes = m.namedParameters().filter(([, p]) => p.trainable).map(([n, p]) => [n, p.value.shape] as const);
+  const grads = new Map(shapes.map(([n, sh], i) => [n, tf.mul(r(sh, 7 + i), 1e-3)] as [string, tf.Tensor]));
+  const opts = { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 1e-4 };
+  const optimizers = [BEFORE, AFTER].map((v) => {
+    setVariant(v);
+    const params = new Map(shapes.map(([n, sh], i) => [n, tf.variable(r(sh, 100 + i))] as [string, tf.Variable]));
+    return { params, opt: new AdamW(params, opts) };
+  });
+  const work: Array<[string, string, (k: number) => number]> = [
+    ['matmul', 'matMul 1024³', () => time(() => tf.matMul(a, b), 5)],
+    ['matmulTB', 'matMul 1024³, transposed B', () => time(() => tf.matMul(a, b, false, true), 5)],
+    ['bmm', 'batched matMul [8,256,64]×[8,64,256]', () => time(() => tf.matMul(x, y), 20)],
+    ['trd', 'TRD forward+backward, N 3600, D 768', () => time(() => {
+      const { value, grad } = tf.valueAndGrad((z: tf.Tensor) => trdLoss(z as tf.Tensor3D, t, { grid, margin: 0.1 }))(s);
+      return [value, grad];
+    }, 3)],
+    ['block', 'CogVideoX-2B block forward+backward (1 layer, 226 + 192 tokens)', () => time(() => {
+      const { value, grads: g } = tf.variableGrads(() => trainingLoss(m, sched, { latents, textEmbeddings: text, rng, timesteps: [500] }).total, vars);
+      return [value, ...Object.values(g)];
+    }, 2)],
+    ['adamw', `global norm + AdamW over that block's parameters (${(shapes.reduce((n, [, sh]) => n + sh.reduce((p, q) => p * q, 1), 0) / 1e6).toFixed(1)}M)`, (k) => {
+      const { opt } = optimizers[k]!;
+      const each: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        const { coef } = clipCoefficient(grads, 1);
+        opt.apply(grads, 1e-4, coef);
+        optimizers[k]!.params.values().next().value!.dataSync();
+        each.push(performance.now() - t0);
+      }
+      return median(each);
+    }],
+  ];
+  const res = new Map(work.map(([key]) => [key, [[] as number[], [] as number[]]] as const));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [key, , f] of work) {
+      [BEFORE, AFTER].forEach((v, k) => {
+        setVariant(v);
+        res.get(key)![k]!.push(f(k));
+      });
+    }
   }
-  return out;
+  setVariant(AFTER);
+  optimizers.forEach(({ params, opt }) => {
+    opt.dispose();
+    tf.dispose([...params.values()]);
+  });
+  tf.dispose([a, b, x, y, s, t, latents, text, ...grads.values()]);
+  m.dispose();
+  return work.map(([key, label]) => {
+    const [bs, as] = res.get(key)!;
+    const ratio = median(as!.map((v, i) => v / bs![i]!));
+    return { name: label, 'before ms (median)': median(bs!), 'after ms (median)': median(as!), 'after / before (median of rounds)': ratio, 'guard (≤ 1.05)': ratio <= 1.05 ? 'ok' : 'SLOWER' };
+  });
 }
 
 const mode = process.argv[2];
 if (mode === '--tiny' || mode === '--large') {
   await initBackend({ backend: 'tensorflow', quiet: true });
-  const r = mode === '--tiny' ? await tinyChild() : await largeChild();
-  process.stdout.write(`@@${JSON.stringify(r)}\n`);
+  const rows = mode === '--tiny' ? tinyPart() : await largePart();
+  process.stdout.write(`@@${JSON.stringify(rows)}\n`);
   process.exit(0);
 }
 
 const self = fileURLToPath(import.meta.url);
-const variants: Array<[string, Record<string, string>]> = [
-  ['before (VREPA_ADAMW_NATIVE=0 VREPA_FUSED_CHAINS=0)', { VREPA_ADAMW_NATIVE: '0', VREPA_FUSED_CHAINS: '0' }],
-  ['after (defaults)', {}],
-];
-// the tiny step also with one change at a time
-const tinyVariants: Array<[string, Record<string, string>]> = [
-  ...variants,
-  ['native AdamW + norm only (VREPA_FUSED_CHAINS=0)', { VREPA_FUSED_CHAINS: '0' }],
-  ['transformer chains only (VREPA_ADAMW_NATIVE=0)', { VREPA_ADAMW_NATIVE: '0' }],
-];
-const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
-const best = new Map<string, Record<string, number>>();
-const run = (part: '--tiny' | '--large', name: string, env: Record<string, string>) => {
+const child = (part: '--tiny' | '--large'): BenchRow[] => {
   const extra = part === '--tiny' ? { TF_ENABLE_ONEDNN_OPTS: '0' } : {};
-  const r = spawnSync(process.execPath, [...process.execArgv, self, part], { encoding: 'utf8', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', ...extra, ...env }, timeout: 900_000, maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [...process.execArgv, self, part], { encoding: 'utf8', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', ...extra }, timeout: 1_800_000, maxBuffer: 1 << 26 });
   const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('@@'));
-  if (!line) throw new Error(`${part} ${name} failed: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
-  const v = JSON.parse(line.slice(2)) as Record<string, number>;
-  const key = `${part}:${name}`;
-  const b = best.get(key);
-  best.set(key, b ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, Math.min(x, b[k] ?? Infinity)])) : v);
+  if (!line) throw new Error(`${part} failed: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+  return JSON.parse(line.slice(2)) as BenchRow[];
 };
 
-// PyTorch's tiny step (1 thread), between our runs
-let torch: { ms: number; cpu: number } | string = 'skipped: VREPA_TORCH_PYTHON is not set';
-const torchRuns: Array<{ ms: number; cpu: number }> = [];
-const torchOnce = () => {
+/** PyTorch's tiny step (1 thread): step and CPU medians. */
+function torchTiny(): { ms: number; cpu: number } | string {
   const py = process.env.VREPA_TORCH_PYTHON;
-  if (!py) return;
+  if (!py) return 'skipped: VREPA_TORCH_PYTHON is not set (point it at a python with torch)';
   const c = presetConfig('tiny');
   const tc = { ...COGVIDEOX_2B_TRANSFORMER, ...(c.model.transformer as Record<string, unknown>) } as unknown as Record<string, number>;
   const [F, H, W, C] = c.data.latent_shape!;
@@ -169,47 +221,20 @@ const torchOnce = () => {
     ...['--latent', F, H, W, '--teacher-grid', g.frames, g.height, g.width, '--lambdas', c.align.proj_coeff, '--steps', STEPS, '--warmup', 4, '--threads', 1],
   ].map(String);
   const r = spawnSync(py, args, { encoding: 'utf8', timeout: 300_000 });
-  if (r.status !== 0) {
-    torch = `skipped: torch_tiny_step.py failed: ${(r.stderr || '').trim().split('\n').pop()}`;
-    return;
-  }
+  if (r.status !== 0) return `skipped: torch_tiny_step.py failed: ${(r.stderr || '').trim().split('\n').pop()}`;
   const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms_each: number[]; cpu_ms_each: number[] };
-  torchRuns.push({ ms: median(j.ms_each), cpu: median(j.cpu_ms_each) });
-};
-for (let round = 0; round < ROUNDS; round++) {
-  torchOnce();
-  for (const [name, env] of tinyVariants) run('--tiny', name, env);
+  return { ms: median(j.ms_each), cpu: median(j.cpu_ms_each) };
 }
-if (torchRuns.length) torch = { ms: Math.min(...torchRuns.map((t) => t.ms)), cpu: Math.min(...torchRuns.map((t) => t.cpu)) };
-const tinyRows: BenchRow[] = tinyVariants.map(([name]) => {
-  const v = best.get(`--tiny:${name}`)!;
-  return {
-    name,
-    'step ms (median)': v.stepWall,
-    'step CPU ms (median)': v.stepCpu,
-    'optimizer ms': v.opt,
-    'kernels/step': v.kernels,
-    'binding calls/step': v.calls,
-    ...(typeof torch === 'string' ? {} : { 'ours / PyTorch (wall)': v.stepWall! / torch.ms, 'ours / PyTorch (CPU)': v.stepCpu! / torch.cpu }),
-  };
-});
-tinyRows.push(typeof torch === 'string' ? { name: `PyTorch: ${torch}` } : { name: `PyTorch ${'2.x'} CPU, 1 thread (bench/torch_tiny_step.py)`, 'step ms (median)': torch.ms, 'step CPU ms (median)': torch.cpu });
-printBenchTable(`tiny VideoREPA step (batch 2, λ 0.5), tfjs-node, oneDNN off; ${ROUNDS} rounds round-robin, minimum over rounds (load ${load()})`, tinyRows);
 
+if (process.env.VREPA_BENCH_TINY !== '0') {
+  const t1 = torchTiny();
+  const rows = child('--tiny');
+  const t2 = torchTiny();
+  const torch = typeof t1 === 'string' ? t1 : typeof t2 === 'string' ? t2 : { ms: Math.min(t1.ms, t2.ms), cpu: Math.min(t1.cpu, t2.cpu) };
+  for (const row of rows) if (typeof torch !== 'string') row['ours / PyTorch (CPU)'] = (row['step CPU ms (median)'] as number) / torch.cpu;
+  rows.push(typeof torch === 'string' ? { name: `PyTorch: ${torch}` } : { name: 'PyTorch CPU, 1 thread (bench/torch_tiny_step.py), before and after ours; the faster', 'step CPU ms (median)': torch.cpu });
+  printBenchTable(`tiny VideoREPA step (batch 2, λ 0.5), tfjs-node, oneDNN off; the variants' steps interleaved in one process, ${STEPS} each (load ${load()})`, rows);
+}
 if (process.env.VREPA_BENCH_LARGE !== '0') {
-  for (let round = 0; round < ROUNDS; round++) for (const [name, env] of variants) run('--large', name, env);
-  const b = best.get(`--large:${variants[0]![0]}`)!;
-  const a = best.get(`--large:${variants[1]![0]}`)!;
-  const labels: Array<[string, string]> = [
-    ['matmul1024', 'matMul 1024³'],
-    ['matmul1024tB', 'matMul 1024³, transposed B'],
-    ['bmm', 'batched matMul [8,256,64]×[8,64,256]'],
-    ['trd3600', 'TRD forward+backward, N 3600, D 768'],
-    ['block2b', 'CogVideoX-2B block forward+backward (226 + 192 tokens)'],
-    ['adamw2b', `global norm + AdamW over that block's parameters (${((b.adamw2bParams ?? 0) / 1e6).toFixed(1)}M)`],
-  ];
-  printBenchTable(
-    `large workloads, tfjs-node, TensorFlow's default oneDNN; median ms, minimum over ${ROUNDS} rounds (load ${load()})`,
-    labels.map(([k, label]) => ({ name: label, 'before ms': b[k], 'after ms': a[k], 'after / before': a[k]! / b[k]!, 'guard (≤ 1.05)': a[k]! / b[k]! <= 1.05 ? 'ok' : 'SLOWER' })),
-  );
+  printBenchTable(`large workloads, tfjs-node, TensorFlow's default oneDNN; before and after interleaved in one process, ${ROUNDS} rounds (wall ms, medians; load ${load()})`, child('--large'));
 }

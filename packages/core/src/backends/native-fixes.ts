@@ -3,7 +3,7 @@
  * returns zeros there (the one tfjs-core spec that fails on it, ../shared/notes/tfjs-node-offline.md);
  * rounding an integer is the identity, so int32 inputs get a copy and floats keep the stock kernel.
  *
- * Per-op overhead (issue 15; VREPA_TF_CAST_FIX=0 keeps the stock kernels): tfjs-node's `Cast` runs a
+ * Per-op overhead (issue 15; VREPA_TF_CAST_FIX=0, read at every call, runs the stock kernels): tfjs-node's `Cast` runs a
  * TensorFlow Cast even when the dtype does not change (tfjs-core's Multiply gradient casts its float32
  * operand to float32 on every call), and its `Mean` casts every input to float32 first (a second op). A
  * same-dtype cast is the identity (a copy of the values, bit for bit), so it shares the input's data as
@@ -31,7 +31,8 @@ export function installNativeKernelFixes(): void {
     kernelFunc: (args) => (args.inputs.x!.dtype === 'int32' ? identity.kernelFunc(args) : round.kernelFunc(args)),
   });
   installed = true;
-  if (typeof process !== 'undefined' && process.env?.VREPA_TF_CAST_FIX === '0') return;
+  // read at every call, so that a benchmark can compare both in one process
+  const stock = () => typeof process !== 'undefined' && process.env?.VREPA_TF_CAST_FIX === '0';
   const cast = tf.getKernel('Cast', 'tensorflow');
   const mean = tf.getKernel('Mean', 'tensorflow');
   if (cast) {
@@ -40,7 +41,7 @@ export function installNativeKernelFixes(): void {
       ...cast,
       kernelFunc: (args) => {
         const x = args.inputs.x as tf.TensorInfo;
-        if (x.dtype !== (args.attrs as { dtype: tf.DataType }).dtype) return cast.kernelFunc(args);
+        if (x.dtype !== (args.attrs as { dtype: tf.DataType }).dtype || stock()) return cast.kernelFunc(args);
         (args.backend as unknown as NodeBackend).incRef(x.dataId);
         return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
       },
@@ -52,7 +53,7 @@ export function installNativeKernelFixes(): void {
       ...mean,
       kernelFunc: (args) => {
         const x = args.inputs.x as tf.TensorInfo;
-        if (x.dtype !== 'float32') return mean.kernelFunc(args);
+        if (x.dtype !== 'float32' || stock()) return mean.kernelFunc(args);
         const backend = args.backend as unknown as NodeBackend;
         const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
         const axes = tf.tensor1d(tf.util.parseAxisParam(axis, x.shape), 'int32');
