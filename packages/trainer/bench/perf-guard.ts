@@ -7,8 +7,10 @@
  *                         gradient, the gradients scaled into new tensors (each variant has its own Trainer,
  *                         built under its setting: AdamW picks its layout when it is made);
  *   VREPA_FUSED_CHAINS=0  the CogVideoX block's AdaLN chains by autodiff (tf.mul / tf.add);
- *   VREPA_TF_CAST_FIX=0   tfjs-node's stock Cast (a TensorFlow op even float32 → float32) and Mean (+ a cast).
- * "before" sets all three, "after" none; the other rows turn one change off at a time.
+ *   VREPA_TF_CAST_FIX=0   tfjs-node's stock Cast (a TensorFlow op even float32 → float32) and Mean (+ a cast);
+ *   VREPA_TF_RESHAPE_VIEW=0  tfjs-node's stock Reshape (an eager op + an int32 shape tensor) instead of a view
+ *                         (binding patch 31).
+ * "before" sets all four, "after" none; the other rows turn one change off at a time.
  *
  * 1. The tiny preset's VideoREPA step (batch 2, λ 0.5; oneDNN off, as `vrepa train --preset tiny`): CPU-time
  *    median per variant (the variants' steps interleaved), the optimizer's median, top-level kernels and
@@ -38,9 +40,9 @@ const STEPS = Number(process.env.VREPA_BENCH_STEPS ?? 30);
 const ROUNDS = Number(process.env.VREPA_BENCH_ROUNDS ?? 4);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
-const TOGGLES = ['VREPA_ADAMW_NATIVE', 'VREPA_FUSED_CHAINS', 'VREPA_TF_CAST_FIX'] as const;
+const TOGGLES = ['VREPA_ADAMW_NATIVE', 'VREPA_FUSED_CHAINS', 'VREPA_TF_CAST_FIX', 'VREPA_TF_RESHAPE_VIEW'] as const;
 type Variant = { name: string; off: Array<(typeof TOGGLES)[number]> };
-const BEFORE: Variant = { name: 'before (VREPA_ADAMW_NATIVE=0 VREPA_FUSED_CHAINS=0 VREPA_TF_CAST_FIX=0)', off: [...TOGGLES] };
+const BEFORE: Variant = { name: 'before (all four changes off)', off: [...TOGGLES] };
 const AFTER: Variant = { name: 'after (defaults)', off: [] };
 const setVariant = (v: Variant) => {
   for (const t of TOGGLES) {
@@ -62,6 +64,7 @@ function tinyPart(): BenchRow[] {
     { name: 'after, but AdamW + norm as op chains (VREPA_ADAMW_NATIVE=0)', off: ['VREPA_ADAMW_NATIVE'] },
     { name: 'after, but the block chains by autodiff (VREPA_FUSED_CHAINS=0)', off: ['VREPA_FUSED_CHAINS'] },
     { name: 'after, but stock Cast / Mean kernels (VREPA_TF_CAST_FIX=0)', off: ['VREPA_TF_CAST_FIX'] },
+    { name: 'after, but the stock Reshape (VREPA_TF_RESHAPE_VIEW=0)', off: ['VREPA_TF_RESHAPE_VIEW'] },
   ];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-guard-'));
   const trainers = variants.map((v) => {

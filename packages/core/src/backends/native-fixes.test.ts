@@ -48,3 +48,41 @@ describe.skipIf(!native || process.env.VREPA_TF_CAST_FIX === '0')('tfjs-node ker
     tf.dispose([x, i]);
   });
 });
+
+const viewBinding = native ? (tf.backend() as unknown as { binding: { reshapeTensor?: unknown; getNumOfTensors(): number } }).binding : undefined;
+
+describe.skipIf(!native || typeof viewBinding?.reshapeTensor !== 'function' || process.env.VREPA_TF_RESHAPE_VIEW === '0')('tfjs-node reshape as a view (binding patch 31)', () => {
+  it('is there wherever the patched binding runs (VREPA_REQUIRE_NATIVE=1)', () => {
+    expect(typeof viewBinding?.reshapeTensor).toBe('function');
+  });
+
+  it('same values and shapes as the data read in order (float32, int32, bool, -1, scalars, empty), no TensorFlow Reshape', () => {
+    const x = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
+    const r = calls(() => tf.reshape(x, [3, -1]));
+    expect(r.values).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(r.tf).toEqual({});
+    const y = tf.reshape(x, [-1, 1, 2]);
+    expect(y.shape).toEqual([3, 1, 2]);
+    expect(tf.transpose(y, [2, 1, 0]).arraySync()).toEqual([[[1, 3, 5]], [[2, 4, 6]]]);
+    expect(tf.reshape(tf.tensor1d([7, 8], 'int32'), [2, 1]).arraySync()).toEqual([[7], [8]]);
+    const b = tf.reshape(tf.tensor1d([true, false], 'bool'), [1, 2]);
+    expect([b.dtype, b.shape, Array.from(b.dataSync())]).toEqual(['bool', [1, 2], [1, 0]]);
+    expect(tf.reshape(tf.scalar(3), [1, 1]).arraySync()).toEqual([[3]]);
+    expect(tf.reshape(tf.zeros([0, 3]), [3, 0]).shape).toEqual([3, 0]);
+    expect(() => tf.reshape(x, [4, 2])).toThrow();
+    tf.dispose([x, y]);
+  });
+
+  it('the view outlives its source, gradients flow through it, and repeated reshapes leave no handles behind', () => {
+    const x = tf.tensor1d([1, 2, 3, 4]);
+    const v = tf.reshape(x, [2, 2]);
+    x.dispose();
+    expect(v.arraySync()).toEqual([[1, 2], [3, 4]]);
+    const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.reshape(a, [4]), tf.tensor1d([1, 2, 3, 4]))))(v);
+    expect(g.arraySync()).toEqual([[1, 2], [3, 4]]);
+    const handles = viewBinding!.getNumOfTensors();
+    for (let i = 0; i < 100; i++) tf.tidy(() => tf.reshape(tf.reshape(v, [4]), [1, 4]).dataSync());
+    expect(viewBinding!.getNumOfTensors()).toBe(handles);
+    tf.dispose([v, g]);
+  });
+});

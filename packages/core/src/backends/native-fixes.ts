@@ -9,12 +9,20 @@
  * same-dtype cast is the identity (a copy of the values, bit for bit), so it shares the input's data as
  * the Identity kernel does, and a float32 Mean runs TensorFlow's Mean directly: the same values, one
  * TensorFlow op (and tfjs kernel) fewer each.
+ *
+ * Reshape (VREPA_TF_RESHAPE_VIEW=0, read at every call, runs the stock kernel): with core's binding patch 31
+ * (`binding.reshapeTensor`), a reshape is a new handle sharing the input's buffer, made in one binding call,
+ * instead of an eager Reshape op plus an int32 shape tensor made from JS values and deleted again.
  */
 import * as tf from '@tensorflow/tfjs';
 
 let installed = false;
 
 interface NodeBackend {
+  binding: { reshapeTensor?(id: number, shape: number[]): number };
+  getDTypeInteger(dtype: tf.DataType): number;
+  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
+  createOutputTensor(metadata: { id: number; shape: number[]; dtype: number }): tf.TensorInfo;
   incRef(dataId: unknown): void;
   executeSingleOutput(name: string, attrs: unknown[], inputs: tf.Tensor[]): tf.TensorInfo;
   createReductionOpAttrs(x: tf.TensorInfo, keepDims: boolean): unknown[];
@@ -44,6 +52,22 @@ export function installNativeKernelFixes(): void {
         if (x.dtype !== (args.attrs as { dtype: tf.DataType }).dtype || stock()) return cast.kernelFunc(args);
         (args.backend as unknown as NodeBackend).incRef(x.dataId);
         return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      },
+    });
+  }
+  const reshape = tf.getKernel('Reshape', 'tensorflow');
+  const viewOff = () => typeof process !== 'undefined' && process.env?.VREPA_TF_RESHAPE_VIEW === '0';
+  if (reshape) {
+    tf.unregisterKernel('Reshape', 'tensorflow');
+    tf.registerKernel({
+      ...reshape,
+      kernelFunc: (args) => {
+        const backend = args.backend as unknown as NodeBackend;
+        const x = args.inputs.x as tf.TensorInfo;
+        if (typeof backend.binding?.reshapeTensor !== 'function' || (x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool') || viewOff()) return reshape.kernelFunc(args);
+        const shape = tf.util.inferFromImplicitShape([...(args.attrs as { shape: number[] }).shape], tf.util.sizeFromShape(x.shape));
+        const id = backend.binding.reshapeTensor(backend.getInputTensorIds([x])[0]!, shape);
+        return backend.createOutputTensor({ id, shape, dtype: backend.getDTypeInteger(x.dtype) });
       },
     });
   }

@@ -118,5 +118,11 @@ describe('applyNativePatches', () => {
     expect(bindingCc).toContain('"fusedAdamW"');
     expect(bindingCc).not.toContain('enableCollectiveOps');
     expect(fs.readFileSync(path.join(tmp, 'binding.gyp'), 'utf8')).toMatch(/'binding\/vrepa_adamw\.cc',[\s\S]*'-ffp-contract=off'/);
+    // so does 31-reshape-view.patch
+    const view = patches.filter((p) => p.name.startsWith('31-'));
+    expect(view.length).toBe(1);
+    applyNativePatches(tmp, view);
+    expect(fs.readFileSync(path.join(tmp, 'binding/tfjs_binding.cc'), 'utf8')).toContain('"reshapeTensor"');
+    expect(fs.readFileSync(path.join(tmp, 'binding/tfjs_binding.cc'), 'utf8')).not.toContain('"fusedAdamW"');
   });
 });
