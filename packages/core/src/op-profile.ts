@@ -26,7 +26,8 @@ export interface OpProfile<T> {
   outsideMs: number;
   /**
    * Native backend only: calls into the binding, by TF op name, plus `createTensor` (a tensor whose values
-   * come from JS, e.g. every scalar operand) and `deleteTensor`; empty on other backends.
+   * come from JS, e.g. every scalar operand), `deleteTensor` and `fusedAdamW` (core's AdamW in one native
+   * call, also listed among `kernels` as `fusedAdamW (native)`); empty on other backends.
    */
   binding: OpStat[];
 }
@@ -73,7 +74,8 @@ export function profileOps<T>(fn: () => T): OpProfile<T> {
   const binding = backend.binding;
   const restoreBinding: Array<() => void> = [];
   if (binding && typeof binding.executeOp === 'function') {
-    const timed = new Set(['executeOp', 'createTensor', 'deleteTensor']);
+    // fusedAdamW (core's binding patch 30) runs no tfjs kernel: it is also counted as a top-level kernel
+    const timed = new Set(['executeOp', 'createTensor', 'deleteTensor', 'fusedAdamW']);
     const target = binding;
     // An empty target: a proxy over the addon itself may not answer its non-configurable properties differently.
     backend.binding = new Proxy({} as Binding, {
@@ -85,7 +87,12 @@ export function profileOps<T>(fn: () => T): OpProfile<T> {
           try {
             return (v as (...a: unknown[]) => unknown).apply(target, args);
           } finally {
-            add(calls, key === 'executeOp' ? `TF ${String(args[0])}` : key, performance.now() - t1);
+            const ms = performance.now() - t1;
+            add(calls, key === 'executeOp' ? `TF ${String(args[0])}` : key, ms);
+            if (key === 'fusedAdamW' && depth === 0) {
+              add(kernels, 'fusedAdamW (native)', ms);
+              inside += ms;
+            }
           }
         };
       },

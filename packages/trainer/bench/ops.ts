@@ -3,7 +3,8 @@
  *
  * 1. CPU µs per call (process CPU time, minimum of 5 rounds: wall time on a loaded machine measures the
  *    other jobs) of a few primitives (add and ·scalar on [8, 16], sum, transpose, matMul 64³ and 256³,
- *    a small batched matMul) and one AdamW update over the tiny preset's parameters, on each backend that
+ *    a small batched matMul) and one AdamW update over the tiny preset's parameters (the default path — on
+ *    tfjs-node one native call —, the multi-tensor op chain, and every parameter alone), on each backend that
  *    loads here, next to PyTorch's (bench/torch_primitives.py; VREPA_TORCH_PYTHON names a python with
  *    torch) in the same run. PyTorch runs at 1 and at 2 threads: under load its 2-thread barriers on tiny
  *    ops stall, so the ratio is taken against the faster of the two (the stronger anchor).
@@ -67,11 +68,14 @@ const prims: Prim[] = [
   { key: 'bmm_4x64x16x64', label: 'batched matMul [4,64,16]×[4,16,64]', make: () => { const a = rand([4, 64, 16]), b = rand([4, 16, 64]); return { op: () => tf.matMul(a, b), inputs: [a, b] }; } },
 ];
 
-/** One AdamW update over the tiny model's parameter shapes (our AdamW; gradients fixed); `fuseMaxElements` 0: unfused. */
-function adamwMicros(reps: number, fuseMaxElements?: number): number {
+/**
+ * One AdamW update over the tiny model's parameter shapes (our AdamW; gradients fixed). `native` false: the
+ * multi-tensor op chain; `fuseMaxElements` 0: every parameter alone (the op chain as before fusing).
+ */
+function adamwMicros(reps: number, o: { native?: boolean; fuseMaxElements?: number }): number {
   const params = new Map(shapes.map((s, i) => [`p${i}`, tf.variable(rand(s))] as const));
   const grads = new Map(shapes.map((s, i) => [`p${i}`, rand(s)] as const));
-  const opt = new AdamW(params, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 1e-4, fuseMaxElements });
+  const opt = new AdamW(params, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 1e-4, ...o });
   try {
     return microsPerOp(() => {
       opt.apply(grads, 1e-3);
@@ -97,8 +101,9 @@ for (const b of backends) {
     res[p.key] = microsPerOp(op, { reps: p.reps ?? REPS, stat: 'min', clock: 'cpu' });
     tf.dispose(inputs);
   }
-  res.adamw = adamwMicros(Math.max(20, REPS / 20));
-  res.adamwUnfused = adamwMicros(Math.max(20, REPS / 20), 0);
+  res.adamwNative = adamwMicros(Math.max(20, REPS / 20), { native: true });
+  res.adamw = adamwMicros(Math.max(20, REPS / 20), { native: false });
+  res.adamwUnfused = adamwMicros(Math.max(20, REPS / 20), { fuseMaxElements: 0 });
   perBackend.set(b, res);
 }
 const anchor = (k: string) => {
@@ -107,7 +112,8 @@ const anchor = (k: string) => {
 };
 const primRows: BenchRow[] = [
   ...prims.map((p) => [p.key, p.label] as const),
-  ['adamw', `AdamW step over the tiny model (${shapes.length} tensors, ${shapes.reduce((s, x) => s + x.reduce((a, b) => a * b, 1), 0)} params), multi-tensor; PyTorch: fused`] as const,
+  ['adamwNative', `AdamW step over the tiny model (${shapes.length} tensors, ${shapes.reduce((s, x) => s + x.reduce((a, b) => a * b, 1), 0)} params), default: tfjs-node one native call (binding patch 30), wasm the multi-tensor op chain; PyTorch: fused`] as const,
+  ['adamw', 'the same AdamW, multi-tensor op chain (VREPA_ADAMW_NATIVE=0); PyTorch: fused'] as const,
   ['adamwUnfused', 'the same AdamW, every parameter alone (fuseMaxElements 0, as before fusing); PyTorch: fused'] as const,
 ].map(([key, label]) => {
   const row: BenchRow = { name: label };

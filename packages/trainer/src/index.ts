@@ -12,6 +12,7 @@ export {
   AdamW,
   lrLambda,
   globalNorm,
+  clipCoefficient,
   clipGradients,
   type AdamWOptions,
   type LrSchedulerKind,

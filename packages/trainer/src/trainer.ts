@@ -29,7 +29,7 @@ import {
   type NoiseSchedule,
 } from '@vrepa/cogvideox';
 import { configHash, type TrainConfig } from './config.js';
-import { AdamW, clipGradients, lrLambda } from '@vrepa/core';
+import { AdamW, clipCoefficient, lrLambda } from '@vrepa/core';
 import { CachedDataset, DataCursor, SyntheticDataset, collate, disposeSample, type TrainDataset } from './data.js';
 import { disposeLoaded, loadLatestCheckpoint, paramsSignature, saveCheckpoint, type TrainState } from '@vrepa/core';
 import { TensorBoardWriter } from '@vrepa/core';
@@ -307,19 +307,19 @@ export class Trainer {
     const loss = sums.total / accum;
     const lossDiff = sums.diffusion / accum;
     const lossAlign = hasAlign ? sums.alignment / accum : null;
-    const clipped = clipGradients(grads!, c.optim.max_grad_norm);
-    grads = clipped.grads;
+    // clip_grad_norm_'s coefficient goes into the update (AdamW scales each gradient as it reads it)
+    const clipped = clipCoefficient(grads!, c.optim.max_grad_norm);
     const lr = this.currentLr();
     const ok = Number.isFinite(loss) && Number.isFinite(clipped.norm);
     if (ok) {
-      this.optimizer.apply(grads, lr);
+      this.optimizer.apply(grads!, lr, clipped.coef);
       this.nanStreak = 0;
     } else {
       this.nanStreak += 1;
       this.skippedSteps += 1;
       this.log(`warning: step ${stepNo}: non-finite ${Number.isFinite(loss) ? 'gradient norm' : 'loss'} (loss ${loss}, grad norm ${clipped.norm}); step skipped, weights unchanged (${this.nanStreak} in a row, stop at ${c.train.nan_max_consecutive})`);
     }
-    tf.dispose([...grads.values()]);
+    tf.dispose([...grads!.values()]);
     this.step = stepNo;
     this.lastLr = lr;
     const entry: StepLog = {

@@ -8,7 +8,7 @@
  * (`enc_*`) or vision chunk of the conditioning for each part.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Module, ModuleList, Linear, LayerNorm, geluTanh, gelu, silu, attention, splitHeads, mergeHeads, leanAdd, leanConcat, type DropoutFn } from '@vrepa/core';
+import { Module, ModuleList, Linear, LayerNorm, geluTanh, gelu, silu, attention, splitHeads, mergeHeads, leanAdd, leanConcat, modulate, gatedResidual, type DropoutFn } from '@vrepa/core';
 import { LoraLinear } from '../lora/lora-linear.js';
 import type { CogVideoXTransformerConfig } from './config.js';
 import { innerDim } from './config.js';
@@ -119,6 +119,15 @@ class GeluProj extends Module {
   }
 }
 
+/**
+ * Whether the block's AdaLN chains use core's `modulate` / `gatedResidual` (hand-written gradients, the same
+ * values with fewer kernels) — the default; VREPA_FUSED_CHAINS=0 keeps tf.mul / tf.add with autodiff's
+ * gradients (to compare in benchmarks and tests).
+ */
+export function fusedChains(): boolean {
+  return typeof process === 'undefined' || process.env?.VREPA_FUSED_CHAINS !== '0';
+}
+
 /** diffusers CogVideoXBlock. */
 export class CogVideoXBlock extends Module {
   readonly norm1: CogVideoXLayerNormZero;
@@ -146,21 +155,26 @@ export class CogVideoXBlock extends Module {
       const N = S - textLen;
       let [e, h] = tf.split(x, [textLen, N], 1) as [tf.Tensor, tf.Tensor];
       const [shift, scale, gate, eShift, eScale, eGate] = this.norm1.modulation(temb) as tf.Tensor[];
-      // leanAdd / leanConcat: same values as tf.add / tf.concat, but their gradients keep no inputs alive
-      const mod = (t: tf.Tensor, norm: LayerNorm, sc: tf.Tensor, sh: tf.Tensor) => leanAdd(tf.mul(norm.forward(t), tf.add(sc, 1)), sh);
+      // leanAdd / leanConcat: same values as tf.add / tf.concat, but their gradients keep no inputs alive;
+      // modulate / gatedResidual: the same ops forward, gradients in fewer kernels (same values)
+      const fused = fusedChains();
+      const mod = fused
+        ? (t: tf.Tensor, norm: LayerNorm, sc: tf.Tensor, sh: tf.Tensor) => modulate(norm.forward(t), sc, sh)
+        : (t: tf.Tensor, norm: LayerNorm, sc: tf.Tensor, sh: tf.Tensor) => leanAdd(tf.mul(norm.forward(t), tf.add(sc, 1)), sh);
+      const gated = fused ? gatedResidual : (r: tf.Tensor, g: tf.Tensor, y: tf.Tensor) => leanAdd(r, tf.mul(g, y));
       const nh = mod(h, this.norm1.norm, scale!, shift!);
       const ne = mod(e, this.norm1.norm, eScale!, eShift!);
       const a = this.attn1.forward(leanConcat([ne, nh], 1), textLen, rotary);
       const [ae, ah] = tf.split(a, [textLen, N], 1) as [tf.Tensor, tf.Tensor];
-      h = leanAdd(h, tf.mul(gate!, ah));
-      e = leanAdd(e, tf.mul(eGate!, ae));
+      h = gated(h, gate!, ah);
+      e = gated(e, eGate!, ae);
       const [shift2, scale2, gate2, eShift2, eScale2, eGate2] = this.norm2.modulation(temb) as tf.Tensor[];
       const nh2 = mod(h, this.norm2.norm, scale2!, shift2!);
       const ne2 = mod(e, this.norm2.norm, eScale2!, eShift2!);
       const f = this.ff.forward(leanConcat([ne2, nh2], 1), drop);
       const [fe, fh] = tf.split(f, [textLen, N], 1) as [tf.Tensor, tf.Tensor];
-      h = leanAdd(h, tf.mul(gate2!, fh));
-      e = leanAdd(e, tf.mul(eGate2!, fe));
+      h = gated(h, gate2!, fh);
+      e = gated(e, eGate2!, fe);
       return leanConcat([e, h], 1);
     });
   }

@@ -2,10 +2,31 @@
  * Fixes for the native `tensorflow` backend (tfjs-node built against TensorFlow 2.21): `Round` on int32
  * returns zeros there (the one tfjs-core spec that fails on it, ../shared/notes/tfjs-node-offline.md);
  * rounding an integer is the identity, so int32 inputs get a copy and floats keep the stock kernel.
+ *
+ * Per-op overhead (issue 15; VREPA_TF_CAST_FIX=0, read at every call, runs the stock kernels): tfjs-node's `Cast` runs a
+ * TensorFlow Cast even when the dtype does not change (tfjs-core's Multiply gradient casts its float32
+ * operand to float32 on every call), and its `Mean` casts every input to float32 first (a second op). A
+ * same-dtype cast is the identity (a copy of the values, bit for bit), so it shares the input's data as
+ * the Identity kernel does, and a float32 Mean runs TensorFlow's Mean directly: the same values, one
+ * TensorFlow op (and tfjs kernel) fewer each.
+ *
+ * Reshape (VREPA_TF_RESHAPE_VIEW=0, read at every call, runs the stock kernel): with core's binding patch 31
+ * (`binding.reshapeTensor`), a reshape is a new handle sharing the input's buffer, made in one binding call,
+ * instead of an eager Reshape op plus an int32 shape tensor made from JS values and deleted again.
  */
 import * as tf from '@tensorflow/tfjs';
 
 let installed = false;
+
+interface NodeBackend {
+  binding: { reshapeTensor?(id: number, shape: number[]): number };
+  getDTypeInteger(dtype: tf.DataType): number;
+  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
+  createOutputTensor(metadata: { id: number; shape: number[]; dtype: number }): tf.TensorInfo;
+  incRef(dataId: unknown): void;
+  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.Tensor[]): tf.TensorInfo;
+  createReductionOpAttrs(x: tf.TensorInfo, keepDims: boolean): unknown[];
+}
 
 export function installNativeKernelFixes(): void {
   if (installed) return;
@@ -18,4 +39,55 @@ export function installNativeKernelFixes(): void {
     kernelFunc: (args) => (args.inputs.x!.dtype === 'int32' ? identity.kernelFunc(args) : round.kernelFunc(args)),
   });
   installed = true;
+  // read at every call, so that a benchmark can compare both in one process
+  const stock = () => typeof process !== 'undefined' && process.env?.VREPA_TF_CAST_FIX === '0';
+  const cast = tf.getKernel('Cast', 'tensorflow');
+  const mean = tf.getKernel('Mean', 'tensorflow');
+  if (cast) {
+    tf.unregisterKernel('Cast', 'tensorflow');
+    tf.registerKernel({
+      ...cast,
+      kernelFunc: (args) => {
+        const x = args.inputs.x as tf.TensorInfo;
+        if (x.dtype !== (args.attrs as { dtype: tf.DataType }).dtype || stock()) return cast.kernelFunc(args);
+        (args.backend as unknown as NodeBackend).incRef(x.dataId);
+        return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      },
+    });
+  }
+  const reshape = tf.getKernel('Reshape', 'tensorflow');
+  const viewOff = () => typeof process !== 'undefined' && process.env?.VREPA_TF_RESHAPE_VIEW === '0';
+  if (reshape) {
+    tf.unregisterKernel('Reshape', 'tensorflow');
+    tf.registerKernel({
+      ...reshape,
+      kernelFunc: (args) => {
+        const backend = args.backend as unknown as NodeBackend;
+        const x = args.inputs.x as tf.TensorInfo;
+        if (typeof backend.binding?.reshapeTensor !== 'function' || (x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool') || viewOff()) return reshape.kernelFunc(args);
+        const shape = tf.util.inferFromImplicitShape([...(args.attrs as { shape: number[] }).shape], tf.util.sizeFromShape(x.shape));
+        const id = backend.binding.reshapeTensor(backend.getInputTensorIds([x])[0]!, shape);
+        return backend.createOutputTensor({ id, shape, dtype: backend.getDTypeInteger(x.dtype) });
+      },
+    });
+  }
+  if (mean) {
+    tf.unregisterKernel('Mean', 'tensorflow');
+    tf.registerKernel({
+      ...mean,
+      kernelFunc: (args) => {
+        const x = args.inputs.x as tf.TensorInfo;
+        if (x.dtype !== 'float32' || stock()) return mean.kernelFunc(args);
+        const backend = args.backend as unknown as NodeBackend;
+        const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+        const axes = tf.tensor1d(tf.util.parseAxisParam(axis, x.shape), 'int32');
+        try {
+          return backend.executeSingleOutput('Mean', backend.createReductionOpAttrs(x, keepDims), [x as tf.Tensor, axes]);
+        } finally {
+          axes.dispose();
+        }
+      },
+    });
+  }
 }
+

@@ -110,5 +110,19 @@ describe('applyNativePatches', () => {
     }
     fs.mkdirSync(path.join(tmp, 'deps'));
     expect(applyNativePatches(tmp, patches).length).toBeGreaterThan(0);
+    // 30-fused-adamw.patch touches only context that the other patches leave alone: it applies alone too
+    const adamw = patches.filter((p) => p.name.startsWith('30-'));
+    expect(adamw.length).toBe(1);
+    applyNativePatches(tmp, adamw);
+    const bindingCc = fs.readFileSync(path.join(tmp, 'binding/tfjs_binding.cc'), 'utf8');
+    expect(bindingCc).toContain('"fusedAdamW"');
+    expect(bindingCc).not.toContain('enableCollectiveOps');
+    expect(fs.readFileSync(path.join(tmp, 'binding.gyp'), 'utf8')).toMatch(/'binding\/vrepa_adamw\.cc',[\s\S]*'-ffp-contract=off'/);
+    // so does 31-reshape-view.patch
+    const view = patches.filter((p) => p.name.startsWith('31-'));
+    expect(view.length).toBe(1);
+    applyNativePatches(tmp, view);
+    expect(fs.readFileSync(path.join(tmp, 'binding/tfjs_binding.cc'), 'utf8')).toContain('"reshapeTensor"');
+    expect(fs.readFileSync(path.join(tmp, 'binding/tfjs_binding.cc'), 'utf8')).not.toContain('"fusedAdamW"');
   });
 });

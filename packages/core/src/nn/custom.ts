@@ -128,3 +128,59 @@ export function leanConcat(xs: tf.Tensor[], axis: number): tf.Tensor {
       }),
   }))(...xs);
 }
+
+/** `t` summed over the axes it was broadcast along, to `shape` (keepDims where the ranks match: no reshape). */
+function sumTo(t: tf.Tensor, shape: number[]): tf.Tensor {
+  const axes = tf.backend_util.getReductionAxes(shape, t.shape);
+  if (!axes.length) return t;
+  return shape.length === t.rank ? tf.sum(t, axes, true) : tf.reshape(tf.sum(t, axes), shape);
+}
+
+const modulateOp = customOp(([x, scale, shift], save) => {
+  const s1 = tf.add(scale!, 1);
+  save([x!, s1]);
+  const [sx, ss, sh] = [x!.shape, scale!.shape, shift!.shape];
+  return {
+    value: tf.add(tf.mul(x!, s1), shift!),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+      () => sumTo(tf.mul(dy, saved[1]!), sx),
+      () => sumTo(tf.mul(dy, saved[0]!), ss),
+      () => sumTo(dy, sh),
+    ],
+  };
+});
+
+/**
+ * AdaLN modulation `x·(1 + scale) + shift` (DiT / CogVideoX: scale and shift `[B, 1, D]` broadcast over the
+ * tokens of `x` `[B, N, D]`). The forward is the same three ops as `tf.add(tf.mul(x, tf.add(scale, 1)), shift)`,
+ * so the same values; the gradient is written out (one product and one sum per input, no casts or
+ * reshapes: tfjs' Multiply and Add gradients cost 9 kernels here, this 4), the same values as autodiff's.
+ */
+export function modulate(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor): tf.Tensor {
+  tf.backend_util.assertAndGetBroadcastShape(x.shape, scale.shape);
+  tf.backend_util.assertAndGetBroadcastShape(x.shape, shift.shape);
+  return modulateOp(x, scale, shift);
+}
+
+const gatedResidualOp = customOp(([h, gate, a], save) => {
+  save([gate!, a!]);
+  const [sh, sg, sa] = [h!.shape, gate!.shape, a!.shape];
+  return {
+    value: tf.add(h!, tf.mul(gate!, a!)),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+      () => sumTo(dy, sh),
+      () => sumTo(tf.mul(dy, saved[1]!), sg),
+      () => sumTo(tf.mul(dy, saved[0]!), sa),
+    ],
+  };
+});
+
+/**
+ * A gated residual `h + gate·a` (AdaLN-zero: gate `[B, 1, D]`). Same forward ops as
+ * `tf.add(h, tf.mul(gate, a))`, so the same values; the written-out gradient has 3 kernels where autodiff's
+ * has 6, with the same values.
+ */
+export function gatedResidual(h: tf.Tensor, gate: tf.Tensor, a: tf.Tensor): tf.Tensor {
+  tf.backend_util.assertAndGetBroadcastShape(h.shape, tf.backend_util.assertAndGetBroadcastShape(gate.shape, a.shape));
+  return gatedResidualOp(h, gate, a);
+}

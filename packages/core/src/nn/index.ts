@@ -8,6 +8,6 @@ export * from './attention.js';
 export * from './embeddings.js';
 export * from './conv.js';
 export * from './embedding.js';
-export { leanReshape, leanAdd, leanConcat } from './custom.js';
+export { leanReshape, leanAdd, leanConcat, modulate, gatedResidual } from './custom.js';
 export * from './memory.js';
 export * from './dropout.js';

@@ -30,6 +30,37 @@ export interface AdamWOptions {
   noDecay?: (name: string) => boolean;
   /** largest fused group in elements (default ADAMW_FUSE_MAX_ELEMENTS, or 0 when VREPA_ADAMW_FUSE=0; 0: every parameter alone) */
   fuseMaxElements?: number;
+  /**
+   * Use the native binding's one-call AdamW (`fusedAdamW`, core's native patch 30) when the backend is
+   * tfjs-node with that patch (default: yes unless VREPA_ADAMW_NATIVE=0). It needs every parameter in a
+   * group of its own, so it is only used when `fuseMaxElements` is left out.
+   */
+  native?: boolean;
+}
+
+/** The parts of tfjs-node's NodeJSKernelBackend (and core's binding patch 30) the native AdamW uses. */
+interface NativeAdamWBackend {
+  binding: {
+    fusedAdamW(ids: Int32Array, decay: Uint8Array, scalars: Float32Array, replace?: Uint8Array): Int32Array;
+    sumSquares?(ids: Int32Array): number;
+    isUsingGpuDevice?(): boolean;
+    TF_FLOAT: number;
+  };
+  tensorMap: { has(dataId: object): boolean; get(dataId: object): { refCount: number } | undefined };
+  getInputTensorIds(tensors: tf.Tensor[]): number[];
+  createOutputTensor(metadata: { id: number; shape: number[]; dtype: number }): tf.Tensor;
+}
+
+/**
+ * The active backend when it can run the native AdamW: tfjs-node on the CPU, its binding built with
+ * core's patch 30 (`vrepa backend install-native`). Undefined on wasm/cpu and on an unpatched binding.
+ */
+export function nativeAdamWBackend(): NativeAdamWBackend | undefined {
+  if (tf.getBackend() !== 'tensorflow') return undefined;
+  const b = tf.backend() as unknown as Partial<NativeAdamWBackend>;
+  if (typeof b.binding?.fusedAdamW !== 'function' || typeof b.getInputTensorIds !== 'function' || typeof b.createOutputTensor !== 'function') return undefined;
+  if (b.binding.isUsingGpuDevice?.()) return undefined;
+  return b as NativeAdamWBackend;
 }
 
 /**
@@ -90,6 +121,8 @@ const fuse = (ts: tf.Tensor[]): tf.Tensor => (ts.length === 1 ? ts[0]! : tf.conc
 export class AdamW {
   step = 0;
   private readonly groups: FusedGroup[] = [];
+  /** every parameter is a group of its own and the native AdamW was asked for (see AdamWOptions.native) */
+  private readonly nativeLayout: boolean;
   private views?: { m: Map<string, tf.Tensor>; v: Map<string, tf.Tensor>; owned: tf.Tensor[] };
 
   constructor(
@@ -97,8 +130,11 @@ export class AdamW {
     readonly opts: AdamWOptions,
   ) {
     // VREPA_ADAMW_FUSE=0: every parameter alone, the per-tensor op sequence (to compare in benchmarks)
-    const envOff = typeof process !== 'undefined' && process.env?.VREPA_ADAMW_FUSE === '0';
-    const maxFuse = opts.fuseMaxElements ?? (envOff ? 0 : ADAMW_FUSE_MAX_ELEMENTS);
+    const env = typeof process !== 'undefined' ? process.env : {};
+    const envOff = env?.VREPA_ADAMW_FUSE === '0';
+    // the native AdamW (one binding call for all parameters) needs every parameter alone
+    this.nativeLayout = opts.fuseMaxElements === undefined && (opts.native ?? env?.VREPA_ADAMW_NATIVE !== '0') && nativeAdamWBackend() !== undefined;
+    const maxFuse = this.nativeLayout ? 0 : (opts.fuseMaxElements ?? (envOff ? 0 : ADAMW_FUSE_MAX_ELEMENTS));
     const open = new Map<string, { names: string[]; rows: number[]; decay: boolean; size: number }>();
     const closed: Array<{ names: string[]; rows: number[]; decay: boolean }> = [];
     for (const [n, p] of params) {
@@ -160,8 +196,12 @@ export class AdamW {
     return g.names.length === 1 ? [fused] : tf.split(fused, g.rows, 0);
   }
 
-  /** One update with the given gradients (same names as the params) at learning rate `lr`. */
-  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+  /**
+   * One update with the given gradients (same names as the params) at learning rate `lr`. `gradScale`
+   * (gradient clipping's coefficient, see clipCoefficient) multiplies every gradient first, as
+   * `tf.mul(g, gradScale)` would (the same float32 products), without making the scaled tensors.
+   */
+  apply(grads: Map<string, tf.Tensor>, lr: number, gradScale = 1): void {
     this.dropViews();
     const { beta1: b1, beta2: b2, eps, weightDecay } = this.opts;
     this.step += 1;
@@ -169,6 +209,19 @@ export class AdamW {
     const bc2 = 1 - b2 ** this.step;
     const stepSize = lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
+    const scalars = [b1, 1 - b1, b2, 1 - b2, sqrtBc2, eps, stepSize, 1 - lr * weightDecay];
+    if (gradScale !== 1) scalars.push(gradScale);
+    if (this.nativeLayout && this.applyNative(grads, scalars, lr > 0 && weightDecay > 0)) return;
+    if (gradScale !== 1) {
+      const scaled = new Map([...grads].map(([n, g]) => [n, tf.mul(g, gradScale)] as const));
+      try {
+        this.step -= 1; // counted again by the call below
+        this.apply(scaled, lr);
+      } finally {
+        tf.dispose([...scaled.values()]);
+      }
+      return;
+    }
     // The step's scalars, made once and shared by every group (the float32 values a JS number operand
     // would be converted to, so the same bits; on the native backend each JS operand costs a tensor upload).
     const k = tf.tidy(() => {
@@ -188,6 +241,57 @@ export class AdamW {
     } finally {
       tf.dispose(Object.values(k));
     }
+  }
+
+  /**
+   * The whole update in one native call (binding patch 30): the same float32 arithmetic, in the same
+   * order, as `update` in apply(), so the same bits. False (nothing done) when the backend cannot run it
+   * or a tensor does not live on it; apply() then runs the op chain.
+   *
+   * The results are new buffers. A parameter or moment whose dataId only it holds (refCount 1: no clone,
+   * view or other tensor shares it) keeps its dataId, which then names the new buffer (the binding swaps
+   * the handle behind the id), so nothing has to be created, assigned or disposed in tfjs; one that is
+   * shared gets a new tensor (assigned to the variable), and the sharers keep the old values.
+   */
+  private applyNative(grads: Map<string, tf.Tensor>, scalars: number[], decayOn: boolean): boolean {
+    const nb = nativeAdamWBackend();
+    if (!nb) return false;
+    const work: Array<{ g: FusedGroup; p: tf.Variable; grad: tf.Tensor }> = [];
+    for (const g of this.groups) {
+      const grad = grads.get(g.names[0]!);
+      if (!grad) continue; // torch skips a parameter whose p.grad is None
+      work.push({ g, p: this.params.get(g.names[0]!)!, grad });
+    }
+    const inputs = work.flatMap(({ g, p, grad }) => [p, grad, g.m, g.v]);
+    if (!inputs.every((t) => t.dtype === 'float32' && !t.isDisposed && nb.tensorMap.has(t.dataId))) return false;
+    if (!work.every(({ p, grad }) => grad.size === p.size)) return false;
+    const ids = Int32Array.from(nb.getInputTensorIds(inputs));
+    const decay = Uint8Array.from(work, ({ g }) => (decayOn && g.decay ? 1 : 0));
+    const sole = (t: tf.Tensor) => (nb.tensorMap.get(t.dataId)?.refCount === 1 ? 1 : 0);
+    const replace = new Uint8Array(3 * work.length);
+    work.forEach(({ g, p }, i) => {
+      replace[3 * i] = sole(p);
+      replace[3 * i + 1] = sole(g.m);
+      replace[3 * i + 2] = sole(g.v);
+    });
+    const out = nb.binding.fusedAdamW(ids, decay, Float32Array.from(scalars), replace);
+    const make = (id: number, shape: number[]) => tf.keep(nb.createOutputTensor({ id, shape, dtype: nb.binding.TF_FLOAT }));
+    work.forEach(({ g, p }, i) => {
+      if (!replace[3 * i]) {
+        const next = make(out[3 * i]!, p.shape);
+        p.assign(next);
+        next.dispose();
+      }
+      if (!replace[3 * i + 1]) {
+        g.m.dispose();
+        g.m = make(out[3 * i + 1]!, p.shape);
+      }
+      if (!replace[3 * i + 2]) {
+        g.v.dispose();
+        g.v = make(out[3 * i + 2]!, p.shape);
+      }
+    });
+    return true;
   }
 
   private updateGroups(
@@ -259,11 +363,30 @@ export class AdamW {
   }
 }
 
-/** Global L2 norm of the gradients (float32 sum of squares, as torch's foreach norm), as a JS number. */
+/**
+ * Global L2 norm of the gradients, as a JS number: on tfjs-node with core's binding patch 30 one native
+ * call summing the squares in float64 (VREPA_ADAMW_NATIVE=0: off); elsewhere float32 per-tensor sums of
+ * squares (as torch's foreach norm), summed and rooted in float32.
+ */
 export function globalNorm(grads: Iterable<tf.Tensor>): number {
   const list = [...grads];
   if (list.length === 0) return 0;
+  const nb = typeof process !== 'undefined' && process.env?.VREPA_ADAMW_NATIVE === '0' ? undefined : nativeAdamWBackend();
+  if (nb?.binding.sumSquares && list.every((t) => t.dtype === 'float32' && !t.isDisposed && nb.tensorMap.has(t.dataId))) {
+    return Math.sqrt(nb.binding.sumSquares(Int32Array.from(nb.getInputTensorIds(list))));
+  }
   return tf.tidy(() => tf.sqrt(tf.addN(list.map((g) => tf.sum(tf.square(g))))).dataSync()[0]!);
+}
+
+/**
+ * torch.nn.utils.clip_grad_norm_'s coefficient: min(1, max_norm / (norm + 1e-6)) (1 when `maxNorm` is
+ * not positive or the norm is not finite), and the pre-clip norm. Pass `coef` to AdamW.apply as its
+ * gradScale: the same update as clipGradients, without the scaled gradient tensors.
+ */
+export function clipCoefficient(grads: Map<string, tf.Tensor>, maxNorm: number): { coef: number; norm: number } {
+  const norm = globalNorm(grads.values());
+  if (!(maxNorm > 0) || !Number.isFinite(norm)) return { coef: 1, norm };
+  return { coef: Math.min(1, maxNorm / (norm + 1e-6)), norm };
 }
 
 /**
@@ -271,9 +394,7 @@ export function globalNorm(grads: Iterable<tf.Tensor>): number {
  * new gradient map (the input tensors are disposed when scaled) and the pre-clip norm.
  */
 export function clipGradients(grads: Map<string, tf.Tensor>, maxNorm: number): { grads: Map<string, tf.Tensor>; norm: number } {
-  const norm = globalNorm(grads.values());
-  if (!(maxNorm > 0) || !Number.isFinite(norm)) return { grads, norm };
-  const coef = maxNorm / (norm + 1e-6);
+  const { coef, norm } = clipCoefficient(grads, maxNorm);
   if (coef >= 1) return { grads, norm };
   const out = new Map<string, tf.Tensor>();
   for (const [n, g] of grads) {
