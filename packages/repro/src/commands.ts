@@ -22,8 +22,9 @@ reuses every finished stage, and a changed setting reruns only the stages it aff
   --seeds <n>           seeds 1..n for the diffusion / REPA / TRD arms (toy: 3)
   --data-seed <s>       scene seed of the whole dataset (other data, same study)
   --subsets <list>      comma-separated scene subsets (roll,contain,collide,drop,dominoes,support)
-  --sweep               also run the validation sweep (TRD λ, margin, align layer, steps vs diffusion only),
-                        judged on the validation split only, into the report
+  --sweep               also run the validation sweep (teacher recipes vs raw pixels; TRD λ, margin, align
+                        layer, steps vs diffusion only), judged on the validation split only, and the preset's
+                        follow-up (the sweep's choice, confirmed once on the test split), into the report
   --sweep-only          run only the stages the sweep needs and the sweep (no report); e.g. beside a running
                         study in the same --out, then '--resume --sweep' writes the report from the caches
   --resume              continue in a folder that already holds stages (without it such a folder is refused)

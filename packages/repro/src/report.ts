@@ -303,8 +303,8 @@ export async function writeReport(r: StudyResult, out: string): Promise<ReportFi
   md.push('## Stage times', '', 'Wall seconds when the stage was built, and the CPU seconds of the process (all threads; independent of what else runs on the machine: on 2 idle cores the wall time is roughly CPU / 1.5–2).', '', '| stage | wall s | CPU s | reused from cache in this run |', '|---|---|---|---|');
   for (const st of r.stages) md.push(`| ${st.name}-${st.hash} | ${st.seconds.toFixed(1)} | ${st.cpuSeconds === null ? '—' : st.cpuSeconds.toFixed(1)} | ${st.cached ? 'yes' : 'no'} |`);
   for (const [what, list] of [
-    ['the study', r.stages.filter((st) => !st.name.startsWith('sweep'))],
-    ['the validation sweep', r.stages.filter((st) => st.name.startsWith('sweep'))],
+    ['the study', r.stages.filter((st) => !isSweepStage(st.name))],
+    ['the validation sweep and its test follow-up', r.stages.filter((st) => isSweepStage(st.name))],
   ] as const) {
     if (!list.length) continue;
     const wall = list.reduce((a, st) => a + st.seconds, 0);
@@ -333,6 +333,9 @@ export function followUpDifference(r: StudyResult): { d: ReturnType<typeof paire
     what: `${v.name}: λ ${v.lambda}, margin ${v.margin}, layer ${v.alignLayer}, ${v.steps} steps, vs ${f.reference.name}`,
   };
 }
+
+/** Stages that only `--sweep` runs (the validation sweep and the follow-up on test). */
+const isSweepStage = (name: string) => name.startsWith('sweep') || name.startsWith('followup');
 
 function sweepReference(r: StudyResult, v: StudyResult['sweep'][number]) {
   return r.sweep.find((x) => x.variant.lambda === 0 && x.variant.steps === v.variant.steps && x.variant.alignLayer === v.variant.alignLayer);
