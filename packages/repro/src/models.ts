@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { TokenGrid } from '@vrepa/align-dims';
 import type { VideoMAEv2 } from '@vrepa/teachers';
-import { Trainer, parseConfig, type Sample, type TrainDataset, type TrainResult } from '@vrepa/trainer';
+import { Trainer, parseConfig, type Sample, type TrainConfig, type TrainDataset, type TrainResult } from '@vrepa/trainer';
 
 // ───────────────────────────── teacher ─────────────────────────────
 
@@ -100,11 +100,7 @@ export interface TrainSpec {
   gridMatch: 'teacher-space-teacher-time' | 'teacher-interpolated';
 }
 
-/**
- * Train with @vrepa/trainer's Trainer (its step, AdamW, clipping, checkpoints, log.jsonl, loss plot): from a
- * transformer folder (`from`) or a fresh seeded model (`config`). Writes `<out>/final/transformer`.
- */
-export async function trainStudent(opts: {
+export interface StudentTrainOptions {
   out: string;
   from: string | Record<string, unknown>;
   student: StudentSpec;
@@ -113,9 +109,12 @@ export async function trainStudent(opts: {
   data: MemoryDataset;
   log?: (m: string) => void;
   progress?: boolean;
-}): Promise<TrainResult> {
+}
+
+/** The Trainer config trainStudent runs (also bench/toy-step.ts's, so the bench times exactly this step). */
+export function studentTrainConfig(opts: Omit<StudentTrainOptions, 'out' | 'log' | 'progress'>): TrainConfig {
   const { train: t, student: s } = opts;
-  const config = parseConfig({
+  return parseConfig({
     model: { transformer: opts.from, training_type: 'full', init_seed: s.initSeed },
     align: { align_layer: s.alignLayer, align_dims: [opts.teacherDim], projector_dim: s.projectorDim, proj_coeff: t.lambda, loss: t.loss, margin: t.margin, grid_match: t.gridMatch },
     teacher: { source: 'synthetic', dim: opts.teacherDim, grid: opts.data.teacherGrid ?? { frames: 1, height: 1, width: 1 } },
@@ -123,6 +122,14 @@ export async function trainStudent(opts: {
     optim: { learning_rate: t.lr, batch_size: t.batch, lr_scheduler: 'constant_with_warmup', lr_warmup_steps: t.warmup, weight_decay: 1e-4, max_grad_norm: 1.0 },
     train: { seed: t.seed, max_steps: t.steps, checkpointing_steps: t.steps, keep_last: 1, tensorboard: false },
   });
+}
+
+/**
+ * Train with @vrepa/trainer's Trainer (its step, AdamW, clipping, checkpoints, log.jsonl, loss plot): from a
+ * transformer folder (`from`) or a fresh seeded model (`config`). Writes `<out>/final/transformer`.
+ */
+export async function trainStudent(opts: StudentTrainOptions): Promise<TrainResult> {
+  const config = studentTrainConfig(opts);
   const trainer = new Trainer(config, { out: opts.out, dataset: opts.data, progress: opts.progress ?? false, log: opts.log });
   try {
     return await trainer.run();

@@ -12,15 +12,22 @@ scaled-linear betas 0.00085..0.012, snr_shift_scale 3), v-prediction; x̂₀ = �
 L_diff = mean_b mean(w_t (x̂₀ − x₀)²), w_t = 1/(1−ᾱ_t); alignment: the vision hidden states after block
 `align_layer` → projector (Linear·SiLU·Linear·SiLU·Linear) → trilinear resize to the teacher grid → TRD
 (the official per-frame form, margin 0.1); L = L_diff + λ·L_align; backward; clip_grad_norm_(1.0); AdamW.
+With --drop-first-frame the projected tokens lose latent frame 0 before the trilinear resize (the official
+trainer and our matchGrids: VideoMAE-type teachers see frames 1..F-1; at the toy reproduction's size, 5 latent
+frames → 4 → ×2 = the teacher's 8 in time, space already on the teacher's 6×9, i.e. grid match
+'teacher-interpolated'); @vrepa/repro's bench/toy-step.ts passes it. Without it all latent frames are resized
+(the tiny preset's anchor, as before).
 
 Prints one JSON line per λ: {"lambda", "ms_step" (mean), "ms_each" (every timed step), "cpu_ms_each" (process CPU time of each), "steps_per_s", "ms_fwd_bwd", "ms_opt", "steps",
-"params", "threads", "torch"}.
+"params", "threads", "torch"}, and with --count-ops "ops_per_step"
+(aten ops of one more, untimed step; the backward's too).
 
 usage: python torch_tiny_step.py --heads 2 --head-dim 16 --layers 2 --in-channels 4 --text-dim 12
          --time-dim 16 --latent 3 12 12 --text-len 5 --batch 2 --align-layer 1 --proj-dim 16 --teacher-dim 8
          --teacher-grid 4 2 2 --lambdas 0 0.5 --steps 12
 """
 import argparse
+import contextlib
 import json
 import math
 import time
@@ -28,6 +35,19 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as Fn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the aten ops one step dispatches (forward, autograd's backward, clipping, AdamW): --count-ops."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
 
 
 def sincos_1d(dim, pos):
@@ -165,6 +185,8 @@ def main():
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--count-ops", action="store_true", help="one more (untimed) step under a dispatch counter: ops_per_step")
+    ap.add_argument("--drop-first-frame", action="store_true", help="drop latent frame 0 before the resize to the teacher grid (official)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
@@ -181,33 +203,41 @@ def main():
         opt = torch.optim.AdamW(params, lr=a.lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=1e-4)
         data = [(torch.randn(a.batch, F, a.in_channels, H, W), torch.randn(a.batch, a.text_len, a.text_dim), torch.randn(a.batch, TF * TH * TW, a.teacher_dim)) for _ in range(4)]
         fwd_bwd, optim, walls, cpus = [], [], [], []
-        for step in range(a.warmup + a.steps):
-            x0, text, teacher = data[step % len(data)]
-            t0 = time.perf_counter()
-            c0 = time.process_time()
-            t = torch.randint(0, 1000, (a.batch,))
-            noise = torch.randn_like(x0)
-            s = ac[t].reshape(-1, 1, 1, 1, 1)
-            xt = s.sqrt() * x0 + (1 - s).sqrt() * noise
-            v, aligned = model(xt, text, t, a.align_layer if lam > 0 else 0)
-            x0_hat = s.sqrt() * xt - (1 - s).sqrt() * v
-            w = (1 / (1 - ac[t])).reshape(-1, 1)
-            loss = (w * ((x0_hat - x0) ** 2).reshape(a.batch, -1)).mean(1).mean()
-            if lam > 0:
-                z = projector(aligned)  # [B, F*h*w, C]
-                h, ww = H // a.patch, W // a.patch
-                z = z.reshape(a.batch, F, h, ww, -1).permute(0, 4, 1, 2, 3)
-                z = Fn.interpolate(z, size=(TF, TH, TW), mode="trilinear", align_corners=False)
-                z = z.permute(0, 2, 3, 4, 1).reshape(a.batch, TF * TH * TW, -1)
-                loss = loss + lam * trd(z, teacher, TF, TH * TW, a.margin)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            _ = loss.item()
-            t1 = time.perf_counter()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            t2 = time.perf_counter()
-            c2 = time.process_time()
+        n_ops = None
+        for step in range(a.warmup + a.steps + (1 if a.count_ops else 0)):
+            counting = step == a.warmup + a.steps
+            with (OpCounter() if counting else contextlib.nullcontext()) as counter:
+                x0, text, teacher = data[step % len(data)]
+                t0 = time.perf_counter()
+                c0 = time.process_time()
+                t = torch.randint(0, 1000, (a.batch,))
+                noise = torch.randn_like(x0)
+                s = ac[t].reshape(-1, 1, 1, 1, 1)
+                xt = s.sqrt() * x0 + (1 - s).sqrt() * noise
+                v, aligned = model(xt, text, t, a.align_layer if lam > 0 else 0)
+                x0_hat = s.sqrt() * xt - (1 - s).sqrt() * v
+                w = (1 / (1 - ac[t])).reshape(-1, 1)
+                loss = (w * ((x0_hat - x0) ** 2).reshape(a.batch, -1)).mean(1).mean()
+                if lam > 0:
+                    z = projector(aligned)  # [B, F*h*w, C]
+                    h, ww = H // a.patch, W // a.patch
+                    z = z.reshape(a.batch, F, h, ww, -1).permute(0, 4, 1, 2, 3)
+                    if a.drop_first_frame:
+                        z = z[:, :, 1:]
+                    z = Fn.interpolate(z, size=(TF, TH, TW), mode="trilinear", align_corners=False)
+                    z = z.permute(0, 2, 3, 4, 1).reshape(a.batch, TF * TH * TW, -1)
+                    loss = loss + lam * trd(z, teacher, TF, TH * TW, a.margin)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                _ = loss.item()
+                t1 = time.perf_counter()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                t2 = time.perf_counter()
+                c2 = time.process_time()
+            if counting:
+                n_ops = counter.count
+                continue
             if step >= a.warmup:
                 cpus.append(c2 - c0)
                 fwd_bwd.append(t1 - t0)
@@ -216,7 +246,7 @@ def main():
         ms = 1e3 * sum(walls) / len(walls)
         print(json.dumps({"lambda": lam, "ms_step": ms, "ms_each": [round(1e3 * w, 2) for w in walls], "cpu_ms_each": [round(1e3 * c, 3) for c in cpus], "steps_per_s": 1e3 / ms, "ms_fwd_bwd": 1e3 * sum(fwd_bwd) / len(fwd_bwd),
                           "ms_opt": 1e3 * sum(optim) / len(optim), "steps": len(walls), "params": sum(p.numel() for p in params),
-                          "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+                          "threads": torch.get_num_threads(), "torch": torch.__version__, **({"ops_per_step": n_ops} if n_ops is not None else {})}), flush=True)
 
 
 if __name__ == "__main__":
