@@ -141,7 +141,7 @@ function toy(): ReproConfig {
     seeds: [1, 2, 3],
     eval: { probeFolds: 5, probeTimestep: 200, lossTimesteps: [100, 300, 500, 700, 900], lossClips: 36, sampleSteps: 10, continuations: 12, captionClips: 6, batch: 12 },
     sweep: { seed: 1, probeFolds: 3, variants: sweepAround(120, 2, 4), teachers: TOY_TEACHERS },
-    // the toy sweep's only variant whose interval excluded 0 upward on validation (2026-12-07 run; README)
+    // the only variant whose interval excluded 0 upward on validation in the first 2026-12-07 sweep (README: it did not hold on test)
     followUp: 'trd-steps2x',
   };
 }
