@@ -41,53 +41,39 @@ export function installNativeKernelFixes(): void {
   installed = true;
   // read at every call, so that a benchmark can compare both in one process
   const stock = () => typeof process !== 'undefined' && process.env?.VREPA_TF_CAST_FIX === '0';
-  const cast = tf.getKernel('Cast', 'tensorflow');
-  const mean = tf.getKernel('Mean', 'tensorflow');
-  if (cast) {
-    tf.unregisterKernel('Cast', 'tensorflow');
-    tf.registerKernel({
-      ...cast,
-      kernelFunc: (args) => {
-        const x = args.inputs.x as tf.TensorInfo;
-        if (x.dtype !== (args.attrs as { dtype: tf.DataType }).dtype || stock()) return cast.kernelFunc(args);
-        (args.backend as unknown as NodeBackend).incRef(x.dataId);
-        return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-      },
-    });
-  }
-  const reshape = tf.getKernel('Reshape', 'tensorflow');
+  // each fix wraps the stock tensorflow kernel, which it calls whenever the fix does not apply
+  const wrap = (name: string, fix: (stock: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0]) => ReturnType<tf.KernelFunc>) => {
+    const k = tf.getKernel(name, 'tensorflow');
+    if (!k) return;
+    tf.unregisterKernel(name, 'tensorflow');
+    tf.registerKernel({ ...k, kernelFunc: (args) => fix(k.kernelFunc, args) });
+  };
+  wrap('Cast', (cast, args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype !== (args.attrs as { dtype: tf.DataType }).dtype || stock()) return cast(args);
+    (args.backend as unknown as NodeBackend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  });
   const viewOff = () => typeof process !== 'undefined' && process.env?.VREPA_TF_RESHAPE_VIEW === '0';
-  if (reshape) {
-    tf.unregisterKernel('Reshape', 'tensorflow');
-    tf.registerKernel({
-      ...reshape,
-      kernelFunc: (args) => {
-        const backend = args.backend as unknown as NodeBackend;
-        const x = args.inputs.x as tf.TensorInfo;
-        if (typeof backend.binding?.reshapeTensor !== 'function' || (x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool') || viewOff()) return reshape.kernelFunc(args);
-        const shape = tf.util.inferFromImplicitShape([...(args.attrs as { shape: number[] }).shape], tf.util.sizeFromShape(x.shape));
-        const id = backend.binding.reshapeTensor(backend.getInputTensorIds([x])[0]!, shape);
-        return backend.createOutputTensor({ id, shape, dtype: backend.getDTypeInteger(x.dtype) });
-      },
-    });
-  }
-  if (mean) {
-    tf.unregisterKernel('Mean', 'tensorflow');
-    tf.registerKernel({
-      ...mean,
-      kernelFunc: (args) => {
-        const x = args.inputs.x as tf.TensorInfo;
-        if (x.dtype !== 'float32' || stock()) return mean.kernelFunc(args);
-        const backend = args.backend as unknown as NodeBackend;
-        const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
-        const axes = tf.tensor1d(tf.util.parseAxisParam(axis, x.shape), 'int32');
-        try {
-          return backend.executeSingleOutput('Mean', backend.createReductionOpAttrs(x, keepDims), [x as tf.Tensor, axes]);
-        } finally {
-          axes.dispose();
-        }
-      },
-    });
-  }
+  wrap('Reshape', (reshape, args) => {
+    const backend = args.backend as unknown as NodeBackend;
+    const x = args.inputs.x as tf.TensorInfo;
+    if (typeof backend.binding?.reshapeTensor !== 'function' || (x.dtype !== 'float32' && x.dtype !== 'int32' && x.dtype !== 'bool') || viewOff()) return reshape(args);
+    const shape = tf.util.inferFromImplicitShape([...(args.attrs as { shape: number[] }).shape], tf.util.sizeFromShape(x.shape));
+    const id = backend.binding.reshapeTensor(backend.getInputTensorIds([x])[0]!, shape);
+    return backend.createOutputTensor({ id, shape, dtype: backend.getDTypeInteger(x.dtype) });
+  });
+  wrap('Mean', (mean, args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype !== 'float32' || stock()) return mean(args);
+    const backend = args.backend as unknown as NodeBackend;
+    const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+    const axes = tf.tensor1d(tf.util.parseAxisParam(axis, x.shape), 'int32');
+    try {
+      return backend.executeSingleOutput('Mean', backend.createReductionOpAttrs(x, keepDims), [x as tf.Tensor, axes]);
+    } finally {
+      axes.dispose();
+    }
+  });
 }
 
