@@ -283,6 +283,20 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
     return { pixels: readJson<ProbeSummary>(path.join(px.dir, 'probe.json')), teachers };
   };
 
+  /**
+   * One finetuning run from the pretrained model (an arm × seed, a sweep variant, a follow-up run), cached by
+   * its config: the stage config is the same for every caller, so equal settings share a hash.
+   */
+  type Finetune = { alignLayer: number; steps: number; loss: ArmSpec['loss']; lambda: number; margin: number };
+  const finetuneStage = (name: string, v: Finetune, seed: number, train: SplitTensors, teacherTokensTrain: tf.Tensor) => {
+    const student = { ...c.student, alignLayer: v.alignLayer };
+    const armCfg = { pretrain: pretrainStage.hash, teacher: teacherStage.hash, latents: latentStage.hash, student, finetune: { ...c.finetune, steps: v.steps }, arm: { loss: v.loss, lambda: v.lambda, margin: v.margin }, seed };
+    return runner.run(name, armCfg, async (dir) => {
+      const data = new MemoryDataset(train.latents, train.text, v.lambda > 0 ? teacherTokensTrain : undefined, teacherGrids.full);
+      await trainStudent({ out: dir, from: pretrainedDir, student, teacherDim: c.teacher.embedDim, train: { ...c.finetune, steps: v.steps, seed, lambda: v.lambda, loss: v.loss, margin: v.margin }, data, log, progress: opts.progress });
+    });
+  };
+
   // the validation sweep, as a function: `sweepOnly` runs it alone (e.g. beside a running study)
   const runSweep = async (): Promise<SweepResult[]> => {
     const sweep: SweepResult[] = [];
@@ -295,12 +309,7 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
     const teacherTrain2 = readTensor(path.join(teacherStage.dir, 'train.safetensors'), 'tokens');
     try {
       for (const v of c.sweep.variants) {
-        const student = { ...c.student, alignLayer: v.alignLayer };
-        const armCfg = { pretrain: pretrainStage.hash, teacher: teacherStage.hash, latents: latentStage.hash, student, finetune: { ...c.finetune, steps: v.steps }, arm: { loss: v.loss, lambda: v.lambda, margin: v.margin }, seed: c.sweep.seed };
-        const st = await runner.run(`sweep-${v.name}`, armCfg, async (dir) => {
-          const data = new MemoryDataset(trainLat2.latents, trainLat2.text, v.lambda > 0 ? teacherTrain2 : undefined, teacherGrids.full);
-          await trainStudent({ out: dir, from: pretrainedDir, student, teacherDim: c.teacher.embedDim, train: { ...c.finetune, steps: v.steps, seed: c.sweep.seed, lambda: v.lambda, loss: v.loss, margin: v.margin }, data, log, progress: opts.progress });
-        });
+        const st = await finetuneStage(`sweep-${v.name}`, v, c.sweep.seed, trainLat2, teacherTrain2);
         const ev = await runner.run(`sweep-eval-${v.name}`, { data: dataStage.hash, latents: latentStage.hash, teacher: teacherStage.hash, eval: c.eval, folds: c.sweep.probeFolds, model: st.hash, split: 'val' }, async (dir) => {
           const model = fromPretrained(path.join(st.dir, 'final', 'transformer')).model;
           try {
@@ -328,20 +337,7 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
   const runs: { id: string; arm: ArmSpec | null; seed: number | null; dir: string; stage: StageRecord }[] = [{ id: 'pretrained', arm: null, seed: null, dir: pretrainedDir, stage: pretrainStage }];
   for (const arm of c.arms) {
     for (const seed of arm.allSeeds ? c.seeds : c.seeds.slice(0, 1)) {
-      const armCfg = { pretrain: pretrainStage.hash, teacher: teacherStage.hash, latents: latentStage.hash, student: c.student, finetune: c.finetune, arm: { loss: arm.loss, lambda: arm.lambda, margin: arm.margin }, seed };
-      const st = await runner.run(`arm-${arm.name}-s${seed}`, armCfg, async (dir) => {
-        const data = new MemoryDataset(trainLat.latents, trainLat.text, arm.lambda > 0 ? teacherTrain : undefined, teacherGrids.full);
-        await trainStudent({
-          out: dir,
-          from: pretrainedDir,
-          student: c.student,
-          teacherDim: c.teacher.embedDim,
-          train: { ...c.finetune, seed, lambda: arm.lambda, loss: arm.loss, margin: arm.margin },
-          data,
-          log,
-          progress: opts.progress,
-        });
-      });
+      const st = await finetuneStage(`arm-${arm.name}-s${seed}`, { ...arm, alignLayer: c.student.alignLayer, steps: c.finetune.steps }, seed, trainLat, teacherTrain);
       runs.push({ id: `${arm.name}-s${seed}`, arm, seed, dir: path.join(st.dir, 'final', 'transformer'), stage: st });
     }
   }
@@ -421,12 +417,7 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
       for (const seed of c.seeds) {
         const pair: ModelEval[] = [];
         for (const v of [variant, reference]) {
-          const student = { ...c.student, alignLayer: v.alignLayer };
-          const armCfg = { pretrain: pretrainStage.hash, teacher: teacherStage.hash, latents: latentStage.hash, student, finetune: { ...c.finetune, steps: v.steps }, arm: { loss: v.loss, lambda: v.lambda, margin: v.margin }, seed };
-          const st = await runner.run(`followup-${v.name}-s${seed}`, armCfg, async (dir) => {
-            const data = new MemoryDataset(fl.latents, fl.text, v.lambda > 0 ? ft : undefined, teacherGrids.full);
-            await trainStudent({ out: dir, from: pretrainedDir, student, teacherDim: c.teacher.embedDim, train: { ...c.finetune, steps: v.steps, seed, lambda: v.lambda, loss: v.loss, margin: v.margin }, data, log, progress: opts.progress });
-          });
+          const st = await finetuneStage(`followup-${v.name}-s${seed}`, v, seed, fl, ft);
           // probe, held-out loss and TRD on test (no generations: the follow-up asks about the features)
           const ev = await runner.run(`followup-eval-${v.name}-s${seed}`, { ...evalCfgBase, model: st.hash, layer: v.alignLayer, generations: false }, async (dir) => {
             const model = fromPretrained(path.join(st.dir, 'final', 'transformer')).model;
