@@ -41,12 +41,12 @@ const value = fc.oneof(fc.float({ noNaN: true }), fc.constantFrom(...special));
 const shapeArb = fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 0, maxLength: 4 });
 
 describe.skipIf(!native)('tfjs-node fast paths (binding patch 32)', () => {
-  it('smallBinary: Add / Sub / Mul / Div bit-identical to TensorFlow\'s kernels (equal shapes, size-1 operands, JS scalars, denormals)', () => {
+  it('smallBinary: Add / Sub / Mul / Div bit-identical to TensorFlow\'s kernels (NumPy broadcasts, JS scalars, denormals)', () => {
     fc.assert(
       fc.property(
         shapeArb,
         fc.constantFrom('add', 'sub', 'mul', 'div'),
-        fc.constantFrom('equal', 'scalarB', 'scalarA', 'jsB', 'jsA', 'ones'),
+        fc.constantFrom('equal', 'scalarB', 'scalarA', 'jsB', 'jsA', 'ones', 'row', 'col', 'mixed'),
         fc.array(value, { minLength: 400, maxLength: 400 }),
         (shape, op, form, vals) => {
           const size = tf.util.sizeFromShape(shape);
@@ -54,22 +54,27 @@ describe.skipIf(!native)('tfjs-node fast paths (binding patch 32)', () => {
           const make = (s: number[], off: number) => tf.tensor(Array.from({ length: tf.util.sizeFromShape(s) }, (_, k) => vals[off + (k % 100)]!), s, 'float32');
           const x = make(shape, 0);
           const ones = shape.map(() => 1).slice(shape.length > 1 ? 1 : 0);
-          const y = form === 'equal' ? make(shape, 200) : form === 'ones' ? make(ones, 200) : make([], 200);
+          // row: the trailing axes (bias-like); col: the last axis 1 (LayerNorm-like); mixed: every other axis 1,
+          // and x's own axes alternately 1 the other way, so that both operands broadcast
+          const yShape = { equal: shape, ones, row: shape.slice(Math.min(1, shape.length)), col: [...shape.slice(0, -1), 1].slice(0, shape.length), mixed: shape.map((d, k) => (k % 2 ? 1 : d)) }[form as 'equal'] ?? [];
+          const xs = form === 'mixed' ? shape.map((d, k) => (k % 2 ? d : 1)) : shape;
+          const x2 = form === 'mixed' ? make(xs, 0) : undefined;
+          const y = make(yShape, 200);
           const s = Math.fround(vals[300]!);
           const fn = { add: tf.add, sub: tf.sub, mul: tf.mul, div: tf.div }[op];
           const run = () =>
-            form === 'jsB' ? fn(x, s) : form === 'jsA' ? fn(tf.scalar(s), x) : form === 'scalarA' || form === 'ones' ? fn(y, x) : fn(x, y);
+            form === 'jsB' ? fn(x, s) : form === 'jsA' ? fn(tf.scalar(s), x) : form === 'scalarA' || form === 'ones' || form === 'col' ? fn(y, x) : fn(x2 ?? x, y);
           const { fast, stock } = both(run);
           same(fast, stock);
           expect(size).toBeLessThanOrEqual(SMALL_BINARY_MAX);
-          tf.dispose([x, y, fast, stock]);
+          tf.dispose([x, y, fast, stock, ...(x2 ? [x2] : [])]);
         },
       ),
       { numRuns: 300 },
     );
   });
 
-  it('smallBinary runs in the binding (no eager op) and falls back for other shapes, dtypes and sizes', () => {
+  it('smallBinary runs in the binding (no eager op) and falls back for other dtypes and sizes', () => {
     const a = tf.randomNormal([8, 16]);
     const b = tf.randomNormal([8, 16]);
     const row = tf.randomNormal([16]);
@@ -85,7 +90,7 @@ describe.skipIf(!native)('tfjs-node fast paths (binding patch 32)', () => {
     };
     expect(ops(() => tf.add(a, b))).toEqual({ 'native Add': 1 });
     expect(ops(() => tf.mul(a, 0.9))).toEqual({ 'native Mul': 1 }); // the JS scalar never becomes a TF tensor
-    expect(ops(() => tf.sub(a, row))).toEqual({ 'TF Sub': 1 }); // row broadcast: the eager op
+    expect(ops(() => tf.sub(a, row))).toEqual({ 'native Sub': 1 }); // broadcast in the binding too
     expect(ops(() => tf.add(big, big))).toEqual({ 'TF Add': 1 });
     expect(ops(() => tf.add(i, i))).toEqual({ 'TF Add': 1 });
     const { fast, stock } = both(() => tf.sub(a, row));

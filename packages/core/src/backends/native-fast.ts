@@ -8,8 +8,8 @@
  *   output's id, dtype and shape through one shared Int32Array instead of a JS array in and one JS object
  *   per output out. The same eager op with the same attributes runs: the same values by construction.
  * - **smallBinary** (`VREPA_TF_SMALL_BINARY=0` turns it off): float32 `Add`, `Sub`, `Multiply` and `RealDiv`
- *   of up to 65,536 elements, with equal shapes or one operand of one element (a scalar made from a JS
- *   number is passed as a number, without creating its TensorFlow tensor), are computed in the binding
+ *   with up to 65,536 output elements, any NumPy broadcast (a scalar made from a JS number is passed as a
+ *   number, without creating its TensorFlow tensor), are computed in the binding
  *   without an eager op: one IEEE float32 operation per element as TensorFlow's kernels do, denormals
  *   flushed as they flush them (bit-identical to the stock kernels in native-fast.test.ts).
  */
@@ -129,15 +129,16 @@ function smallBinary(code: number, args: Parameters<tf.KernelFunc>[0]): tf.Tenso
   if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
   const na = tf.util.sizeFromShape(a.shape);
   const nb = tf.util.sizeFromShape(b.shape);
+  if (na === 0 || nb === 0 || a.shape.length > 8 || b.shape.length > 8) return undefined;
   let shape: number[];
-  if (na === nb && tf.util.arraysEqual(a.shape, b.shape)) shape = a.shape;
-  else if (nb === 1 && b.shape.length <= a.shape.length) shape = a.shape;
-  else if (na === 1 && a.shape.length <= b.shape.length) shape = b.shape;
-  else return undefined;
-  const n = Math.max(na, nb);
-  if (n > SMALL_BINARY_MAX || n === 0) return undefined;
+  try {
+    shape = tf.util.arraysEqual(a.shape, b.shape) ? a.shape : tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+  } catch {
+    return undefined;
+  }
+  if (tf.util.sizeFromShape(shape) > SMALL_BINARY_MAX) return undefined;
   // At most one operand as a JS value, and only one whose shape the other operand (a tensor, which gives
-  // the binding the output's shape) covers; otherwise it becomes a TensorFlow tensor as the stock kernel
+  // the binding the output's rank) covers; otherwise it becomes a TensorFlow tensor as the stock kernel
   // makes it.
   const [ia, sa] = tf.util.arraysEqual(shape, b.shape) ? operand(backend, a, na) : [backend.getInputTensorIds([a])[0]!, 0];
   const [ib, sb] = ia >= 0 && tf.util.arraysEqual(shape, a.shape) ? operand(backend, b, nb) : [backend.getInputTensorIds([b])[0]!, 0];
