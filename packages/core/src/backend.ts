@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installWasmHeapGuard } from './backends/heap-guard.js';
 import { findPackageDir, nativeBindingPath } from './backends/native.js';
 import { installNativeKernelFixes } from './backends/native-fixes.js';
+import { installNativeFastPaths } from './backends/native-fast.js';
 import { installWasmKernels } from './backends/wasm-kernels.js';
 import { installWasmExtraKernels } from './backends/wasm-kernels-extra.js';
 import { prepareWasm, requestedWasmThreads, unrefWasmWorkers } from './backends/wasm-setup.js';
@@ -94,7 +95,10 @@ async function tryWasm(): Promise<string | undefined> {
 
 // Core's wasm fixes: fast matmul forms, missing training kernels, fast conv3d, and the heap guard.
 onBackendInit((info) => {
-  if (info.name === 'tensorflow') installNativeKernelFixes();
+  if (info.name === 'tensorflow') {
+    installNativeKernelFixes();
+    installNativeFastPaths();
+  }
   if (info.name !== 'wasm') return;
   // VREPA_WASM_FIXES=0 keeps the stock tfjs kernels (to compare or bisect); the heap guard stays.
   if (process.env.VREPA_WASM_FIXES !== '0') {

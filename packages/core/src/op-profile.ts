@@ -75,7 +75,7 @@ export function profileOps<T>(fn: () => T): OpProfile<T> {
   const restoreBinding: Array<() => void> = [];
   if (binding && typeof binding.executeOp === 'function') {
     // fusedAdamW (core's binding patch 30) runs no tfjs kernel: it is also counted as a top-level kernel
-    const timed = new Set(['executeOp', 'createTensor', 'deleteTensor', 'fusedAdamW']);
+    const timed = new Set(['executeOp', 'executeOpIo', 'createTensor', 'deleteTensor', 'fusedAdamW', 'smallBinary']);
     const target = binding;
     // An empty target: a proxy over the addon itself may not answer its non-configurable properties differently.
     backend.binding = new Proxy({} as Binding, {
@@ -88,7 +88,7 @@ export function profileOps<T>(fn: () => T): OpProfile<T> {
             return (v as (...a: unknown[]) => unknown).apply(target, args);
           } finally {
             const ms = performance.now() - t1;
-            add(calls, key === 'executeOp' ? `TF ${String(args[0])}` : key, ms);
+            add(calls, key === 'executeOp' || key === 'executeOpIo' ? `TF ${String(args[0])}` : key === 'smallBinary' ? `native ${['Add', 'Sub', 'Mul', 'RealDiv'][Number(args[0])] ?? '?'}` : key, ms);
             if (key === 'fusedAdamW' && depth === 0) {
               add(kernels, 'fusedAdamW (native)', ms);
               inside += ms;

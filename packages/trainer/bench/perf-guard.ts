@@ -10,7 +10,10 @@
  *   VREPA_TF_CAST_FIX=0   tfjs-node's stock Cast (a TensorFlow op even float32 → float32) and Mean (+ a cast);
  *   VREPA_TF_RESHAPE_VIEW=0  tfjs-node's stock Reshape (an eager op + an int32 shape tensor) instead of a view
  *                         (binding patch 31).
- * "before" sets all four, "after" none; the other rows turn one change off at a time.
+ *   VREPA_TF_FAST_EXEC=0  (wave 3) tfjs-node's stock executeOp (ids in a JS array, one JS object per output);
+ *   VREPA_TF_SMALL_BINARY=0  (wave 3) small float32 add/sub/mul/div as eager ops, not in the binding.
+ * "before wave 3" turns off the two wave-3 changes, "before wave 2" all six, "after" none; the other rows turn
+ * one change off at a time. The guard rails compare "before wave 3" with "after".
  *
  * 1. The tiny preset's VideoREPA step (batch 2, λ 0.5; oneDNN off, as `vrepa train --preset tiny`): CPU-time
  *    median per variant (the variants' steps interleaved), the optimizer's median, top-level kernels and
@@ -40,9 +43,13 @@ const STEPS = Number(process.env.VREPA_BENCH_STEPS ?? 30);
 const ROUNDS = Number(process.env.VREPA_BENCH_ROUNDS ?? 4);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
-const TOGGLES = ['VREPA_ADAMW_NATIVE', 'VREPA_FUSED_CHAINS', 'VREPA_TF_CAST_FIX', 'VREPA_TF_RESHAPE_VIEW'] as const;
+const WAVE2 = ['VREPA_ADAMW_NATIVE', 'VREPA_FUSED_CHAINS', 'VREPA_TF_CAST_FIX', 'VREPA_TF_RESHAPE_VIEW'] as const;
+const WAVE3 = ['VREPA_TF_FAST_EXEC', 'VREPA_TF_SMALL_BINARY'] as const;
+const TOGGLES = [...WAVE2, ...WAVE3] as const;
 type Variant = { name: string; off: Array<(typeof TOGGLES)[number]> };
-const BEFORE: Variant = { name: 'before (all four changes off)', off: [...TOGGLES] };
+/** Before the third wave (binding patch 32): the second wave's state; the guard rails compare against it. */
+const BEFORE: Variant = { name: 'before wave 3 (executeOpIo, smallBinary off)', off: [...WAVE3] };
+const BEFORE_WAVE2: Variant = { name: 'before wave 2 (all six changes off)', off: [...TOGGLES] };
 const AFTER: Variant = { name: 'after (defaults)', off: [] };
 const setVariant = (v: Variant) => {
   for (const t of TOGGLES) {
@@ -61,6 +68,9 @@ function tinyPart(): BenchRow[] {
   const variants: Variant[] = [
     BEFORE,
     AFTER,
+    { name: 'after, but the stock executeOp (VREPA_TF_FAST_EXEC=0)', off: ['VREPA_TF_FAST_EXEC'] },
+    { name: 'after, but small add/sub/mul/div as eager ops (VREPA_TF_SMALL_BINARY=0)', off: ['VREPA_TF_SMALL_BINARY'] },
+    BEFORE_WAVE2,
     { name: 'after, but AdamW + norm as op chains (VREPA_ADAMW_NATIVE=0)', off: ['VREPA_ADAMW_NATIVE'] },
     { name: 'after, but the block chains by autodiff (VREPA_FUSED_CHAINS=0)', off: ['VREPA_FUSED_CHAINS'] },
     { name: 'after, but stock Cast / Mean kernels (VREPA_TF_CAST_FIX=0)', off: ['VREPA_TF_CAST_FIX'] },
@@ -101,7 +111,7 @@ function tinyPart(): BenchRow[] {
   return variants.map((v, k) => ({
     name: v.name,
     'step CPU ms (median)': median(cpu[k]!),
-    'step CPU × before': median(cpu[k]!) / base,
+    'step CPU × before wave 3': median(cpu[k]!) / base,
     'optimizer ms (median)': median(opt[k]!),
     'kernels/step': counts[k]!.kernels,
     'binding calls/step': counts[k]!.calls,

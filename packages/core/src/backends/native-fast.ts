@@ -1,0 +1,148 @@
+/**
+ * Per-op overhead of the native `tensorflow` backend, third wave (issue 15), on core's binding patch 32
+ * (`native-patches/32-fast-exec.patch`). Both parts are used only when the binding has them and are read at
+ * every call, so that a benchmark can compare both settings in one process:
+ *
+ * - **executeOpIo** (`VREPA_TF_FAST_EXEC=0` turns it off): tfjs-node's `executeSingleOutput` /
+ *   `executeMultipleOutputs`, which every tfjs-node kernel calls, pass the input ids and receive each
+ *   output's id, dtype and shape through one shared Int32Array instead of a JS array in and one JS object
+ *   per output out. The same eager op with the same attributes runs: the same values by construction.
+ * - **smallBinary** (`VREPA_TF_SMALL_BINARY=0` turns it off): float32 `Add`, `Sub`, `Multiply` and `RealDiv`
+ *   with up to 65,536 output elements, any NumPy broadcast (a scalar made from a JS number is passed as a
+ *   number, without creating its TensorFlow tensor), are computed in the binding
+ *   without an eager op: one IEEE float32 operation per element as TensorFlow's kernels do, denormals
+ *   flushed as they flush them (bit-identical to the stock kernels in native-fast.test.ts).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+interface FastBinding {
+  TF_FLOAT: number;
+  setIoBuffer?(io: Int32Array): void;
+  executeOpIo?(name: string, attrs: unknown[], numInputs: number, numOutputs: number): number;
+  smallBinary?(op: number, a: number, b: number, scalar: number): number;
+  createTensor(shape: number[], dtype: number, values: unknown): number;
+}
+
+interface TensorData {
+  id: number;
+  values: ArrayLike<number> | null;
+  shape: number[];
+  dtype: tf.DataType;
+}
+
+interface NodeBackend {
+  binding: FastBinding;
+  tensorMap: { get(dataId: unknown): TensorData };
+  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
+  createOutputTensor(metadata: { id: number; shape: number[]; dtype: number }): tf.Tensor;
+  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.Tensor;
+  executeMultipleOutputs(name: string, attrs: unknown[], inputs: tf.TensorInfo[], numOutputs: number): tf.Tensor[];
+}
+
+/** Largest element count smallBinary takes (the binding's kSmallBinaryMax). */
+export const SMALL_BINARY_MAX = 1 << 16;
+
+const env = (k: string) => (typeof process !== 'undefined' ? process.env?.[k] : undefined);
+const fastExecOff = () => env('VREPA_TF_FAST_EXEC') === '0';
+const smallBinaryOff = () => env('VREPA_TF_SMALL_BINARY') === '0';
+
+let installedOn: unknown;
+let kernelsWrapped = false;
+// 16 Ki int32 (64 KiB): [id, dtype, rank, ...dims] per output; its own ArrayBuffer (never on the V8 heap)
+const io = new Int32Array(new ArrayBuffer(1 << 16));
+
+/** Whether the backend's binding has patch 32's entry points. */
+export function hasFastExec(backend: unknown): boolean {
+  const b = (backend as Partial<NodeBackend> | undefined)?.binding;
+  return typeof b?.executeOpIo === 'function' && typeof b.setIoBuffer === 'function' && typeof b.smallBinary === 'function';
+}
+
+/** Install both parts on the current `tensorflow` backend (once per backend instance); no-op elsewhere. */
+export function installNativeFastPaths(): void {
+  if (tf.getBackend() !== 'tensorflow') return;
+  const backend = tf.backend() as unknown as NodeBackend;
+  if (installedOn === backend || !hasFastExec(backend)) return;
+  installedOn = backend;
+  backend.binding.setIoBuffer!(io);
+
+  const stockSingle = backend.executeSingleOutput;
+  const stockMultiple = backend.executeMultipleOutputs;
+  const outputs = (self: NodeBackend, n: number): tf.Tensor[] => {
+    const out: tf.Tensor[] = [];
+    let pos = 0;
+    for (let i = 0; i < n; i++) {
+      const id = io[pos]!;
+      const dtype = io[pos + 1]!;
+      const rank = io[pos + 2]!;
+      const shape: number[] = [];
+      for (let d = 0; d < rank; d++) shape.push(io[pos + 3 + d]!);
+      pos += 3 + rank;
+      out.push(self.createOutputTensor({ id, shape, dtype }));
+    }
+    return out;
+  };
+  const run = (self: NodeBackend, name: string, attrs: unknown[], inputs: tf.TensorInfo[], numOutputs: number) => {
+    const ids = self.getInputTensorIds(inputs);
+    for (let i = 0; i < ids.length; i++) io[i] = ids[i]!;
+    const n = self.binding.executeOpIo!(name, attrs, ids.length, numOutputs);
+    return outputs(self, n);
+  };
+  backend.executeSingleOutput = function (this: NodeBackend, name, attrs, inputs) {
+    if (fastExecOff() || typeof this.binding.executeOpIo !== 'function') return stockSingle.call(this, name, attrs, inputs);
+    return run(this, name, attrs, inputs, 1)[0]!;
+  };
+  backend.executeMultipleOutputs = function (this: NodeBackend, name, attrs, inputs, numOutputs) {
+    if (fastExecOff() || typeof this.binding.executeOpIo !== 'function') return stockMultiple.call(this, name, attrs, inputs, numOutputs);
+    return run(this, name, attrs, inputs, numOutputs);
+  };
+
+  // ---- small float32 binary ops in the binding
+  if (kernelsWrapped) return;
+  kernelsWrapped = true;
+  const OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 } as const;
+  for (const [kernel, code] of Object.entries(OPS)) {
+    const k = tf.getKernel(kernel, 'tensorflow');
+    if (!k) continue;
+    tf.unregisterKernel(kernel, 'tensorflow');
+    tf.registerKernel({ ...k, kernelFunc: (args) => smallBinary(code, args) ?? (k.kernelFunc(args) as tf.TensorInfo) });
+  }
+}
+
+/**
+ * An operand for smallBinary: its tensor id, or -1 and its value when it is one float32 value still held in
+ * JS (a scalar made from a JS number, not yet a TensorFlow tensor).
+ */
+function operand(backend: NodeBackend, t: tf.TensorInfo, size: number): [number, number] {
+  if (size === 1) {
+    const d = backend.tensorMap.get(t.dataId);
+    if (d.values != null) return [-1, d.values[0]!];
+  }
+  return [backend.getInputTensorIds([t])[0]!, 0];
+}
+
+function smallBinary(code: number, args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | undefined {
+  if (smallBinaryOff()) return undefined;
+  const backend = args.backend as unknown as NodeBackend;
+  const binding = backend.binding;
+  if (typeof binding.smallBinary !== 'function') return undefined;
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  const na = tf.util.sizeFromShape(a.shape);
+  const nb = tf.util.sizeFromShape(b.shape);
+  if (na === 0 || nb === 0 || a.shape.length > 8 || b.shape.length > 8) return undefined;
+  let shape: number[];
+  try {
+    shape = tf.util.arraysEqual(a.shape, b.shape) ? a.shape : tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+  } catch {
+    return undefined;
+  }
+  if (tf.util.sizeFromShape(shape) > SMALL_BINARY_MAX) return undefined;
+  // At most one operand as a JS value, and only one whose shape the other operand (a tensor, which gives
+  // the binding the output's rank) covers; otherwise it becomes a TensorFlow tensor as the stock kernel
+  // makes it.
+  const [ia, sa] = tf.util.arraysEqual(shape, b.shape) ? operand(backend, a, na) : [backend.getInputTensorIds([a])[0]!, 0];
+  const [ib, sb] = ia >= 0 && tf.util.arraysEqual(shape, a.shape) ? operand(backend, b, nb) : [backend.getInputTensorIds([b])[0]!, 0];
+  const id = binding.smallBinary(code, ia, ib, ia < 0 ? sa : sb);
+  if (id < 0) return undefined;
+  return backend.createOutputTensor({ id, shape: [...shape], dtype: binding.TF_FLOAT });
+}
