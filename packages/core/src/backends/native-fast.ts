@@ -19,7 +19,9 @@ interface FastBinding {
   TF_FLOAT: number;
   setIoBuffer?(io: Int32Array): void;
   executeOpIo?(name: string, attrs: unknown[], numInputs: number, numOutputs: number): number;
-  smallBinary?(op: number, a: number, b: number, scalar: number): number;
+  smallBinary?(op: number, a: number, b: number, scalar: number, splitMin?: number): number;
+  /** Patch 33: the largest output (elements) the binding's smallBinary takes; absent: SMALL_BINARY_MAX. */
+  binaryInfo?(): number;
   createTensor(shape: number[], dtype: number, values: unknown): number;
 }
 
@@ -39,12 +41,38 @@ interface NodeBackend {
   executeMultipleOutputs(name: string, attrs: unknown[], inputs: tf.TensorInfo[], numOutputs: number): tf.Tensor[];
 }
 
-/** Largest element count smallBinary takes (the binding's kSmallBinaryMax). */
+/** Largest element count patch 32's smallBinary takes (its kSmallBinaryMax); patch 33 raises the binding's to 2^26. */
 export const SMALL_BINARY_MAX = 1 << 16;
+/**
+ * Fourth wave (patch 33): the largest output smallBinary computes by default when the binding takes more
+ * than SMALL_BINARY_MAX (`VREPA_TF_SMALL_BINARY_MAX` overrides, read per call for outputs above
+ * SMALL_BINARY_MAX; the binding's own limit still applies).
+ */
+export const BINARY_MAX_DEFAULT = 1 << 20;
+/**
+ * Fourth wave (patch 33): outputs of at least this many elements are split over two threads (the caller and
+ * one persistent worker); `VREPA_TF_BINARY_SPLIT` overrides (0: never), read per call for outputs above
+ * 16,384 elements (smaller ones are never split).
+ */
+export const BINARY_SPLIT_DEFAULT = 1 << 15;
+const SPLIT_FLOOR = 1 << 14;
 
 const env = (k: string) => (typeof process !== 'undefined' ? process.env?.[k] : undefined);
 const fastExecOff = () => env('VREPA_TF_FAST_EXEC') === '0';
 const smallBinaryOff = () => env('VREPA_TF_SMALL_BINARY') === '0';
+
+/** The limit in effect for an output above SMALL_BINARY_MAX: the env's or the default, capped by the binding's. */
+function binaryMax(binding: FastBinding): number {
+  if (typeof binding.binaryInfo !== 'function') return SMALL_BINARY_MAX;
+  const v = env('VREPA_TF_SMALL_BINARY_MAX');
+  const want = v != null && v !== '' && Number.isFinite(Number(v)) ? Number(v) : BINARY_MAX_DEFAULT;
+  return Math.min(want, binding.binaryInfo());
+}
+function binarySplit(): number {
+  const v = env('VREPA_TF_BINARY_SPLIT');
+  const n = v != null && v !== '' && Number.isFinite(Number(v)) ? Number(v) : BINARY_SPLIT_DEFAULT;
+  return n <= 0 ? 0 : Math.max(n, SPLIT_FLOOR);
+}
 
 let installedOn: unknown;
 let kernelsWrapped = false;
@@ -136,13 +164,17 @@ function smallBinary(code: number, args: Parameters<tf.KernelFunc>[0]): tf.Tenso
   } catch {
     return undefined;
   }
-  if (tf.util.sizeFromShape(shape) > SMALL_BINARY_MAX) return undefined;
+  const count = tf.util.sizeFromShape(shape);
+  if (count > SMALL_BINARY_MAX && count > binaryMax(binding)) return undefined;
   // At most one operand as a JS value, and only one whose shape the other operand (a tensor, which gives
   // the binding the output's rank) covers; otherwise it becomes a TensorFlow tensor as the stock kernel
   // makes it.
   const [ia, sa] = tf.util.arraysEqual(shape, b.shape) ? operand(backend, a, na) : [backend.getInputTensorIds([a])[0]!, 0];
   const [ib, sb] = ia >= 0 && tf.util.arraysEqual(shape, a.shape) ? operand(backend, b, nb) : [backend.getInputTensorIds([b])[0]!, 0];
-  const id = binding.smallBinary(code, ia, ib, ia < 0 ? sa : sb);
+  const id =
+    count >= SPLIT_FLOOR && typeof binding.binaryInfo === 'function'
+      ? binding.smallBinary(code, ia, ib, ia < 0 ? sa : sb, binarySplit())
+      : binding.smallBinary(code, ia, ib, ia < 0 ? sa : sb);
   if (id < 0) return undefined;
   return backend.createOutputTensor({ id, shape: [...shape], dtype: binding.TF_FLOAT });
 }
