@@ -6,12 +6,13 @@ import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { profileOps } from '../op-profile.js';
-import { BINARY_MAX_DEFAULT, SMALL_BINARY_MAX, hasFastExec } from './native-fast.js';
+import { BINARY_MAX_DEFAULT, SMALL_BINARY_MAX, hasFastExec, mulAdd } from './native-fast.js';
+import { gatedResidual, modulate } from '../nn/custom.js';
 
 const native = tf.getBackend() === 'tensorflow' && hasFastExec(tf.backend());
 const binding = () => (tf.backend() as unknown as { binding: { getNumOfTensors(): number } }).binding;
 const KEYS = ['VREPA_TF_FAST_EXEC', 'VREPA_TF_SMALL_BINARY'] as const;
-const KEYS4 = ['VREPA_TF_SMALL_BINARY_MAX', 'VREPA_TF_BINARY_SPLIT'] as const;
+const KEYS4 = ['VREPA_TF_SMALL_BINARY_MAX', 'VREPA_TF_BINARY_SPLIT', 'VREPA_TF_MUL_ADD'] as const;
 const saved4 = Object.fromEntries(KEYS4.map((k) => [k, process.env[k]]));
 afterEach(() => {
   for (const k of KEYS4) {
@@ -302,5 +303,82 @@ describe.skipIf(!patch33)('tfjs-node smallBinary at every size, split over two t
     expect(tf.memory().numTensors).toBe(t0);
     expect(binding().getNumOfTensors()).toBe(h0);
     tf.dispose([a, r]);
+  });
+});
+
+describe.skipIf(!patch33)('tfjs-node mulAdd: (p · q) + r in one pass (binding patch 33)', () => {
+  const special4 = [...special, NaN];
+  it('bit-identical to tf.add(tf.mul(p, q), r) under NumPy broadcasts, one thread and two, with denormals, ±0, ±Inf, NaN', () => {
+    fc.assert(
+      fc.property(
+        fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 700 }), fc.constantFrom(1, 5, 16, 64)),
+        fc.array(fc.constantFrom('full', 'row', 'col', 'last', 'one'), { minLength: 3, maxLength: 3 }),
+        fc.array(fc.oneof(fc.float(), fc.constantFrom(...special4)), { minLength: 256, maxLength: 256 }),
+        fc.constantFrom('0', '16384'),
+        ([B, N, D], forms, vals, split) => {
+          const shapeOf = (f: string) => ({ full: [B, N, D], row: [B, 1, D], col: [B, N, 1], last: [D], one: [] as number[] })[f]!;
+          const make = (sh: number[], off: number) => tf.tensor(Float32Array.from({ length: tf.util.sizeFromShape(sh) }, (_, k) => vals[(off + k * 5 + (k >> 7)) % 256]!), sh, 'float32');
+          const [p, q, r] = forms.map((f, k) => make(shapeOf(f), k * 83));
+          process.env.VREPA_TF_SMALL_BINARY_MAX = String(1 << 26);
+          process.env.VREPA_TF_BINARY_SPLIT = split;
+          const fused = mulAdd(p!, q!, r!);
+          process.env.VREPA_TF_SMALL_BINARY = '0';
+          const stock = tf.add(tf.mul(p!, q!), r!);
+          delete process.env.VREPA_TF_SMALL_BINARY;
+          expect(fused).toBeDefined();
+          sameBig(fused!, stock);
+          tf.dispose([p!, q!, r!, fused!, stock]);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('modulate and gatedResidual: values and gradients bit-identical with and without mulAdd (toy sizes)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 600 }), fc.nat(1000), (B, N, seed) => {
+        const x = tf.randomNormal([B, N, 64], 0, 1, 'float32', seed);
+        const sc = tf.randomNormal([B, 1, 64], 0, 0.5, 'float32', seed + 1);
+        const sh = tf.randomNormal([B, 1, 64], 0, 0.5, 'float32', seed + 2);
+        const gate = tf.randomNormal([B, 1, 64], 0, 0.5, 'float32', seed + 3);
+        const a = tf.randomNormal([B, N, 64], 0, 1, 'float32', seed + 4);
+        const f = (x0: tf.Tensor, s0: tf.Tensor, t0: tf.Tensor, g0: tf.Tensor, a0: tf.Tensor) => tf.sum(tf.square(gatedResidual(modulate(x0, s0, t0), g0, a0)));
+        const run = () => {
+          const { value, grads } = tf.valueAndGrads(f)([x, sc, sh, gate, a]);
+          return [value, ...grads];
+        };
+        process.env.VREPA_TF_MUL_ADD = '0';
+        const off = run();
+        delete process.env.VREPA_TF_MUL_ADD;
+        const on = run();
+        const counts = profileOps(() => tf.dispose(modulate(x, sc, sh))).binding.filter((c) => c.name.startsWith('native') || c.name.startsWith('TF '));
+        expect(counts.map((c) => c.name)).toContain('native MulAdd');
+        off.forEach((t, k) => sameBig(on[k]!, t));
+        tf.dispose([x, sc, sh, gate, a, ...off, ...on]);
+      }),
+      { numRuns: 15 },
+    );
+  });
+
+  it('mulAdd: undefined where it does not apply; no leaks', () => {
+    const i = tf.tensor1d([1, 2], 'int32');
+    const x = tf.randomNormal([4, 300, 64]);
+    const r = tf.randomNormal([4, 1, 64]);
+    expect(mulAdd(i, i, i)).toBeUndefined();
+    expect(mulAdd(x, tf.randomNormal([3]), r)).toBeUndefined();
+    process.env.VREPA_TF_MUL_ADD = '0';
+    expect(mulAdd(x, r, r)).toBeUndefined();
+    delete process.env.VREPA_TF_MUL_ADD;
+    const step = () => {
+      const [g] = tf.grads((p: tf.Tensor) => tf.sum(gatedResidual(modulate(p, r, r), r, p)))([x]);
+      g!.dispose();
+    };
+    step();
+    const t0 = tf.memory().numTensors;
+    const h0 = binding().getNumOfTensors();
+    for (let k = 0; k < 20; k++) step();
+    expect(tf.memory().numTensors).toBe(t0);
+    expect(binding().getNumOfTensors()).toBe(h0);
+    tf.dispose([i, x, r]);
   });
 });

@@ -22,6 +22,8 @@ interface FastBinding {
   smallBinary?(op: number, a: number, b: number, scalar: number, splitMin?: number): number;
   /** Patch 33: the largest output (elements) the binding's smallBinary takes; absent: SMALL_BINARY_MAX. */
   binaryInfo?(): number;
+  /** Patch 33: (p · q) + r for float32 tensors (NumPy broadcasting); -1 when it does not apply. */
+  mulAdd?(p: number, q: number, r: number, splitMin: number): number;
   createTensor(shape: number[], dtype: number, values: unknown): number;
 }
 
@@ -56,6 +58,7 @@ export const BINARY_MAX_DEFAULT = 1 << 20;
  */
 export const BINARY_SPLIT_DEFAULT = 1 << 15;
 const SPLIT_FLOOR = 1 << 14;
+const mulAddOff = () => env('VREPA_TF_MUL_ADD') === '0';
 
 const env = (k: string) => (typeof process !== 'undefined' ? process.env?.[k] : undefined);
 const fastExecOff = () => env('VREPA_TF_FAST_EXEC') === '0';
@@ -127,6 +130,7 @@ export function installNativeFastPaths(): void {
   // ---- small float32 binary ops in the binding
   if (kernelsWrapped) return;
   kernelsWrapped = true;
+  tf.registerKernel({ kernelName: MUL_ADD_KERNEL, backendName: 'tensorflow', kernelFunc: mulAddKernel });
   const OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 } as const;
   for (const [kernel, code] of Object.entries(OPS)) {
     const k = tf.getKernel(kernel, 'tensorflow');
@@ -177,4 +181,48 @@ function smallBinary(code: number, args: Parameters<tf.KernelFunc>[0]): tf.Tenso
       : binding.smallBinary(code, ia, ib, ia < 0 ? sa : sb);
   if (id < 0) return undefined;
   return backend.createOutputTensor({ id, shape: [...shape], dtype: binding.TF_FLOAT });
+}
+
+// ---- fourth wave: (p · q) + r in one pass (patch 33's mulAdd), for core's AdaLN chains
+
+const MUL_ADD_KERNEL = 'VrepaMulAdd';
+
+function mulAddKernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
+  const backend = args.backend as unknown as NodeBackend;
+  const { p, q, r } = args.inputs as { p: tf.TensorInfo; q: tf.TensorInfo; r: tf.TensorInfo };
+  const [ip, iq, ir] = backend.getInputTensorIds([p, q, r]);
+  const shape = tf.backend_util.assertAndGetBroadcastShape(tf.backend_util.assertAndGetBroadcastShape(p.shape, q.shape), r.shape);
+  const id = backend.binding.mulAdd!(ip!, iq!, ir!, tf.util.sizeFromShape(shape) >= SPLIT_FLOOR ? binarySplit() : 0);
+  if (id < 0) {
+    // not expected after mulAdd()'s checks; the two ops then, as the stock chain computes them
+    return tf.tidy(() => tf.add(tf.mul(p as tf.Tensor, q as tf.Tensor), r as tf.Tensor)) as tf.TensorInfo;
+  }
+  return backend.createOutputTensor({ id, shape, dtype: backend.binding.TF_FLOAT });
+}
+
+/**
+ * `(p · q) + r` as one native op on the tfjs-node backend with binding patch 33 — the product rounded to
+ * float32 and then the sum, each IEEE operation as Mul then Add compute them (no FMA), denormals flushed:
+ * bit-identical to `tf.add(tf.mul(p, q), r)` (and to `tf.add(r, tf.mul(p, q))`: IEEE addition commutes; only
+ * the sign/payload of a NaN from two NaN operands may differ) — or undefined where it does not apply (another
+ * backend or binding, not float32, shapes that do not broadcast, more than the smallBinary limit's elements,
+ * `VREPA_TF_MUL_ADD=0` or `VREPA_TF_SMALL_BINARY=0`, read per call); the caller then runs the two ops. No
+ * gradient of its own: core's custom ops (modulate, gatedResidual) write theirs.
+ */
+export function mulAdd(p: tf.Tensor, q: tf.Tensor, r: tf.Tensor): tf.Tensor | undefined {
+  if (mulAddOff() || smallBinaryOff()) return undefined;
+  if (installedOn === undefined || tf.getBackend() !== 'tensorflow') return undefined;
+  const backend = tf.backend() as unknown as NodeBackend;
+  if (backend !== installedOn || typeof backend.binding.mulAdd !== 'function') return undefined;
+  if (p.dtype !== 'float32' || q.dtype !== 'float32' || r.dtype !== 'float32') return undefined;
+  if (p.rank > 8 || q.rank > 8 || r.rank > 8) return undefined;
+  let shape: number[];
+  try {
+    shape = tf.backend_util.assertAndGetBroadcastShape(tf.backend_util.assertAndGetBroadcastShape(p.shape, q.shape), r.shape);
+  } catch {
+    return undefined;
+  }
+  const count = tf.util.sizeFromShape(shape);
+  if (count === 0 || (count > SMALL_BINARY_MAX && count > binaryMax(backend.binding))) return undefined;
+  return tf.engine().runKernel(MUL_ADD_KERNEL, { p, q, r } as unknown as tf.NamedTensorMap, {}) as tf.Tensor;
 }
