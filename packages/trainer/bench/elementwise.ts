@@ -12,6 +12,7 @@ import { initBackend, printBenchTable, type BenchRow } from '@vrepa/core';
 
 const REPS = Number(process.env.VREPA_BENCH_REPS ?? 200);
 const ROUNDS = 7;
+// (the 2-thread rows set VREPA_TF_BINARY_SPLIT explicitly; the default is 0, one thread)
 const info = await initBackend({ quiet: true, oneDnn: process.env.TF_ENABLE_ONEDNN_OPTS === '1' });
 if (info.name !== 'tensorflow') throw new Error('bench:elementwise needs the native tensorflow backend');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -32,7 +33,11 @@ const y = tf.randomNormal([4, 1104, 64], 0, 1, 'float32', 2);
 const row = tf.randomNormal([4, 1, 64], 0, 1, 'float32', 3);
 const small = tf.randomNormal([8, 1104, 64].map((d, i) => (i === 1 ? 16 : d)), 0, 1, 'float32', 4); // [8,16,64]
 const smallRow = tf.randomNormal([8, 1, 64], 0, 1, 'float32', 5);
-const scores = tf.randomNormal([4, 2, 276, 276], 0, 1, 'float32', 6);
+const scores = tf.randomNormal([4, 4, 294, 294], 0, 1, 'float32', 6);
+const scores2 = tf.randomNormal([4, 4, 294, 294], 0, 1, 'float32', 9);
+const scoreCol = tf.randomNormal([4, 4, 294, 1], 0, 1, 'float32', 10);
+const tok = tf.randomNormal([4, 270, 64], 0, 1, 'float32', 11);
+const tokRow = tf.randomNormal([4, 1, 64], 0, 1, 'float32', 12);
 const cases: Array<{ name: string; f: () => tf.Tensor; binary: boolean }> = [
   { name: 'mul [4,1104,64]·[4,1,64]', f: () => tf.mul(x, row), binary: true },
   { name: 'add [4,1104,64]+[4,1,64]', f: () => tf.add(x, row), binary: true },
@@ -41,8 +46,11 @@ const cases: Array<{ name: string; f: () => tf.Tensor; binary: boolean }> = [
   { name: 'add [4,1104,64]+[4,1104,64]', f: () => tf.add(x, y), binary: true },
   { name: 'mul [4,1104,64]·0.5 (JS scalar)', f: () => tf.mul(x, 0.5), binary: true },
   { name: 'mul [8,16,64]·[8,1,64] (8,192 elements)', f: () => tf.mul(small, smallRow), binary: true },
+  { name: 'mul [4,270,64]·[4,1,64] (the toy step\'s AdaLN rows, 69,120 elements)', f: () => tf.mul(tok, tokRow), binary: true },
+  { name: 'sub [4,4,294,294]−[4,4,294,294] (attention scores, 1.38M)', f: () => tf.sub(scores, scores2), binary: true },
+  { name: 'mul [4,4,294,1]·[4,4,294,294]', f: () => tf.mul(scoreCol, scores), binary: true },
   { name: 'sum over tokens [4,1104,64] → [4,1,64]', f: () => tf.sum(x, 1, true), binary: false },
-  { name: 'softmax [4,2,276,276]', f: () => tf.softmax(scores), binary: false },
+  { name: 'softmax [4,4,294,294]', f: () => tf.softmax(scores), binary: false },
 ];
 
 const rows: BenchRow[] = [];

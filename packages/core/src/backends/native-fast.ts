@@ -50,13 +50,13 @@ export const SMALL_BINARY_MAX = 1 << 16;
  * than SMALL_BINARY_MAX (`VREPA_TF_SMALL_BINARY_MAX` overrides, read per call for outputs above
  * SMALL_BINARY_MAX; the binding's own limit still applies).
  */
-export const BINARY_MAX_DEFAULT = 1 << 20;
+export const BINARY_MAX_DEFAULT = 1 << 21;
 /**
  * Fourth wave (patch 33): outputs of at least this many elements are split over two threads (the caller and
  * one persistent worker); `VREPA_TF_BINARY_SPLIT` overrides (0: never), read per call for outputs above
  * 16,384 elements (smaller ones are never split).
  */
-export const BINARY_SPLIT_DEFAULT = 1 << 15;
+export const BINARY_SPLIT_DEFAULT = 0;
 const SPLIT_FLOOR = 1 << 14;
 const mulAddOff = () => env('VREPA_TF_MUL_ADD') === '0';
 
