@@ -8,7 +8,7 @@
  */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, printBenchTable, type BenchRow } from '@vrepa/core';
+import { initBackend, modulate, printBenchTable, type BenchRow } from '@vrepa/core';
 
 const REPS = Number(process.env.VREPA_BENCH_REPS ?? 200);
 const ROUNDS = 7;
@@ -21,8 +21,9 @@ const loadBefore = os.loadavg().map((l) => l.toFixed(1)).join(' / ');
 type Variant = { label: string; env: Record<string, string | undefined> };
 const variants: Variant[] = [
   { label: 'TensorFlow eager kernel', env: { VREPA_TF_SMALL_BINARY: '0' } },
-  { label: 'smallBinary, 1 thread', env: { VREPA_TF_SMALL_BINARY: undefined, VREPA_TF_SMALL_BINARY_MAX: String(1 << 26), VREPA_TF_BINARY_SPLIT: '0' } },
-  { label: 'smallBinary, 2 threads', env: { VREPA_TF_SMALL_BINARY: undefined, VREPA_TF_SMALL_BINARY_MAX: String(1 << 26), VREPA_TF_BINARY_SPLIT: '16384' } },
+  { label: 'smallBinary, 1 thread', env: { VREPA_TF_SMALL_BINARY: undefined, VREPA_TF_SMALL_BINARY_MAX: String(1 << 26), VREPA_TF_BINARY_SPLIT: '0', VREPA_TF_MUL_ADD: undefined } },
+  { label: 'smallBinary, 2 threads', env: { VREPA_TF_SMALL_BINARY: undefined, VREPA_TF_SMALL_BINARY_MAX: String(1 << 26), VREPA_TF_BINARY_SPLIT: '16384', VREPA_TF_MUL_ADD: undefined } },
+  { label: 'mulAdd (VREPA_TF_MUL_ADD=1), 1 thread', env: { VREPA_TF_SMALL_BINARY: undefined, VREPA_TF_SMALL_BINARY_MAX: String(1 << 26), VREPA_TF_BINARY_SPLIT: '0', VREPA_TF_MUL_ADD: '1' } },
 ];
 const setEnv = (e: Record<string, string | undefined>) => {
   for (const [k, v] of Object.entries(e)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
@@ -49,13 +50,15 @@ const cases: Array<{ name: string; f: () => tf.Tensor; binary: boolean }> = [
   { name: 'mul [4,270,64]·[4,1,64] (the toy step\'s AdaLN rows, 69,120 elements)', f: () => tf.mul(tok, tokRow), binary: true },
   { name: 'sub [4,4,294,294]−[4,4,294,294] (attention scores, 1.38M)', f: () => tf.sub(scores, scores2), binary: true },
   { name: 'mul [4,4,294,1]·[4,4,294,294]', f: () => tf.mul(scoreCol, scores), binary: true },
+  { name: 'modulate x·(1+scale)+shift, [4,270,64] with [4,1,64] rows (mulAdd on / off)', f: () => modulate(tok, tokRow, tokRow), binary: true },
   { name: 'sum over tokens [4,1104,64] → [4,1,64]', f: () => tf.sum(x, 1, true), binary: false },
   { name: 'softmax [4,4,294,294]', f: () => tf.softmax(scores), binary: false },
 ];
 
 const rows: BenchRow[] = [];
 for (const c of cases) {
-  const vs = c.binary ? variants : variants.slice(0, 1);
+  // the mulAdd variant only matters for modulate; the eager variant there is Mul and Add as TF ops
+  const vs = !c.binary ? variants.slice(0, 1) : c.name.startsWith('modulate') ? variants : variants.slice(0, 3);
   const cpuR = vs.map(() => [] as number[]);
   const wallR = vs.map(() => [] as number[]);
   for (const [i, v] of vs.entries()) { setEnv(v.env); for (let k = 0; k < 20; k++) c.f().dispose(); }
@@ -82,5 +85,5 @@ for (const c of cases) {
   }
 }
 setEnv(variants[0]!.env);
-setEnv({ VREPA_TF_SMALL_BINARY: undefined, VREPA_TF_SMALL_BINARY_MAX: undefined, VREPA_TF_BINARY_SPLIT: undefined });
+setEnv({ VREPA_TF_SMALL_BINARY: undefined, VREPA_TF_SMALL_BINARY_MAX: undefined, VREPA_TF_BINARY_SPLIT: undefined, VREPA_TF_MUL_ADD: undefined });
 printBenchTable(`large elementwise ops, tfjs-node (oneDNN ${info.oneDnn ? 'on' : 'off'}); ${ROUNDS} interleaved rounds × ${REPS} calls, medians (load ${loadBefore} → ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}; ${os.cpus().length} cores)`, rows);

@@ -13,7 +13,8 @@
  *   VREPA_TF_FAST_EXEC=0  (wave 3) tfjs-node's stock executeOp (ids in a JS array, one JS object per output);
  *   VREPA_TF_SMALL_BINARY=0  (wave 3) small float32 add/sub/mul/div as eager ops, not in the binding.
  *   VREPA_TF_SMALL_BINARY_MAX=65536  (wave 4) smallBinary only up to 65,536 elements, as wave 3 left it
- *                         (binding patch 33 takes larger ones, split over two threads: VREPA_TF_BINARY_SPLIT).
+ *                         (binding patch 33 takes larger ones; VREPA_TF_BINARY_SPLIT splits them over two threads);
+ *   VREPA_TF_MUL_ADD=1    (wave 4, opt-in) modulate / gatedResidual forwards as one native mulAdd.
  * "before wave 4" limits smallBinary to 65,536 elements, "before wave 3" also turns off the two wave-3 changes,
  * "before wave 2" all six, "after" none; the other rows turn one change off at a time. The guard rails compare
  * "before wave 4" with "after".
@@ -51,7 +52,7 @@ const WAVE3 = ['VREPA_TF_FAST_EXEC', 'VREPA_TF_SMALL_BINARY'] as const;
 const TOGGLES = [...WAVE2, ...WAVE3] as const;
 type Variant = { name: string; off: Array<(typeof TOGGLES)[number]>; env?: Record<string, string> };
 /** Wave 4's settings (binding patch 33); a variant sets them through `env`, others leave them unset. */
-const WAVE4 = ['VREPA_TF_SMALL_BINARY_MAX', 'VREPA_TF_BINARY_SPLIT'] as const;
+const WAVE4 = ['VREPA_TF_SMALL_BINARY_MAX', 'VREPA_TF_BINARY_SPLIT', 'VREPA_TF_MUL_ADD'] as const;
 /** Before the third wave (binding patch 32): the second wave's state. */
 const BEFORE: Variant = { name: 'before wave 3 (executeOpIo, smallBinary off)', off: [...WAVE3] };
 /** Before the fourth wave (binding patch 33): the third wave's state; the guard rails compare against it. */
@@ -81,7 +82,8 @@ function tinyPart(): BenchRow[] {
     BEFORE,
     AFTER,
     BEFORE4,
-    { name: 'after, but large add/sub/mul/div on one thread (VREPA_TF_BINARY_SPLIT=0)', off: [], env: { VREPA_TF_BINARY_SPLIT: '0' } },
+    { name: 'after, with large add/sub/mul/div split over 2 threads (VREPA_TF_BINARY_SPLIT=32768)', off: [], env: { VREPA_TF_BINARY_SPLIT: '32768' } },
+    { name: 'after, with the opt-in mulAdd (VREPA_TF_MUL_ADD=1)', off: [], env: { VREPA_TF_MUL_ADD: '1' } },
     { name: 'after, but the stock executeOp (VREPA_TF_FAST_EXEC=0)', off: ['VREPA_TF_FAST_EXEC'] },
     { name: 'after, but small add/sub/mul/div as eager ops (VREPA_TF_SMALL_BINARY=0)', off: ['VREPA_TF_SMALL_BINARY'] },
     BEFORE_WAVE2,

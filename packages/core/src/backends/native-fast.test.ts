@@ -321,6 +321,7 @@ describe.skipIf(!patch33)('tfjs-node mulAdd: (p · q) + r in one pass (binding p
           const [p, q, r] = forms.map((f, k) => make(shapeOf(f), k * 83));
           process.env.VREPA_TF_SMALL_BINARY_MAX = String(1 << 26);
           process.env.VREPA_TF_BINARY_SPLIT = split;
+          process.env.VREPA_TF_MUL_ADD = '1';
           const fused = mulAdd(p!, q!, r!);
           process.env.VREPA_TF_SMALL_BINARY = '0';
           const stock = tf.add(tf.mul(p!, q!), r!);
@@ -347,9 +348,9 @@ describe.skipIf(!patch33)('tfjs-node mulAdd: (p · q) + r in one pass (binding p
           const { value, grads } = tf.valueAndGrads(f)([x, sc, sh, gate, a]);
           return [value, ...grads];
         };
-        process.env.VREPA_TF_MUL_ADD = '0';
+        delete process.env.VREPA_TF_MUL_ADD; // off by default
         const off = run();
-        delete process.env.VREPA_TF_MUL_ADD;
+        process.env.VREPA_TF_MUL_ADD = '1';
         const on = run();
         const counts = profileOps(() => tf.dispose(modulate(x, sc, sh))).binding.filter((c) => c.name.startsWith('native') || c.name.startsWith('TF '));
         expect(counts.map((c) => c.name)).toContain('native MulAdd');
@@ -364,11 +365,13 @@ describe.skipIf(!patch33)('tfjs-node mulAdd: (p · q) + r in one pass (binding p
     const i = tf.tensor1d([1, 2], 'int32');
     const x = tf.randomNormal([4, 300, 64]);
     const r = tf.randomNormal([4, 1, 64]);
+    expect(mulAdd(x, r, r)).toBeUndefined(); // off by default
+    process.env.VREPA_TF_MUL_ADD = '1';
     expect(mulAdd(i, i, i)).toBeUndefined();
     expect(mulAdd(x, tf.randomNormal([3]), r)).toBeUndefined();
     process.env.VREPA_TF_MUL_ADD = '0';
     expect(mulAdd(x, r, r)).toBeUndefined();
-    delete process.env.VREPA_TF_MUL_ADD;
+    process.env.VREPA_TF_MUL_ADD = '1';
     const step = () => {
       const [g] = tf.grads((p: tf.Tensor) => tf.sum(gatedResidual(modulate(p, r, r), r, p)))([x]);
       g!.dispose();

@@ -12,6 +12,21 @@
  *   number, without creating its TensorFlow tensor), are computed in the binding
  *   without an eager op: one IEEE float32 operation per element as TensorFlow's kernels do, denormals
  *   flushed as they flush them (bit-identical to the stock kernels in native-fast.test.ts).
+ *
+ * Fourth wave, binding patch 33 (`native-patches/33-binary-threads.patch`; feature-detected by `binaryInfo`):
+ *
+ * - **smallBinary for larger outputs**: the binding takes up to 2^26 elements; core sends it outputs up to
+ *   BINARY_MAX_DEFAULT (2^21: the toy reproduction's [4, 270, 64] AdaLN rows, [4, 294, 256] MLP activations
+ *   and [4, 4, 294, 294] attention scores) — `VREPA_TF_SMALL_BINARY_MAX` overrides (65,536: the third wave's
+ *   limit). One thread: the calling one.
+ * - **a two-thread split** (`VREPA_TF_BINARY_SPLIT`: outputs of at least that many elements, ≥ 16,384, are
+ *   cut in two halves, the second on one persistent worker thread; default 0, off): it won in an idle
+ *   microbenchmark of 282k-element ops but lost in the toy step and under load on this 2-core machine
+ *   (TensorFlow's own threads and other jobs compete with the worker; see @vrepa/trainer's README, fourth wave).
+ * - **mulAdd** (opt-in, `VREPA_TF_MUL_ADD=1`): `(p · q) + r` in one pass for core's `modulate` and
+ *   `gatedResidual` forwards — the product rounded to float32, then the sum, as Mul then Add: the same bits.
+ *   Off by default: it did not beat the two smallBinary passes (modulate at the toy size 54 vs 47 CPU µs in
+ *   bench:elementwise; the toy step within noise).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -58,7 +73,7 @@ export const BINARY_MAX_DEFAULT = 1 << 21;
  */
 export const BINARY_SPLIT_DEFAULT = 0;
 const SPLIT_FLOOR = 1 << 14;
-const mulAddOff = () => env('VREPA_TF_MUL_ADD') === '0';
+const mulAddOff = () => env('VREPA_TF_MUL_ADD') !== '1';
 
 const env = (k: string) => (typeof process !== 'undefined' ? process.env?.[k] : undefined);
 const fastExecOff = () => env('VREPA_TF_FAST_EXEC') === '0';
@@ -206,7 +221,8 @@ function mulAddKernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
  * bit-identical to `tf.add(tf.mul(p, q), r)` (and to `tf.add(r, tf.mul(p, q))`: IEEE addition commutes; only
  * the sign/payload of a NaN from two NaN operands may differ) — or undefined where it does not apply (another
  * backend or binding, not float32, shapes that do not broadcast, more than the smallBinary limit's elements,
- * `VREPA_TF_MUL_ADD=0` or `VREPA_TF_SMALL_BINARY=0`, read per call); the caller then runs the two ops. No
+ * unless `VREPA_TF_MUL_ADD=1` (off by default), or `VREPA_TF_SMALL_BINARY=0`; read per call); the caller then
+ * runs the two ops. No
  * gradient of its own: core's custom ops (modulate, gatedResidual) write theirs.
  */
 export function mulAdd(p: tf.Tensor, q: tf.Tensor, r: tf.Tensor): tf.Tensor | undefined {

@@ -157,7 +157,8 @@ const modulateOp = customOp(([x, scale, shift], save) => {
  * so the same values; the gradient is written out (one product and one sum per input, no casts or
  * reshapes: tfjs' Multiply and Add gradients cost 9 kernels here, this 4), the same values as autodiff's.
  * On tfjs-node with binding patch 33 the forward's product and sum run as one native pass (`mulAdd`, the
- * same float32 operations in the same order: the same bits; `VREPA_TF_MUL_ADD=0` keeps the two ops).
+ * same float32 operations in the same order: the same bits) when `VREPA_TF_MUL_ADD=1` (opt-in: not faster
+ * in the measurements so far).
  */
 export function modulate(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor): tf.Tensor {
   tf.backend_util.assertAndGetBroadcastShape(x.shape, scale.shape);
@@ -182,7 +183,7 @@ const gatedResidualOp = customOp(([h, gate, a], save) => {
  * A gated residual `h + gate·a` (AdaLN-zero: gate `[B, 1, D]`). Same forward ops as
  * `tf.add(h, tf.mul(gate, a))`, so the same values; the written-out gradient has 3 kernels where autodiff's
  * has 6, with the same values. On tfjs-node with binding patch 33 the forward is one native pass (`mulAdd`,
- * bit-identical; `VREPA_TF_MUL_ADD=0` keeps the two ops).
+ * bit-identical) when `VREPA_TF_MUL_ADD=1` (opt-in).
  */
 export function gatedResidual(h: tf.Tensor, gate: tf.Tensor, a: tf.Tensor): tf.Tensor {
   tf.backend_util.assertAndGetBroadcastShape(h.shape, tf.backend_util.assertAndGetBroadcastShape(gate.shape, a.shape));
