@@ -1,6 +1,8 @@
 /**
  * Binding patch 32's fast paths (native-fast.ts): executeOpIo and smallBinary against the stock tfjs-node
- * path, switched per call in one process (VREPA_TF_FAST_EXEC / VREPA_TF_SMALL_BINARY = '0').
+ * path, switched per call in one process (VREPA_TF_FAST_EXEC / VREPA_TF_SMALL_BINARY = '0'); and patch 33's
+ * (fourth wave): smallBinary at large sizes on one thread and split over two (VREPA_TF_SMALL_BINARY_MAX,
+ * VREPA_TF_BINARY_SPLIT) and mulAdd (VREPA_TF_MUL_ADD=1), against TensorFlow's kernels.
  */
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
@@ -77,7 +79,6 @@ describe.skipIf(!native)('tfjs-node fast paths (binding patch 32)', () => {
           const { fast, stock } = both(run);
           same(fast, stock);
           expect(size).toBeLessThanOrEqual(SMALL_BINARY_MAX);
-          void size;
           tf.dispose([x, y, fast, stock, ...(x2 ? [x2] : [])]);
         },
       ),
