@@ -221,9 +221,8 @@ function mulAddKernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
  * bit-identical to `tf.add(tf.mul(p, q), r)` (and to `tf.add(r, tf.mul(p, q))`: IEEE addition commutes; only
  * the sign/payload of a NaN from two NaN operands may differ) — or undefined where it does not apply (another
  * backend or binding, not float32, shapes that do not broadcast, more than the smallBinary limit's elements,
- * unless `VREPA_TF_MUL_ADD=1` (off by default), or `VREPA_TF_SMALL_BINARY=0`; read per call); the caller then
- * runs the two ops. No
- * gradient of its own: core's custom ops (modulate, gatedResidual) write theirs.
+ * `VREPA_TF_MUL_ADD` other than '1' — off by default —, or `VREPA_TF_SMALL_BINARY=0`; read per call); the
+ * caller then runs the two ops. No gradient of its own: core's custom ops (modulate, gatedResidual) write theirs.
  */
 export function mulAdd(p: tf.Tensor, q: tf.Tensor, r: tf.Tensor): tf.Tensor | undefined {
   if (mulAddOff() || smallBinaryOff()) return undefined;
