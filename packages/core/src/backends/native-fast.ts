@@ -25,8 +25,9 @@
  *   (TensorFlow's own threads and other jobs compete with the worker; see @vrepa/trainer's README, fourth wave).
  * - **mulAdd** (opt-in, `VREPA_TF_MUL_ADD=1`): `(p · q) + r` in one pass for core's `modulate` and
  *   `gatedResidual` forwards — the product rounded to float32, then the sum, as Mul then Add: the same bits.
- *   Off by default: it did not beat the two smallBinary passes (modulate at the toy size 54 vs 47 CPU µs in
- *   bench:elementwise; the toy step within noise).
+ *   Off by default: no measurable gain in the toy step (±3 %, two runs; it saves ~20–25 µs on each of a few
+ *   dozen AdaLN forwards per step) and mixed in isolation (bench:elementwise, modulate at the toy size: 54 vs
+ *   47 CPU µs for the two smallBinary passes in one run, 28–32 vs 53 in two later ones).
  */
 import * as tf from '@tensorflow/tfjs';
 

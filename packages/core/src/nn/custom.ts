@@ -157,8 +157,8 @@ const modulateOp = customOp(([x, scale, shift], save) => {
  * so the same values; the gradient is written out (one product and one sum per input, no casts or
  * reshapes: tfjs' Multiply and Add gradients cost 9 kernels here, this 4), the same values as autodiff's.
  * On tfjs-node with binding patch 33 the forward's product and sum run as one native pass (`mulAdd`, the
- * same float32 operations in the same order: the same bits) when `VREPA_TF_MUL_ADD=1` (opt-in: not faster
- * in the measurements so far).
+ * same float32 operations in the same order: the same bits) when `VREPA_TF_MUL_ADD=1` (opt-in: no
+ * measurable gain in the toy step so far).
  */
 export function modulate(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor): tf.Tensor {
   tf.backend_util.assertAndGetBroadcastShape(x.shape, scale.shape);
