@@ -18,7 +18,8 @@
  * - **smallBinary for larger outputs**: the binding takes up to 2^26 elements; core sends it outputs up to
  *   BINARY_MAX_DEFAULT (2^21: the toy reproduction's [4, 270, 64] AdaLN rows, [4, 294, 256] MLP activations
  *   and [4, 4, 294, 294] attention scores) — `VREPA_TF_SMALL_BINARY_MAX` overrides (65,536: the third wave's
- *   limit). One thread: the calling one.
+ *   limit). One thread: the calling one. Only on machines with ≤ 2 cores (where it was measured); with more,
+ *   TensorFlow's kernels use them all for large ops, so the default stays at 65,536 there.
  * - **a two-thread split** (`VREPA_TF_BINARY_SPLIT`: outputs of at least that many elements, ≥ 16,384, are
  *   cut in two halves, the second on one persistent worker thread; default 0, off): it won in an idle
  *   microbenchmark of 282k-element ops but lost in the toy step and under load on this 2-core machine
@@ -68,6 +69,18 @@ export const SMALL_BINARY_MAX = 1 << 16;
  */
 export const BINARY_MAX_DEFAULT = 1 << 21;
 /**
+ * Cores TensorFlow's intra-op pool would use (Node ≥ 20.16: `os.availableParallelism`); unknown: Infinity.
+ * BINARY_MAX_DEFAULT applies only on ≤ 2 cores, where it was measured: on more cores TensorFlow splits a
+ * large elementwise op over all of them while smallBinary runs on one, so there the third wave's limit stays.
+ */
+function cores(): number {
+  const get = typeof process !== 'undefined' ? (process as { getBuiltinModule?: (m: string) => unknown }).getBuiltinModule : undefined;
+  const os = get?.('os') as { availableParallelism?: () => number } | undefined;
+  return os?.availableParallelism?.() ?? Infinity;
+}
+/** The default limit for a machine with `n` cores (this one's by default). */
+export const defaultBinaryMax = (n: number = cores()): number => (n <= 2 ? BINARY_MAX_DEFAULT : SMALL_BINARY_MAX);
+/**
  * Fourth wave (patch 33): outputs of at least this many elements are split over two threads (the caller and
  * one persistent worker); `VREPA_TF_BINARY_SPLIT` overrides (0: never), read per call for outputs above
  * 16,384 elements (smaller ones are never split).
@@ -80,11 +93,11 @@ const env = (k: string) => (typeof process !== 'undefined' ? process.env?.[k] : 
 const fastExecOff = () => env('VREPA_TF_FAST_EXEC') === '0';
 const smallBinaryOff = () => env('VREPA_TF_SMALL_BINARY') === '0';
 
-/** The limit in effect for an output above SMALL_BINARY_MAX: the env's or the default, capped by the binding's. */
+/** The limit in effect for an output above SMALL_BINARY_MAX: the env's or the default (by core count), capped by the binding's. */
 function binaryMax(binding: FastBinding): number {
   if (typeof binding.binaryInfo !== 'function') return SMALL_BINARY_MAX;
   const v = env('VREPA_TF_SMALL_BINARY_MAX');
-  const want = v != null && v !== '' && Number.isFinite(Number(v)) ? Number(v) : BINARY_MAX_DEFAULT;
+  const want = v != null && v !== '' && Number.isFinite(Number(v)) ? Number(v) : defaultBinaryMax();
   return Math.min(want, binding.binaryInfo());
 }
 function binarySplit(): number {
