@@ -26,7 +26,7 @@ export interface OpProfile<T> {
   outsideMs: number;
   /**
    * Native backend only: calls into the binding, by TF op name, plus `createTensor` (a tensor whose values
-   * come from JS, e.g. every scalar operand), `deleteTensor` and `fusedAdamW` (core's AdamW in one native
+   * come from JS, e.g. every scalar operand), `deleteTensor`, `native Add|Sub|Mul|RealDiv|MulAdd` (smallBinary / mulAdd, binding patches 32–33) and `fusedAdamW` (core's AdamW in one native
    * call, also listed among `kernels` as `fusedAdamW (native)`); empty on other backends.
    */
   binding: OpStat[];
@@ -75,7 +75,7 @@ export function profileOps<T>(fn: () => T): OpProfile<T> {
   const restoreBinding: Array<() => void> = [];
   if (binding && typeof binding.executeOp === 'function') {
     // fusedAdamW (core's binding patch 30) runs no tfjs kernel: it is also counted as a top-level kernel
-    const timed = new Set(['executeOp', 'executeOpIo', 'createTensor', 'deleteTensor', 'fusedAdamW', 'smallBinary']);
+    const timed = new Set(['executeOp', 'executeOpIo', 'createTensor', 'deleteTensor', 'fusedAdamW', 'smallBinary', 'mulAdd']);
     const target = binding;
     // An empty target: a proxy over the addon itself may not answer its non-configurable properties differently.
     backend.binding = new Proxy({} as Binding, {
@@ -88,7 +88,7 @@ export function profileOps<T>(fn: () => T): OpProfile<T> {
             return (v as (...a: unknown[]) => unknown).apply(target, args);
           } finally {
             const ms = performance.now() - t1;
-            add(calls, key === 'executeOp' || key === 'executeOpIo' ? `TF ${String(args[0])}` : key === 'smallBinary' ? `native ${['Add', 'Sub', 'Mul', 'RealDiv'][Number(args[0])] ?? '?'}` : key, ms);
+            add(calls, key === 'executeOp' || key === 'executeOpIo' ? `TF ${String(args[0])}` : key === 'smallBinary' ? `native ${['Add', 'Sub', 'Mul', 'RealDiv'][Number(args[0])] ?? '?'}` : key === 'mulAdd' ? 'native MulAdd' : key, ms);
             if (key === 'fusedAdamW' && depth === 0) {
               add(kernels, 'fusedAdamW (native)', ms);
               inside += ms;

@@ -20,6 +20,12 @@
  * (a python with torch); without it the PyTorch rows say they are skipped.
  *
  * VREPA_BENCH_STEPS (timed steps per arm, default 20), VREPA_BENCH_WARMUP (default 3).
+ *
+ * Build variants (issue 15's fourth wave), each arm run under each, all steps interleaved in the same process
+ * (the env toggles are read per call): "default" (this build's defaults), "wave 3" (smallBinary limited to
+ * 65,536 elements, as the third wave left it), large ops split over two threads (VREPA_TF_BINARY_SPLIT=32768;
+ * the default is one thread), and with the opt-in mulAdd (VREPA_TF_MUL_ADD=1). VREPA_BENCH_VARIANTS=default keeps only the
+ * first.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -48,7 +54,24 @@ function toySizes() {
 }
 
 type KernelStat = { name: string; count: number; ms: number };
-type ArmResult = { lambda: number; wall: number; cpu: number; kernels: number; kernelMs: number; outsideMs: number; params: number; top: KernelStat[] };
+type Variant = { name: string; env: Record<string, string> };
+const VARIANTS: Variant[] = ([
+  { name: 'default', env: {} },
+  { name: 'wave 3 (VREPA_TF_SMALL_BINARY_MAX=65536)', env: { VREPA_TF_SMALL_BINARY_MAX: '65536' } },
+  { name: 'large ops split over 2 threads (VREPA_TF_BINARY_SPLIT=32768)', env: { VREPA_TF_BINARY_SPLIT: '32768' } },
+  { name: 'with mulAdd (VREPA_TF_MUL_ADD=1)', env: { VREPA_TF_MUL_ADD: '1' } },
+] as Variant[]).filter((v) => process.env.VREPA_BENCH_VARIANTS !== 'default' || v.name === 'default');
+/** Run `f` with `env` set on top of the process's environment, then restore it. */
+function withEnv<T>(env: Record<string, string>, f: () => T): T {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return f();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+  }
+}
+type ArmResult = { variant: string; lambda: number; wall: number; cpu: number; kernels: number; kernelMs: number; outsideMs: number; params: number; top: KernelStat[] };
 
 function ours(): ArmResult[] {
   const { c, latentShape, teacherGrid } = toySizes();
@@ -58,7 +81,7 @@ function ours(): ArmResult[] {
   const text = tf.randomNormal([n, c.student.textLength, c.student.textDim], 0, 1, 'float32', 2);
   const teacher = tf.randomNormal([n, N, c.teacher.embedDim], 0, 1, 'float32', 3);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-toy-step-'));
-  const arms = [LAMBDA, 0].map((lambda) => {
+  const arms = [LAMBDA, 0].flatMap((lambda) => VARIANTS.map((variant) => {
     const data = new MemoryDataset(latents, text, lambda > 0 ? teacher : undefined, teacherGrid);
     const config = studentTrainConfig({
       from: transformerConfig(c.student, latentShape),
@@ -68,13 +91,13 @@ function ours(): ArmResult[] {
       data,
     });
     const trainer = new Trainer(config, { out: fs.mkdtempSync(path.join(tmp, 'arm-')), dataset: data, progress: false, log: () => {}, maxSteps: WARMUP + STEPS + 100 });
-    return { lambda, trainer, wall: [] as number[], cpu: [] as number[] };
-  });
+    return { variant, lambda, trainer, wall: [] as number[], cpu: [] as number[] };
+  }));
   for (let i = 0; i < WARMUP + STEPS; i++) {
     for (const a of arms) {
       const c0 = process.cpuUsage();
       const t0 = performance.now();
-      a.trainer.trainStep();
+      withEnv(a.variant.env, () => a.trainer.trainStep());
       const wall = performance.now() - t0;
       const cu = process.cpuUsage(c0);
       if (i < WARMUP) continue;
@@ -88,7 +111,7 @@ function ours(): ArmResult[] {
     let outsideMs = 0;
     const by = new Map<string, KernelStat>();
     for (let i = 0; i < 3; i++) {
-      const p = profileOps(() => a.trainer.trainStep());
+      const p = withEnv(a.variant.env, () => profileOps(() => a.trainer.trainStep()));
       for (const k of p.kernels) {
         const e = by.get(k.name) ?? { name: k.name, count: 0, ms: 0 };
         e.count += k.count / 3;
@@ -100,7 +123,7 @@ function ours(): ArmResult[] {
       outsideMs += p.outsideMs;
     }
     const params = [...(a.trainer as unknown as { params: Map<string, tf.Variable> }).params.values()].reduce((s, v) => s + v.size, 0);
-    return { lambda: a.lambda, wall: median(a.wall), cpu: median(a.cpu), kernels: kernels / 3, kernelMs: kernelMs / 3, outsideMs: outsideMs / 3, params, top: [...by.values()].sort((x, y) => y.ms - x.ms).slice(0, 10) };
+    return { variant: a.variant.name, lambda: a.lambda, wall: median(a.wall), cpu: median(a.cpu), kernels: kernels / 3, kernelMs: kernelMs / 3, outsideMs: outsideMs / 3, params, top: [...by.values()].sort((x, y) => y.ms - x.ms).slice(0, 10) };
   });
   arms.forEach((a) => a.trainer.dispose());
   tf.dispose([latents, text, teacher]);
@@ -168,10 +191,10 @@ const best = (lambda: number, key: 'wall' | 'cpu') => {
 const rows: BenchRow[] = [];
 for (const lambda of [LAMBDA, 0]) {
   const name = lambda > 0 ? `+TRD (λ ${lambda}, margin 0.1)` : 'diffusion only (λ 0)';
-  for (const v of variants) {
-    const a = v.r.rows.find((x) => x.lambda === lambda)!;
+  for (const v of variants) for (const variant of VARIANTS) {
+    const a = v.r.rows.find((x) => x.lambda === lambda && x.variant === variant.name)!;
     const row: BenchRow = {
-      name: `ours · ${name} · ${v.label}`,
+      name: `ours · ${name} · ${v.label} · ${variant.name}`,
       'step wall ms (median)': a.wall,
       'step CPU ms (median)': a.cpu,
       'kernels/step': a.kernels,
@@ -202,9 +225,9 @@ printBenchTable(
   rows,
 );
 for (const v of variants) {
-  const a = v.r.rows.find((x) => x.lambda === LAMBDA)!;
+  const a = v.r.rows.find((x) => x.lambda === LAMBDA && x.variant === 'default')!;
   printBenchTable(
-    `ours · +TRD · ${v.label}: the 10 costliest top-level kernels per step (profileOps, mean of 3 steps; ${a.kernels.toFixed(0)} kernels, ${a.kernelMs.toFixed(0)} ms inside, ${a.outsideMs.toFixed(0)} ms outside)`,
+    `ours · +TRD · ${v.label} · default: the 10 costliest top-level kernels per step (profileOps, mean of 3 steps; ${a.kernels.toFixed(0)} kernels, ${a.kernelMs.toFixed(0)} ms inside, ${a.outsideMs.toFixed(0)} ms outside)`,
     a.top.map((k) => ({ name: k.name, 'count/step': k.count, 'ms/step': k.ms, 'ms each': k.ms / k.count })),
   );
 }

@@ -12,8 +12,12 @@
  *                         (binding patch 31).
  *   VREPA_TF_FAST_EXEC=0  (wave 3) tfjs-node's stock executeOp (ids in a JS array, one JS object per output);
  *   VREPA_TF_SMALL_BINARY=0  (wave 3) small float32 add/sub/mul/div as eager ops, not in the binding.
- * "before wave 3" turns off the two wave-3 changes, "before wave 2" all six, "after" none; the other rows turn
- * one change off at a time. The guard rails compare "before wave 3" with "after".
+ *   VREPA_TF_SMALL_BINARY_MAX=65536  (wave 4) smallBinary only up to 65,536 elements, as wave 3 left it
+ *                         (binding patch 33 takes larger ones; VREPA_TF_BINARY_SPLIT splits them over two threads);
+ *   VREPA_TF_MUL_ADD=1    (wave 4, opt-in) modulate / gatedResidual forwards as one native mulAdd.
+ * "before wave 4" limits smallBinary to 65,536 elements, "before wave 3" also turns off the two wave-3 changes,
+ * "before wave 2" all six, "after" none; the other rows turn one change off at a time. The guard rails compare
+ * "before wave 4" with "after".
  *
  * 1. The tiny preset's VideoREPA step (batch 2, λ 0.5; oneDNN off, as `vrepa train --preset tiny`): CPU-time
  *    median per variant (the variants' steps interleaved), the optimizer's median, top-level kernels and
@@ -46,15 +50,24 @@ const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
 const WAVE2 = ['VREPA_ADAMW_NATIVE', 'VREPA_FUSED_CHAINS', 'VREPA_TF_CAST_FIX', 'VREPA_TF_RESHAPE_VIEW'] as const;
 const WAVE3 = ['VREPA_TF_FAST_EXEC', 'VREPA_TF_SMALL_BINARY'] as const;
 const TOGGLES = [...WAVE2, ...WAVE3] as const;
-type Variant = { name: string; off: Array<(typeof TOGGLES)[number]> };
-/** Before the third wave (binding patch 32): the second wave's state; the guard rails compare against it. */
+type Variant = { name: string; off: Array<(typeof TOGGLES)[number]>; env?: Record<string, string> };
+/** Wave 4's settings (binding patch 33); a variant sets them through `env`, others leave them unset. */
+const WAVE4 = ['VREPA_TF_SMALL_BINARY_MAX', 'VREPA_TF_BINARY_SPLIT', 'VREPA_TF_MUL_ADD'] as const;
+/** Before the third wave (binding patch 32): the second wave's state. */
 const BEFORE: Variant = { name: 'before wave 3 (executeOpIo, smallBinary off)', off: [...WAVE3] };
+/** Before the fourth wave (binding patch 33): the third wave's state; the guard rails compare against it. */
+const BEFORE4: Variant = { name: 'before wave 4 (smallBinary ≤ 65,536 elements)', off: [], env: { VREPA_TF_SMALL_BINARY_MAX: '65536' } };
 const BEFORE_WAVE2: Variant = { name: 'before wave 2 (all six changes off)', off: [...TOGGLES] };
 const AFTER: Variant = { name: 'after (defaults)', off: [] };
 const setVariant = (v: Variant) => {
   for (const t of TOGGLES) {
     if (v.off.includes(t)) process.env[t] = '0';
     else delete process.env[t];
+  }
+  for (const k of WAVE4) {
+    const val = v.env?.[k];
+    if (val === undefined) delete process.env[k];
+    else process.env[k] = val;
   }
 };
 const cpuMs = (f: () => void) => {
@@ -68,6 +81,9 @@ function tinyPart(): BenchRow[] {
   const variants: Variant[] = [
     BEFORE,
     AFTER,
+    BEFORE4,
+    { name: 'after, with large add/sub/mul/div split over 2 threads (VREPA_TF_BINARY_SPLIT=32768)', off: [], env: { VREPA_TF_BINARY_SPLIT: '32768' } },
+    { name: 'after, with the opt-in mulAdd (VREPA_TF_MUL_ADD=1)', off: [], env: { VREPA_TF_MUL_ADD: '1' } },
     { name: 'after, but the stock executeOp (VREPA_TF_FAST_EXEC=0)', off: ['VREPA_TF_FAST_EXEC'] },
     { name: 'after, but small add/sub/mul/div as eager ops (VREPA_TF_SMALL_BINARY=0)', off: ['VREPA_TF_SMALL_BINARY'] },
     BEFORE_WAVE2,
@@ -148,7 +164,7 @@ async function largePart(): Promise<BenchRow[]> {
   const shapes = m.namedParameters().filter(([, p]) => p.trainable).map(([n, p]) => [n, p.value.shape] as const);
   const grads = new Map(shapes.map(([n, sh], i) => [n, tf.mul(r(sh, 7 + i), 1e-3)] as [string, tf.Tensor]));
   const opts = { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 1e-4 };
-  const optimizers = [BEFORE, AFTER].map((v) => {
+  const optimizers = [BEFORE4, AFTER].map((v) => {
     setVariant(v);
     const params = new Map(shapes.map(([n, sh], i) => [n, tf.variable(r(sh, 100 + i))] as [string, tf.Variable]));
     return { params, opt: new AdamW(params, opts) };
@@ -181,7 +197,7 @@ async function largePart(): Promise<BenchRow[]> {
   const res = new Map(work.map(([key]) => [key, [[] as number[], [] as number[]]] as const));
   for (let round = 0; round < ROUNDS; round++) {
     for (const [key, , f] of work) {
-      [BEFORE, AFTER].forEach((v, k) => {
+      [BEFORE4, AFTER].forEach((v, k) => {
         setVariant(v);
         res.get(key)![k]!.push(f(k));
       });
@@ -249,5 +265,5 @@ if (process.env.VREPA_BENCH_TINY !== '0') {
   printBenchTable(`tiny VideoREPA step (batch 2, λ 0.5), tfjs-node, oneDNN off; the variants' steps interleaved in one process, ${STEPS} each (load ${load()})`, rows);
 }
 if (process.env.VREPA_BENCH_LARGE !== '0') {
-  printBenchTable(`large workloads, tfjs-node, TensorFlow's default oneDNN; before and after interleaved in one process, ${ROUNDS} rounds (wall ms, medians; load ${load()})`, child('--large'));
+  printBenchTable(`large workloads, tfjs-node, TensorFlow's default oneDNN; before (wave 3's state: smallBinary ≤ 65,536 elements) and after interleaved in one process, ${ROUNDS} rounds (wall ms, medians; load ${load()})`, child('--large'));
 }

@@ -12,6 +12,23 @@
  *   number, without creating its TensorFlow tensor), are computed in the binding
  *   without an eager op: one IEEE float32 operation per element as TensorFlow's kernels do, denormals
  *   flushed as they flush them (bit-identical to the stock kernels in native-fast.test.ts).
+ *
+ * Fourth wave, binding patch 33 (`native-patches/33-binary-threads.patch`; feature-detected by `binaryInfo`):
+ *
+ * - **smallBinary for larger outputs**: the binding takes up to 2^26 elements; core sends it outputs up to
+ *   BINARY_MAX_DEFAULT (2^21: the toy reproduction's [4, 270, 64] AdaLN rows, [4, 294, 256] MLP activations
+ *   and [4, 4, 294, 294] attention scores) — `VREPA_TF_SMALL_BINARY_MAX` overrides (65,536: the third wave's
+ *   limit). One thread: the calling one. Only on machines with ≤ 2 cores (where it was measured); with more,
+ *   TensorFlow's kernels use them all for large ops, so the default stays at 65,536 there.
+ * - **a two-thread split** (`VREPA_TF_BINARY_SPLIT`: outputs of at least that many elements, ≥ 16,384, are
+ *   cut in two halves, the second on one persistent worker thread; default 0, off): it won in an idle
+ *   microbenchmark of 282k-element ops but lost in the toy step and under load on this 2-core machine
+ *   (TensorFlow's own threads and other jobs compete with the worker; see @vrepa/trainer's README, fourth wave).
+ * - **mulAdd** (opt-in, `VREPA_TF_MUL_ADD=1`): `(p · q) + r` in one pass for core's `modulate` and
+ *   `gatedResidual` forwards — the product rounded to float32, then the sum, as Mul then Add: the same bits.
+ *   Off by default: no measurable gain in the toy step (±3 %, two runs; it saves ~20–25 µs on each of a few
+ *   dozen AdaLN forwards per step) and mixed in isolation (bench:elementwise, modulate at the toy size: 54 vs
+ *   47 CPU µs for the two smallBinary passes in one run, 28–32 vs 53 in two later ones).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -19,7 +36,11 @@ interface FastBinding {
   TF_FLOAT: number;
   setIoBuffer?(io: Int32Array): void;
   executeOpIo?(name: string, attrs: unknown[], numInputs: number, numOutputs: number): number;
-  smallBinary?(op: number, a: number, b: number, scalar: number): number;
+  smallBinary?(op: number, a: number, b: number, scalar: number, splitMin?: number): number;
+  /** Patch 33: the largest output (elements) the binding's smallBinary takes; absent: SMALL_BINARY_MAX. */
+  binaryInfo?(): number;
+  /** Patch 33: (p · q) + r for float32 tensors (NumPy broadcasting); -1 when it does not apply. */
+  mulAdd?(p: number, q: number, r: number, splitMin: number): number;
   createTensor(shape: number[], dtype: number, values: unknown): number;
 }
 
@@ -39,12 +60,51 @@ interface NodeBackend {
   executeMultipleOutputs(name: string, attrs: unknown[], inputs: tf.TensorInfo[], numOutputs: number): tf.Tensor[];
 }
 
-/** Largest element count smallBinary takes (the binding's kSmallBinaryMax). */
+/** Largest element count patch 32's smallBinary takes (its kSmallBinaryMax); patch 33 raises the binding's to 2^26. */
 export const SMALL_BINARY_MAX = 1 << 16;
+/**
+ * Fourth wave (patch 33): the largest output smallBinary computes by default when the binding takes more
+ * than SMALL_BINARY_MAX (`VREPA_TF_SMALL_BINARY_MAX` overrides, read per call for outputs above
+ * SMALL_BINARY_MAX; the binding's own limit still applies).
+ */
+export const BINARY_MAX_DEFAULT = 1 << 21;
+/**
+ * Cores TensorFlow's intra-op pool would use (Node ≥ 20.16: `os.availableParallelism`); unknown: Infinity.
+ * BINARY_MAX_DEFAULT applies only on ≤ 2 cores, where it was measured: on more cores TensorFlow splits a
+ * large elementwise op over all of them while smallBinary runs on one, so there the third wave's limit stays.
+ */
+function cores(): number {
+  const get = typeof process !== 'undefined' ? (process as { getBuiltinModule?: (m: string) => unknown }).getBuiltinModule : undefined;
+  const os = get?.('os') as { availableParallelism?: () => number } | undefined;
+  return os?.availableParallelism?.() ?? Infinity;
+}
+/** The default limit for a machine with `n` cores (this one's by default). */
+export const defaultBinaryMax = (n: number = cores()): number => (n <= 2 ? BINARY_MAX_DEFAULT : SMALL_BINARY_MAX);
+/**
+ * Fourth wave (patch 33): outputs of at least this many elements are split over two threads (the caller and
+ * one persistent worker); `VREPA_TF_BINARY_SPLIT` overrides (0: never), read per call for outputs above
+ * 16,384 elements (smaller ones are never split).
+ */
+export const BINARY_SPLIT_DEFAULT = 0;
+const SPLIT_FLOOR = 1 << 14;
+const mulAddOff = () => env('VREPA_TF_MUL_ADD') !== '1';
 
 const env = (k: string) => (typeof process !== 'undefined' ? process.env?.[k] : undefined);
 const fastExecOff = () => env('VREPA_TF_FAST_EXEC') === '0';
 const smallBinaryOff = () => env('VREPA_TF_SMALL_BINARY') === '0';
+
+/** The limit in effect for an output above SMALL_BINARY_MAX: the env's or the default (by core count), capped by the binding's. */
+function binaryMax(binding: FastBinding): number {
+  if (typeof binding.binaryInfo !== 'function') return SMALL_BINARY_MAX;
+  const v = env('VREPA_TF_SMALL_BINARY_MAX');
+  const want = v != null && v !== '' && Number.isFinite(Number(v)) ? Number(v) : defaultBinaryMax();
+  return Math.min(want, binding.binaryInfo());
+}
+function binarySplit(): number {
+  const v = env('VREPA_TF_BINARY_SPLIT');
+  const n = v != null && v !== '' && Number.isFinite(Number(v)) ? Number(v) : BINARY_SPLIT_DEFAULT;
+  return n <= 0 ? 0 : Math.max(n, SPLIT_FLOOR);
+}
 
 let installedOn: unknown;
 let kernelsWrapped = false;
@@ -99,6 +159,7 @@ export function installNativeFastPaths(): void {
   // ---- small float32 binary ops in the binding
   if (kernelsWrapped) return;
   kernelsWrapped = true;
+  tf.registerKernel({ kernelName: MUL_ADD_KERNEL, backendName: 'tensorflow', kernelFunc: mulAddKernel });
   const OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 } as const;
   for (const [kernel, code] of Object.entries(OPS)) {
     const k = tf.getKernel(kernel, 'tensorflow');
@@ -136,13 +197,61 @@ function smallBinary(code: number, args: Parameters<tf.KernelFunc>[0]): tf.Tenso
   } catch {
     return undefined;
   }
-  if (tf.util.sizeFromShape(shape) > SMALL_BINARY_MAX) return undefined;
+  const count = tf.util.sizeFromShape(shape);
+  if (count > SMALL_BINARY_MAX && count > binaryMax(binding)) return undefined;
   // At most one operand as a JS value, and only one whose shape the other operand (a tensor, which gives
   // the binding the output's rank) covers; otherwise it becomes a TensorFlow tensor as the stock kernel
   // makes it.
   const [ia, sa] = tf.util.arraysEqual(shape, b.shape) ? operand(backend, a, na) : [backend.getInputTensorIds([a])[0]!, 0];
   const [ib, sb] = ia >= 0 && tf.util.arraysEqual(shape, a.shape) ? operand(backend, b, nb) : [backend.getInputTensorIds([b])[0]!, 0];
-  const id = binding.smallBinary(code, ia, ib, ia < 0 ? sa : sb);
+  const id =
+    count >= SPLIT_FLOOR && typeof binding.binaryInfo === 'function'
+      ? binding.smallBinary(code, ia, ib, ia < 0 ? sa : sb, binarySplit())
+      : binding.smallBinary(code, ia, ib, ia < 0 ? sa : sb);
   if (id < 0) return undefined;
   return backend.createOutputTensor({ id, shape: [...shape], dtype: binding.TF_FLOAT });
+}
+
+// ---- fourth wave: (p · q) + r in one pass (patch 33's mulAdd), for core's AdaLN chains
+
+const MUL_ADD_KERNEL = 'VrepaMulAdd';
+
+function mulAddKernel(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
+  const backend = args.backend as unknown as NodeBackend;
+  const { p, q, r } = args.inputs as { p: tf.TensorInfo; q: tf.TensorInfo; r: tf.TensorInfo };
+  const [ip, iq, ir] = backend.getInputTensorIds([p, q, r]);
+  const shape = tf.backend_util.assertAndGetBroadcastShape(tf.backend_util.assertAndGetBroadcastShape(p.shape, q.shape), r.shape);
+  const id = backend.binding.mulAdd!(ip!, iq!, ir!, tf.util.sizeFromShape(shape) >= SPLIT_FLOOR ? binarySplit() : 0);
+  if (id < 0) {
+    // not expected after mulAdd()'s checks; the two ops then, as the stock chain computes them
+    return tf.tidy(() => tf.add(tf.mul(p as tf.Tensor, q as tf.Tensor), r as tf.Tensor)) as tf.TensorInfo;
+  }
+  return backend.createOutputTensor({ id, shape, dtype: backend.binding.TF_FLOAT });
+}
+
+/**
+ * `(p · q) + r` as one native op on the tfjs-node backend with binding patch 33 — the product rounded to
+ * float32 and then the sum, each IEEE operation as Mul then Add compute them (no FMA), denormals flushed:
+ * bit-identical to `tf.add(tf.mul(p, q), r)` (and to `tf.add(r, tf.mul(p, q))`: IEEE addition commutes; only
+ * the sign/payload of a NaN from two NaN operands may differ) — or undefined where it does not apply (another
+ * backend or binding, not float32, shapes that do not broadcast, more than the smallBinary limit's elements,
+ * `VREPA_TF_MUL_ADD` other than '1' — off by default —, or `VREPA_TF_SMALL_BINARY=0`; read per call); the
+ * caller then runs the two ops. No gradient of its own: core's custom ops (modulate, gatedResidual) write theirs.
+ */
+export function mulAdd(p: tf.Tensor, q: tf.Tensor, r: tf.Tensor): tf.Tensor | undefined {
+  if (mulAddOff() || smallBinaryOff()) return undefined;
+  if (installedOn === undefined || tf.getBackend() !== 'tensorflow') return undefined;
+  const backend = tf.backend() as unknown as NodeBackend;
+  if (backend !== installedOn || typeof backend.binding.mulAdd !== 'function') return undefined;
+  if (p.dtype !== 'float32' || q.dtype !== 'float32' || r.dtype !== 'float32') return undefined;
+  if (p.rank > 8 || q.rank > 8 || r.rank > 8) return undefined;
+  let shape: number[];
+  try {
+    shape = tf.backend_util.assertAndGetBroadcastShape(tf.backend_util.assertAndGetBroadcastShape(p.shape, q.shape), r.shape);
+  } catch {
+    return undefined;
+  }
+  const count = tf.util.sizeFromShape(shape);
+  if (count === 0 || (count > SMALL_BINARY_MAX && count > binaryMax(backend.binding))) return undefined;
+  return tf.engine().runKernel(MUL_ADD_KERNEL, { p, q, r } as unknown as tf.NamedTensorMap, {}) as tf.Tensor;
 }

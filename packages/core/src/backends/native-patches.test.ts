@@ -100,9 +100,12 @@ describe('applyNativePatches', () => {
     // Apply to pristine copies in a temp dir (the worktree's own package may already be patched).
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-patch-real-'));
     const pristine = path.join(pkgDir!, 'deps', 'vrepa-pristine');
+    // files a patch creates (and later patches modify, as 33 does 32's) come from the patches, not the package
+    const created = new Set<string>();
     for (const p of patches) {
       for (const fp of parseUnifiedDiff(p.name, p.text)) {
-        if (fp.creates) continue;
+        if (fp.creates) created.add(fp.file);
+        if (fp.creates || created.has(fp.file)) continue;
         const src = fs.existsSync(path.join(pristine, fp.file)) ? path.join(pristine, fp.file) : path.join(pkgDir!, fp.file);
         fs.mkdirSync(path.dirname(path.join(tmp, fp.file)), { recursive: true });
         fs.copyFileSync(src, path.join(tmp, fp.file));
@@ -110,6 +113,9 @@ describe('applyNativePatches', () => {
     }
     fs.mkdirSync(path.join(tmp, 'deps'));
     expect(applyNativePatches(tmp, patches).length).toBeGreaterThan(0);
+    // 33-binary-threads.patch modifies 32's new files: the whole set gives both
+    expect(fs.readFileSync(path.join(tmp, 'binding/tfjs_binding.cc'), 'utf8')).toMatch(/"smallBinary"[\s\S]*"binaryInfo"[\s\S]*"mulAdd"/);
+    expect(fs.readFileSync(path.join(tmp, 'binding/vrepa_fastexec.cc'), 'utf8')).toContain('class Pool2');
     // 30-fused-adamw.patch touches only context that the other patches leave alone: it applies alone too
     const adamw = patches.filter((p) => p.name.startsWith('30-'));
     expect(adamw.length).toBe(1);

@@ -12,6 +12,7 @@
  * bytes tf.memory() counts again although TensorFlow shares the buffer.
  */
 import * as tf from '@tensorflow/tfjs';
+import { mulAdd } from '../backends/native-fast.js';
 
 /** One gradient per input: a thunk the engine calls only when that input's gradient is needed. */
 export type GradThunks = Array<() => tf.Tensor>;
@@ -141,7 +142,7 @@ const modulateOp = customOp(([x, scale, shift], save) => {
   save([x!, s1]);
   const [sx, ss, sh] = [x!.shape, scale!.shape, shift!.shape];
   return {
-    value: tf.add(tf.mul(x!, s1), shift!),
+    value: mulAdd(x!, s1, shift!) ?? tf.add(tf.mul(x!, s1), shift!),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
       () => sumTo(tf.mul(dy, saved[1]!), sx),
       () => sumTo(tf.mul(dy, saved[0]!), ss),
@@ -155,6 +156,9 @@ const modulateOp = customOp(([x, scale, shift], save) => {
  * tokens of `x` `[B, N, D]`). The forward is the same three ops as `tf.add(tf.mul(x, tf.add(scale, 1)), shift)`,
  * so the same values; the gradient is written out (one product and one sum per input, no casts or
  * reshapes: tfjs' Multiply and Add gradients cost 9 kernels here, this 4), the same values as autodiff's.
+ * On tfjs-node with binding patch 33 the forward's product and sum run as one native pass (`mulAdd`, the
+ * same float32 operations in the same order: the same bits) when `VREPA_TF_MUL_ADD=1` (opt-in: no
+ * measurable gain in the toy step so far).
  */
 export function modulate(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor): tf.Tensor {
   tf.backend_util.assertAndGetBroadcastShape(x.shape, scale.shape);
@@ -166,7 +170,7 @@ const gatedResidualOp = customOp(([h, gate, a], save) => {
   save([gate!, a!]);
   const [sh, sg, sa] = [h!.shape, gate!.shape, a!.shape];
   return {
-    value: tf.add(h!, tf.mul(gate!, a!)),
+    value: mulAdd(gate!, a!, h!) ?? tf.add(h!, tf.mul(gate!, a!)),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
       () => sumTo(dy, sh),
       () => sumTo(tf.mul(dy, saved[1]!), sg),
@@ -178,7 +182,8 @@ const gatedResidualOp = customOp(([h, gate, a], save) => {
 /**
  * A gated residual `h + gate·a` (AdaLN-zero: gate `[B, 1, D]`). Same forward ops as
  * `tf.add(h, tf.mul(gate, a))`, so the same values; the written-out gradient has 3 kernels where autodiff's
- * has 6, with the same values.
+ * has 6, with the same values. On tfjs-node with binding patch 33 the forward is one native pass (`mulAdd`,
+ * bit-identical) when `VREPA_TF_MUL_ADD=1` (opt-in).
  */
 export function gatedResidual(h: tf.Tensor, gate: tf.Tensor, a: tf.Tensor): tf.Tensor {
   tf.backend_util.assertAndGetBroadcastShape(h.shape, tf.backend_util.assertAndGetBroadcastShape(gate.shape, a.shape));
