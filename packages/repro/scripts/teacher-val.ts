@@ -38,7 +38,34 @@ const { values: a } = parseArgs({
     curve: { type: 'string' },
   },
 });
-const recipe = JSON.parse(a.recipe!) as { teacher?: Record<string, number>; pretrain?: Record<string, number>; model?: Record<string, number>; train?: number };
+type Recipe = { teacher?: Record<string, number>; pretrain?: Record<string, number>; model?: Record<string, number>; train?: number };
+/** `--recipe`, checked: a JSON object of the known sections (a misspelt key would otherwise run the study's recipe). */
+function parseRecipe(text: string): Recipe {
+  let r: unknown;
+  try {
+    r = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`teacher-val: --recipe is not valid JSON (${(e as Error).message}): ${text}`);
+  }
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new Error(`teacher-val: --recipe must be a JSON object, got ${text}`);
+  const known = ['teacher', 'pretrain', 'model', 'train'];
+  const bad = Object.keys(r).filter((k) => !known.includes(k));
+  if (bad.length) throw new Error(`teacher-val: --recipe has unknown key(s) ${bad.join(', ')} (known: ${known.join(', ')})`);
+  const rec = r as Recipe;
+  if (rec.train !== undefined && !(Number.isInteger(rec.train) && rec.train >= 1)) throw new Error(`teacher-val: --recipe train (clips per subset) must be a positive integer, got ${JSON.stringify(rec.train)}`);
+  const toyTeacher = reproPreset('toy').teacher;
+  const badTeacher = Object.keys(rec.teacher ?? {}).filter((k) => !(k in toyTeacher) || k === 'pretrain');
+  const badPretrain = Object.keys(rec.pretrain ?? {}).filter((k) => !['steps', 'batch', 'maskRatio', 'futureSlots'].includes(k));
+  if (badTeacher.length || badPretrain.length) throw new Error(`teacher-val: --recipe has unknown field(s) ${[...badTeacher.map((k) => `teacher.${k}`), ...badPretrain.map((k) => `pretrain.${k}`)].join(', ')}`);
+  return rec;
+}
+let recipe: Recipe;
+try {
+  recipe = parseRecipe(a.recipe!);
+} catch (e) {
+  process.stderr.write(`${(e as Error).message}\n`);
+  process.exit(2);
+}
 await initBackend();
 const toy = reproPreset('toy');
 const perVal = Number(a.val);

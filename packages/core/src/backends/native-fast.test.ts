@@ -15,21 +15,46 @@ const native = tf.getBackend() === 'tensorflow' && hasFastExec(tf.backend());
 const binding = () => (tf.backend() as unknown as { binding: { getNumOfTensors(): number } }).binding;
 const KEYS = ['VREPA_TF_FAST_EXEC', 'VREPA_TF_SMALL_BINARY'] as const;
 const KEYS4 = ['VREPA_TF_SMALL_BINARY_MAX', 'VREPA_TF_BINARY_SPLIT', 'VREPA_TF_MUL_ADD'] as const;
-const saved4 = Object.fromEntries(KEYS4.map((k) => [k, process.env[k]]));
-afterEach(() => {
-  for (const k of KEYS4) {
-    if (saved4[k] === undefined) delete process.env[k];
-    else process.env[k] = saved4[k];
-  }
-});
 const patch33 = native && typeof (tf.backend() as unknown as { binding: { binaryInfo?: unknown } }).binding.binaryInfo === 'function';
-const saved = Object.fromEntries(KEYS.map((k) => [k, process.env[k]]));
+// every test leaves the toggles as it found them
+const saved = Object.fromEntries([...KEYS, ...KEYS4].map((k) => [k, process.env[k]]));
 afterEach(() => {
-  for (const k of KEYS) {
-    if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
+  for (const [k, v] of Object.entries(saved)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
   }
 });
+
+/** TensorFlow ops and native binding ops `f` runs, by name (its result read and disposed). */
+function kernelCounts(f: () => tf.Tensor): Record<string, number> {
+  const p = profileOps(() => {
+    const y = f();
+    y.dataSync();
+    y.dispose();
+  });
+  return Object.fromEntries(p.binding.filter((c) => c.name.startsWith('TF ') || c.name.startsWith('native ')).map((c) => [c.name, c.count]));
+}
+
+/** `step` run `rounds` more times after a warm-up leaves tfjs tensors and binding handles level. */
+function expectLevel(step: () => void, rounds: number): void {
+  step();
+  const t0 = tf.memory().numTensors;
+  const h0 = binding().getNumOfTensors();
+  for (let k = 0; k < rounds; k++) step();
+  expect(tf.memory().numTensors).toBe(t0);
+  expect(binding().getNumOfTensors()).toBe(h0);
+}
+
+describe('binding patches 32 and 33 availability', () => {
+  it('are there wherever the patched tfjs-node binding runs (VREPA_REQUIRE_NATIVE=1 from test-all), so the suites below cannot skip silently', () => {
+    if (process.env.VREPA_REQUIRE_NATIVE === '1' && tf.getBackend() === 'tensorflow') {
+      expect(native, 'binding.executeOpIo / smallBinary missing: rebuild with `vrepa backend install-native`').toBe(true);
+      expect(patch33, 'binding.binaryInfo / mulAdd missing: rebuild with `vrepa backend install-native`').toBe(true);
+    }
+    if (tf.getBackend() !== 'tensorflow') expect(native).toBe(false);
+  });
+});
+
 /** `f` with both fast paths on (defaults) and off (stock tfjs-node): values as bits, shapes, dtypes. */
 function both<T extends tf.Tensor | tf.Tensor[]>(f: () => T): { fast: T; stock: T } {
   for (const k of KEYS) delete process.env[k];
@@ -92,14 +117,7 @@ describe.skipIf(!native)('tfjs-node fast paths (binding patch 32)', () => {
     const row = tf.randomNormal([16]);
     const big = tf.randomNormal([(patch33 ? defaultBinaryMax() : SMALL_BINARY_MAX) + 1]);
     const i = tf.tensor1d([1, 2, 3], 'int32');
-    const ops = (f: () => tf.Tensor) => {
-      const p = profileOps(() => {
-        const y = f();
-        y.dataSync();
-        y.dispose();
-      });
-      return Object.fromEntries(p.binding.filter((c) => c.name.startsWith('TF ') || c.name.startsWith('native ')).map((c) => [c.name, c.count]));
-    };
+    const ops = kernelCounts;
     expect(ops(() => tf.add(a, b))).toEqual({ 'native Add': 1 });
     expect(ops(() => tf.mul(a, 0.9))).toEqual({ 'native Mul': 1 }); // the JS scalar never becomes a TF tensor
     expect(ops(() => tf.sub(a, row))).toEqual({ 'native Sub': 1 }); // broadcast in the binding too
@@ -154,12 +172,7 @@ describe.skipIf(!native)('tfjs-node fast paths (binding patch 32)', () => {
       const parts = tf.split(g!, 2, 1);
       tf.dispose([g!, ...parts]);
     };
-    step();
-    const t0 = tf.memory().numTensors;
-    const h0 = binding().getNumOfTensors();
-    for (let k = 0; k < 50; k++) step();
-    expect(tf.memory().numTensors).toBe(t0);
-    expect(binding().getNumOfTensors()).toBe(h0);
+    expectLevel(step, 50);
     a.dispose();
   });
 });
@@ -253,10 +266,7 @@ describe.skipIf(!patch33)('tfjs-node smallBinary at every size, split over two t
   });
 
   it('the limits: VREPA_TF_SMALL_BINARY_MAX and the default decide which sizes run in the binding', () => {
-    const ops = (f: () => tf.Tensor) => {
-      const p = profileOps(() => f().dispose());
-      return Object.fromEntries(p.binding.filter((c) => c.name.startsWith('TF ') || c.name.startsWith('native ')).map((c) => [c.name, c.count]));
-    };
+    const ops = kernelCounts;
     // the raised default applies on ≤ 2 cores only (where it was measured)
     expect([defaultBinaryMax(1), defaultBinaryMax(2), defaultBinaryMax(4), defaultBinaryMax(64), defaultBinaryMax(Infinity)]).toEqual([BINARY_MAX_DEFAULT, BINARY_MAX_DEFAULT, SMALL_BINARY_MAX, SMALL_BINARY_MAX, SMALL_BINARY_MAX]);
     const x = tf.randomNormal([4, 1104, 64]);
@@ -269,6 +279,12 @@ describe.skipIf(!patch33)('tfjs-node smallBinary at every size, split over two t
     expect(ops(() => tf.add(big, big))).toEqual({ 'TF Add': 1 });
     process.env.VREPA_TF_SMALL_BINARY_MAX = String(BINARY_MAX_DEFAULT);
     expect(ops(() => tf.mul(x, row))).toEqual({ 'native Mul': 1 }); // the env raises the limit on any machine
+    process.env.VREPA_TF_SMALL_BINARY_MAX = '2M';
+    expect(() => tf.mul(x, row)).toThrow("VREPA_TF_SMALL_BINARY_MAX must be a number of elements, got '2M'");
+    process.env.VREPA_TF_SMALL_BINARY_MAX = '';
+    process.env.VREPA_TF_BINARY_SPLIT = 'on';
+    expect(() => tf.mul(x, row)).toThrow("VREPA_TF_BINARY_SPLIT must be a number of elements, got 'on'");
+    delete process.env.VREPA_TF_BINARY_SPLIT;
     delete process.env.VREPA_TF_SMALL_BINARY_MAX;
     process.env.VREPA_TF_SMALL_BINARY_MAX = String(BINARY_MAX_DEFAULT + 1);
     expect(ops(() => tf.add(big, big))).toEqual({ 'native Add': 1 });
@@ -302,12 +318,7 @@ describe.skipIf(!patch33)('tfjs-node smallBinary at every size, split over two t
       g!.dispose();
     };
     process.env.VREPA_TF_BINARY_SPLIT = '16384';
-    step();
-    const t0 = tf.memory().numTensors;
-    const h0 = binding().getNumOfTensors();
-    for (let k = 0; k < 20; k++) step();
-    expect(tf.memory().numTensors).toBe(t0);
-    expect(binding().getNumOfTensors()).toBe(h0);
+    expectLevel(step, 20);
     tf.dispose([a, r]);
   });
 });
@@ -382,12 +393,7 @@ describe.skipIf(!patch33)('tfjs-node mulAdd: (p · q) + r in one pass (binding p
       const [g] = tf.grads((p: tf.Tensor) => tf.sum(gatedResidual(modulate(p, r, r), r, p)))([x]);
       g!.dispose();
     };
-    step();
-    const t0 = tf.memory().numTensors;
-    const h0 = binding().getNumOfTensors();
-    for (let k = 0; k < 20; k++) step();
-    expect(tf.memory().numTensors).toBe(t0);
-    expect(binding().getNumOfTensors()).toBe(h0);
+    expectLevel(step, 20);
     tf.dispose([i, x, r]);
   });
 });

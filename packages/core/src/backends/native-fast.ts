@@ -93,16 +93,23 @@ const env = (k: string) => (typeof process !== 'undefined' ? process.env?.[k] : 
 const fastExecOff = () => env('VREPA_TF_FAST_EXEC') === '0';
 const smallBinaryOff = () => env('VREPA_TF_SMALL_BINARY') === '0';
 
+/** A numeric toggle read from the environment: undefined when unset or empty, a clear error when not a number. */
+function envNumber(k: string): number | undefined {
+  const v = env(k);
+  if (v == null || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`${k} must be a number of elements, got '${v}'`);
+  return n;
+}
+
 /** The limit in effect for an output above SMALL_BINARY_MAX: the env's or the default (by core count), capped by the binding's. */
 function binaryMax(binding: FastBinding): number {
   if (typeof binding.binaryInfo !== 'function') return SMALL_BINARY_MAX;
-  const v = env('VREPA_TF_SMALL_BINARY_MAX');
-  const want = v != null && v !== '' && Number.isFinite(Number(v)) ? Number(v) : defaultBinaryMax();
+  const want = envNumber('VREPA_TF_SMALL_BINARY_MAX') ?? defaultBinaryMax();
   return Math.min(want, binding.binaryInfo());
 }
 function binarySplit(): number {
-  const v = env('VREPA_TF_BINARY_SPLIT');
-  const n = v != null && v !== '' && Number.isFinite(Number(v)) ? Number(v) : BINARY_SPLIT_DEFAULT;
+  const n = envNumber('VREPA_TF_BINARY_SPLIT') ?? BINARY_SPLIT_DEFAULT;
   return n <= 0 ? 0 : Math.max(n, SPLIT_FLOOR);
 }
 
