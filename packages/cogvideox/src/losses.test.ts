@@ -10,8 +10,11 @@ import {
   CogVideoXTransformer3DModel,
   addLora,
   diffusionLoss,
+  diffusionLossFrom,
   sampleTimesteps,
+  timestepTensors,
   trainingLoss,
+  type TrainingLossOptions,
 } from './index.js';
 
 const sched2b = new CogVideoXDDIMScheduler(COGVIDEOX_2B_SCHEDULER);
@@ -136,6 +139,243 @@ describe('trainingLoss', () => {
     } finally {
       model.dispose();
       tf.dispose([latents, text]);
+    }
+  });
+});
+
+describe('timestepTensors (every timestep-dependent tensor made before the step)', () => {
+  const cfg = tinyConfig({ sample_width: 12, sample_height: 12, sample_frames: 9 });
+  const teacherGrid = { frames: 4, height: 2, width: 2 };
+  const align = { align_layer: 1, align_dims: [8], projector_dim: 16 };
+  const cases = [
+    { name: '2B sincos, DDIM 2B', cfg, sched: sched2b, checkpointing: false },
+    { name: '5B rotary, DDIM 5B, gradient checkpointing', cfg: tinyConfig({ sample_width: 12, sample_height: 12, sample_frames: 9, use_rotary_positional_embeddings: true }), sched: sched5b, checkpointing: true },
+  ];
+
+  /** loss parts and every gradient, as plain arrays */
+  function run(model: CogVideoXTransformer3DModel, sched: CogVideoXDDIMScheduler, opts: TrainingLossOptions) {
+    let parts: Float32Array[] = [];
+    const g = tf.variableGrads(() => {
+      const l = trainingLoss(model, sched, opts);
+      const kept = [l.diffusion, ...(l.alignment ? [l.alignment] : [])];
+      parts = kept.map((x) => x.dataSync() as Float32Array);
+      tf.dispose(kept.filter((x) => x !== l.total)); // kept out of variableGrads' tidy: the caller's
+      return l.total;
+    });
+    const out = { total: g.value.dataSync() as Float32Array, parts, grads: Object.fromEntries(Object.entries(g.grads).map(([k, v]) => [k, v.dataSync() as Float32Array])) };
+    tf.dispose([g.value, ...Object.values(g.grads)]);
+    return out;
+  }
+
+  for (const c of cases) {
+    it(`trainingLoss with precomputed tensors is bit-identical to the timesteps path, with and without a teacher (${c.name})`, () => {
+      const model = new CogVideoXTransformer3DModel(c.cfg, { rng: Rng.fromSeed(1), align });
+      model.gradientCheckpointing = c.checkpointing;
+      const r = Rng.fromSeed(2);
+      const latents = r.randomTensor([2, 3, 12, 12, 4], 'normal');
+      const text = r.randomTensor([2, 5, 12], 'normal');
+      const teacher = r.randomTensor([2, 16, 8], 'normal');
+      const noise = r.randomTensor([2, 3, 12, 12, 4], 'normal');
+      const ts = [7, 873];
+      const steps = timestepTensors(model, c.sched, ts, latents.shape);
+      try {
+        expect(steps.timesteps).toEqual(ts);
+        expect(steps.noiseCoefficients!.map((x) => x.shape)).toEqual([
+          [2, 1, 1, 1, 1],
+          [2, 1, 1, 1, 1],
+        ]);
+        expect(steps.lossWeights.shape).toEqual([2, 1]);
+        expect(steps.timeProjection.shape).toEqual([2, model.innerDim]);
+        for (const withTeacher of [false, true]) {
+          const base = { latents, textEmbeddings: text, noise, ...(withTeacher ? { teacher, teacherGrid } : {}) };
+          const a = run(model, c.sched, { ...base, timesteps: ts });
+          const b = run(model, c.sched, { ...base, timestepTensors: steps });
+          const both = run(model, c.sched, { ...base, timesteps: ts, timestepTensors: steps });
+          expect(a.parts.length).toBe(withTeacher ? 2 : 1);
+          for (const x of [b, both]) {
+            expect(x.total).toEqual(a.total);
+            expect(x.parts).toEqual(a.parts);
+            expect(Object.keys(x.grads)).toEqual(Object.keys(a.grads));
+            for (const k of Object.keys(a.grads)) expect(x.grads[k]).toEqual(a.grads[k]);
+          }
+          expect(Object.keys(a.grads).length).toBeGreaterThan(10);
+        }
+        // the pieces alone: forward with { timeProjection }, diffusionLossFrom
+        tf.tidy(() => {
+          const x = c.sched.addNoise(latents, noise, ts);
+          const o1 = model.forward(x, text, ts, { alignLayer: 0 }).sample;
+          const o2 = model.forward(x, text, { timeProjection: steps.timeProjection }, { alignLayer: 0 }).sample;
+          expect(o2.dataSync()).toEqual(o1.dataSync());
+          const h1 = model.hiddenStates(x, text, ts, { layer: 1 }).tokens;
+          const h2 = model.hiddenStates(x, text, { timeProjection: steps.timeProjection }, { layer: 1 }).tokens;
+          expect(h2.dataSync()).toEqual(h1.dataSync());
+          expect(diffusionLossFrom(o1, x, latents, steps, c.sched).dataSync()).toEqual(diffusionLoss(o1, x, latents, ts, c.sched).dataSync());
+        });
+      } finally {
+        model.dispose();
+        tf.dispose([latents, text, teacher, noise, steps]);
+      }
+    });
+  }
+
+  /**
+   * What fn does with JS values — forward and backward: every tensor it makes from JS values
+   * (tf.engine().makeTensor: tf.tensor, tf.scalar, tf.zeros, number operands, …) as its values, in order,
+   * and how many times it reads tensor data back (engine read / readSync: dataSync, data, arraySync, …).
+   */
+  function jsTensorsDuring(fn: () => void): { made: number[][]; reads: number } {
+    const engine = tf.engine();
+    const made: number[][] = [];
+    let reads = 0;
+    const { makeTensor, readSync, read } = engine;
+    engine.makeTensor = function (this: typeof engine, values, shape, dtype, backend) {
+      made.push(Array.from(values as ArrayLike<number>));
+      return makeTensor.call(this, values, shape, dtype, backend);
+    } as typeof engine.makeTensor;
+    engine.readSync = function (this: typeof engine, ...a: unknown[]) {
+      reads++;
+      return readSync.apply(this, a as [object]);
+    } as typeof readSync;
+    engine.read = function (this: typeof engine, ...a: unknown[]) {
+      reads++;
+      return read.apply(this, a as [object]);
+    } as typeof read;
+    try {
+      fn();
+    } finally {
+      Object.assign(engine, { makeTensor, readSync, read });
+    }
+    return { made, reads };
+  }
+
+  it('with precomputed tensors, no tensor made from JS inside the step depends on the timesteps or the noise', () => {
+    // @vrepa/relations' chunked trdLoss cuts rows by reading them back to JS (cutRows) on every backend but
+    // the native one, so with a teacher the check holds on the native backend only (the one to trace on).
+    const withTeacher = tf.getBackend() === 'tensorflow';
+    const model = new CogVideoXTransformer3DModel(cfg, { rng: Rng.fromSeed(1), align });
+    const r = Rng.fromSeed(3);
+    const latents = r.randomTensor([2, 3, 12, 12, 4], 'normal');
+    const text = r.randomTensor([2, 5, 12], 'normal');
+    const teacher = r.randomTensor([2, 16, 8], 'normal');
+    const draws = [
+      { ts: [5, 640], noise: r.randomTensor([2, 3, 12, 12, 4], 'normal') },
+      { ts: [999, 12], noise: r.randomTensor([2, 3, 12, 12, 4], 'normal') },
+    ].map((d) => ({ ...d, steps: timestepTensors(model, sched2b, d.ts, latents.shape) }));
+    const step = (opts: Partial<TrainingLossOptions>) => () => {
+      const g = tf.variableGrads(() => trainingLoss(model, sched2b, { latents, textEmbeddings: text, ...(withTeacher ? { teacher, teacherGrid } : {}), ...opts }).total);
+      tf.dispose([g.value, ...Object.values(g.grads)]);
+    };
+    try {
+      step({ timestepTensors: draws[0]!.steps, noise: draws[0]!.noise })(); // warm-up: cached position tables
+      const [s0, s1] = draws.map((d) => jsTensorsDuring(step({ timestepTensors: d.steps, noise: d.noise })));
+      expect(s0!.made.length).toBeGreaterThan(0);
+      expect(s1!.made).toEqual(s0!.made);
+      expect([s0!.reads, s1!.reads]).toEqual([0, 0]);
+      // the check has teeth: from timesteps, the step makes tensors whose values differ between the draws
+      const [t0, t1] = draws.map((d) => jsTensorsDuring(step({ timesteps: d.ts, noise: d.noise })));
+      expect(t1!.made).not.toEqual(t0!.made);
+      expect(t0!.made.length).toBeGreaterThan(s0!.made.length);
+    } finally {
+      model.dispose();
+      tf.dispose([latents, text, teacher, ...draws.flatMap((d) => [d.noise, d.steps])]);
+    }
+  });
+
+  it('leaks nothing across calls (precomputed or made inside), on errors neither', async () => {
+    const model = new CogVideoXTransformer3DModel(cfg, { rng: Rng.fromSeed(1), align });
+    const r = Rng.fromSeed(4);
+    const latents = r.randomTensor([1, 3, 12, 12, 4], 'normal');
+    const text = r.randomTensor([1, 5, 12], 'normal');
+    const teacher = r.randomTensor([1, 16, 8], 'normal');
+    const noise = r.randomTensor([1, 3, 12, 12, 4], 'normal');
+    const steps = timestepTensors(model, sched2b, [400], latents.shape);
+    const base = { latents, textEmbeddings: text, teacher, teacherGrid, noise };
+    try {
+      expect(await tensorLeakAcross(() => {
+        const l = trainingLoss(model, sched2b, { ...base, timestepTensors: steps });
+        return [l.total, l.diffusion, l.alignment];
+      })).toBe(0);
+      expect(await tensorLeakAcross(() => {
+        let kept: tf.Tensor[] = [];
+        const g = tf.variableGrads(() => {
+          const l = trainingLoss(model, sched2b, { ...base, timestepTensors: steps });
+          kept = [l.diffusion, l.alignment!];
+          return l.total;
+        });
+        return [g.value, g.grads, kept];
+      })).toBe(0);
+      expect(await tensorLeakAcross(() => tf.dispose(timestepTensors(model, sched2b, [3], latents.shape)))).toBe(0);
+      const before = tf.memory().numTensors;
+      expect(() => timestepTensors(model, sched2b, [1000], latents.shape)).toThrow(/outside/);
+      expect(() => trainingLoss(model, sched2b, { ...base, timesteps: [-1] })).toThrow(/outside/);
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      model.dispose();
+      tf.dispose([latents, text, teacher, noise, steps]);
+    }
+  });
+
+  it('validates timesteps and the tensors as before (same errors)', () => {
+    const model = new CogVideoXTransformer3DModel(cfg, { rng: Rng.fromSeed(1) });
+    const r = Rng.fromSeed(5);
+    const latents = r.randomTensor([2, 2, 12, 12, 4], 'normal');
+    const text = r.randomTensor([2, 5, 12], 'normal');
+    const noise = r.randomTensor([2, 2, 12, 12, 4], 'normal');
+    const steps = timestepTensors(model, sched5b, [1, 2], latents.shape);
+    const base = { latents, textEmbeddings: text, noise };
+    try {
+      // the timesteps path, as before
+      expect(() => trainingLoss(model, sched5b, { ...base, timesteps: [1, 1000] })).toThrow(/^addNoise: timestep 1000 is outside \[0, 1000\)$/);
+      expect(() => trainingLoss(model, sched5b, { ...base, timesteps: [1, 2.5] })).toThrow(/^addNoise: timestep 2.5 is outside \[0, 1000\)$/);
+      expect(() => trainingLoss(model, sched5b, { ...base, timesteps: [1] })).toThrow(/^trainingLoss: 1 timesteps for a batch of 2$/);
+      expect(() => trainingLoss(model, sched5b, { latents, textEmbeddings: text })).toThrow(/pass rng/);
+      // timestepTensors: the same validation
+      expect(() => timestepTensors(model, sched5b, [1, 1000], latents.shape)).toThrow(/^addNoise: timestep 1000 is outside \[0, 1000\)$/);
+      expect(() => timestepTensors(model, sched5b, [-3, 0], latents.shape)).toThrow(/^addNoise: timestep -3 is outside \[0, 1000\)$/);
+      expect(() => timestepTensors(model, sched5b, [1], latents.shape)).toThrow(/^timestepTensors: 1 timesteps for a batch of 2$/);
+      // precomputed tensors: consistent with the step, shapes checked
+      expect(() => trainingLoss(model, sched5b, { ...base, timestepTensors: steps, timesteps: [1, 3] })).toThrow(/timesteps \[1,3\] differ from those of timestepTensors \[1,2\]/);
+      const l = trainingLoss(model, sched5b, { ...base, timestepTensors: steps }); // no rng needed
+      expect(l.timesteps).toEqual([1, 2]);
+      tf.dispose([l.total, l.diffusion]);
+      const one = tf.slice(latents, [0], [1]);
+      expect(() => trainingLoss(model, sched5b, { latents: one, textEmbeddings: tf.slice(text, [0], [1]), noise: tf.slice(noise, [0], [1]), timestepTensors: steps })).toThrow(/^trainingLoss: 2 timesteps for a batch of 1$/);
+      tf.dispose(one);
+      tf.tidy(() => {
+        expect(() => model.forward(latents, text, { timeProjection: tf.zeros([2, 5]) })).toThrow(/^timeProjection: expected \[2, 32\] \(batch of the latents, inner_dim; model.timeProjection\(timesteps\)\), got \[2, 5\]$/);
+        expect(() => model.forward(latents, text, { timeProjection: tf.zeros([1, 32]) })).toThrow(/timeProjection: expected \[2, 32\]/);
+        expect(() => model.forward(latents, text, [1])).toThrow(/^timesteps: expected 2 values \(one per batch item\), got 1$/);
+        expect(() => sched5b.addNoiseWith(latents, noise, [tf.zeros([2, 1]), tf.zeros([2, 1])])).toThrow(/^addNoise: coefficient sqrtAlpha must be \[2,1,1,1,1\]/);
+        expect(() => diffusionLossFrom(latents, latents, latents, { ...steps, lossWeights: tf.zeros([2]) as unknown as tf.Tensor2D }, sched5b)).toThrow(/lossWeights must be \[2, 1\]/);
+        expect(() => diffusionLossFrom(latents, latents, latents, { ...steps, timesteps: [1] }, sched5b)).toThrow(/^diffusionLoss: 1 timesteps for a batch of 2$/);
+      });
+    } finally {
+      model.dispose();
+      tf.dispose([latents, text, noise, steps]);
+    }
+  });
+
+  it('a schedule without coefficient members still works (timesteps path, same numbers)', () => {
+    const model = new CogVideoXTransformer3DModel(cfg, { rng: Rng.fromSeed(1) });
+    const r = Rng.fromSeed(6);
+    const latents = r.randomTensor([1, 2, 12, 12, 4], 'normal');
+    const text = r.randomTensor([1, 5, 12], 'normal');
+    const noise = r.randomTensor([1, 2, 12, 12, 4], 'normal');
+    const plain = {
+      alphasCumprod: sched2b.alphasCumprod,
+      addNoise: (o: tf.Tensor, n: tf.Tensor, t: number[]) => sched2b.addNoise(o, n, t),
+      getVelocity: (s: tf.Tensor, n: tf.Tensor, t: number[]) => sched2b.getVelocity(s, n, t),
+    };
+    try {
+      const steps = timestepTensors(model, plain, [250], latents.shape);
+      expect(steps.noiseCoefficients).toBeUndefined();
+      const a = trainingLoss(model, plain, { latents, textEmbeddings: text, noise, timestepTensors: steps });
+      const b = trainingLoss(model, sched2b, { latents, textEmbeddings: text, noise, timesteps: [250] });
+      expect(a.total.dataSync()).toEqual(b.total.dataSync());
+      tf.dispose([a.total, a.diffusion, b.total, b.diffusion, steps]);
+    } finally {
+      model.dispose();
+      tf.dispose([latents, text, noise]);
     }
   });
 });

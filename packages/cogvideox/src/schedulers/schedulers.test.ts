@@ -129,3 +129,37 @@ describe('bad input', () => {
     x.dispose();
   });
 });
+
+describe('precomputed noise coefficients', () => {
+  it('addNoiseWith / getVelocityWith from noiseCoefficients equal addNoise / getVelocity bit for bit (both schedulers)', () => {
+    for (const s of [new CogVideoXDDIMScheduler(COGVIDEOX_2B_SCHEDULER), new CogVideoXDPMScheduler(COGVIDEOX_5B_SCHEDULER)]) {
+      tf.tidy(() => {
+        const ts = [0, 1, 499, 998, 999];
+        const x = tf.randomNormal([5, 2, 3, 4], 0, 1, 'float32', 7);
+        const e = tf.randomNormal([5, 2, 3, 4], 0, 1, 'float32', 8);
+        const c = s.noiseCoefficients(ts, x.rank);
+        expect(c.map((t) => t.shape)).toEqual([
+          [5, 1, 1, 1],
+          [5, 1, 1, 1],
+        ]);
+        expect(c[0].dataSync()).toEqual(Float32Array.from(ts, (t) => Math.fround(Math.sqrt(Math.fround(s.alphasCumprod[t]!)))));
+        expect(s.addNoiseWith(x, e, c).dataSync()).toEqual(s.addNoise(x, e, ts).dataSync());
+        expect(s.getVelocityWith(x, e, c).dataSync()).toEqual(s.getVelocity(x, e, ts).dataSync());
+      });
+    }
+  });
+
+  it('validates timesteps (same errors) and coefficient shapes; leaks nothing', async () => {
+    const s = new CogVideoXDDIMScheduler(COGVIDEOX_2B_SCHEDULER);
+    const x = tf.zeros([2, 3]);
+    expect(() => s.noiseCoefficients([1, 1000], 2, 'addNoise')).toThrow(/^addNoise: timestep 1000 is outside \[0, 1000\)$/);
+    expect(() => s.noiseCoefficients([1], 2, 'getVelocity', 2)).toThrow(/^getVelocity: 1 timesteps for a batch of 2$/);
+    const c = s.noiseCoefficients([1, 2], 2);
+    const bad = s.noiseCoefficients([1, 2], 3);
+    expect(() => s.addNoiseWith(x, x, bad)).toThrow(/^addNoise: coefficient sqrtAlpha must be \[2,1\]/);
+    const wide = tf.zeros([2, 4]);
+    expect(() => s.getVelocityWith(x, wide, c)).toThrow(/^getVelocity: noise shape \[2,4\] does not match sample shape \[2,3\]/);
+    expect(await tensorLeakAcross(() => [s.addNoiseWith(x, x, c), s.getVelocityWith(x, x, c)])).toBe(0);
+    tf.dispose([x, wide, c, bad]);
+  });
+});

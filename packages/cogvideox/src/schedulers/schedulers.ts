@@ -26,6 +26,31 @@ function timestepList(t: number[] | tf.Tensor, what: string): number[] {
   return list;
 }
 
+/**
+ * `[√ᾱ_t, √(1−ᾱ_t)]` per batch item, float32 `[B, 1, …, 1]` at the sample's rank: what addNoise and
+ * getVelocity multiply by (see `noiseCoefficients`).
+ */
+export type NoiseCoefficients = [sqrtAlpha: tf.Tensor, sqrtOneMinusAlpha: tf.Tensor];
+
+function checkPair(sample: tf.Tensor, noise: tf.Tensor, what: string): void {
+  if (sample.shape.join() !== noise.shape.join()) {
+    throw new Error(`${what}: noise shape [${noise.shape}] does not match sample shape [${sample.shape}]`);
+  }
+}
+
+function checkCoefficients(c: NoiseCoefficients, sample: tf.Tensor, what: string): NoiseCoefficients {
+  const want = [sample.shape[0]!, ...Array(sample.rank - 1).fill(1)].join();
+  for (const [t, n] of [
+    [c[0], 'sqrtAlpha'],
+    [c[1], 'sqrtOneMinusAlpha'],
+  ] as const) {
+    if (!(t instanceof tf.Tensor) || t.shape.join() !== want) {
+      throw new Error(`${what}: coefficient ${n} must be [${want}] (batch, then ones to the sample's rank), got ${t instanceof tf.Tensor ? `[${t.shape}]` : typeof t}`);
+    }
+  }
+  return c;
+}
+
 abstract class CogVideoXSchedulerBase {
   readonly config: CogVideoXSchedulerConfig;
   /** ᾱ_t in float64, t = 0..T−1. */
@@ -58,10 +83,16 @@ abstract class CogVideoXSchedulerBase {
     return this.timesteps;
   }
 
-  /** ᾱ_t as float32 (the official add_noise/get_velocity cast ᾱ to the sample's dtype first). */
-  private noiseCoefficients(timesteps: number[] | tf.Tensor, rank: number, batch: number, what: string): [tf.Tensor, tf.Tensor] {
+  /**
+   * The per-sample coefficients of addNoise / getVelocity, `[√ᾱ_t, √(1−ᾱ_t)]`, each float32 `[B, 1, …, 1]`
+   * at `rank` (ᾱ is cast to float32 first, as the official add_noise/get_velocity cast ᾱ to the sample's
+   * dtype). Made once from the timesteps, they can be passed to addNoiseWith / getVelocityWith, so the
+   * step itself makes no tensor from the timesteps. `what` names the caller in errors; `batch`, when
+   * given, is checked against the number of timesteps.
+   */
+  noiseCoefficients(timesteps: number[] | tf.Tensor, rank: number, what = 'noiseCoefficients', batch?: number): NoiseCoefficients {
     const ts = timestepList(timesteps, what);
-    if (ts.length !== batch) throw new Error(`${what}: ${ts.length} timesteps for a batch of ${batch}`);
+    if (batch !== undefined && ts.length !== batch) throw new Error(`${what}: ${ts.length} timesteps for a batch of ${batch}`);
     const T = this.config.num_train_timesteps;
     const a = new Float32Array(ts.length);
     const b = new Float32Array(ts.length);
@@ -77,24 +108,28 @@ abstract class CogVideoXSchedulerBase {
 
   /** x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε, one timestep per batch item. */
   addNoise(original: tf.Tensor, noise: tf.Tensor, timesteps: number[] | tf.Tensor): tf.Tensor {
-    if (original.shape.join() !== noise.shape.join()) {
-      throw new Error(`addNoise: noise shape [${noise.shape}] does not match sample shape [${original.shape}]`);
-    }
-    return tf.tidy(() => {
-      const [a, b] = this.noiseCoefficients(timesteps, original.rank, original.shape[0]!, 'addNoise');
-      return tf.add(tf.mul(a, original), tf.mul(b, noise));
-    });
+    checkPair(original, noise, 'addNoise');
+    return tf.tidy(() => this.addNoiseWith(original, noise, this.noiseCoefficients(timesteps, original.rank, 'addNoise', original.shape[0]!)));
+  }
+
+  /** addNoise from precomputed coefficients (see noiseCoefficients): creates no tensor from JS values. */
+  addNoiseWith(original: tf.Tensor, noise: tf.Tensor, coefficients: NoiseCoefficients): tf.Tensor {
+    checkPair(original, noise, 'addNoise');
+    const [a, b] = checkCoefficients(coefficients, original, 'addNoise');
+    return tf.tidy(() => tf.add(tf.mul(a, original), tf.mul(b, noise)));
   }
 
   /** v = √ᾱ_t·ε − √(1−ᾱ_t)·x (the trainer calls getVelocity(modelOutput, noisyLatents, t) to get x0 from v). */
   getVelocity(sample: tf.Tensor, noise: tf.Tensor, timesteps: number[] | tf.Tensor): tf.Tensor {
-    if (sample.shape.join() !== noise.shape.join()) {
-      throw new Error(`getVelocity: noise shape [${noise.shape}] does not match sample shape [${sample.shape}]`);
-    }
-    return tf.tidy(() => {
-      const [a, b] = this.noiseCoefficients(timesteps, sample.rank, sample.shape[0]!, 'getVelocity');
-      return tf.sub(tf.mul(a, noise), tf.mul(b, sample));
-    });
+    checkPair(sample, noise, 'getVelocity');
+    return tf.tidy(() => this.getVelocityWith(sample, noise, this.noiseCoefficients(timesteps, sample.rank, 'getVelocity', sample.shape[0]!)));
+  }
+
+  /** getVelocity from precomputed coefficients (the same values as addNoise's): creates no tensor from JS values. */
+  getVelocityWith(sample: tf.Tensor, noise: tf.Tensor, coefficients: NoiseCoefficients): tf.Tensor {
+    checkPair(sample, noise, 'getVelocity');
+    const [a, b] = checkCoefficients(coefficients, sample, 'getVelocity');
+    return tf.tidy(() => tf.sub(tf.mul(a, noise), tf.mul(b, sample)));
   }
 
   protected alphaAt(t: number, what: string): number {

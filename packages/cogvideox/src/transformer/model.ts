@@ -108,6 +108,13 @@ class AdaLayerNorm extends Module {
 
 export type RotaryMode = 'pipeline' | 'trainer';
 
+/**
+ * What `forward` / `hiddenStates` take for the timesteps: B numbers (or a 1-D tensor of them, read back),
+ * or the time projection made from them beforehand (`model.timeProjection(timesteps)`, `[B, inner_dim]`,
+ * diffusers' `time_proj` output) — then the forward makes no tensor from the timesteps.
+ */
+export type TimestepInput = ArrayLike<number> | tf.Tensor | { timeProjection: tf.Tensor };
+
 export interface TransformerForwardOptions {
   /**
    * 1-based block whose vision tokens are projected into `aligned` (official counting: 18 = after the
@@ -133,7 +140,8 @@ export interface TransformerForwardOptions {
    * Training mode: draw the dropout masks of `config.dropout` (after the patch embedding and twice in every
    * feed-forward, as diffusers) from this seeded stream. Omitted = inference (no dropout), as in the official
    * pipeline and the fixtures. Each block gets its own forked stream, so gradient checkpointing replays the
-   * same masks in its recompute.
+   * same masks in its recompute. The masks are made from JS random values inside the forward, so a forward
+   * with dropout cannot be traced into a fixed graph (the masks would become constants of it).
    */
   dropoutRng?: Rng;
 }
@@ -298,12 +306,19 @@ export class CogVideoXTransformer3DModel extends Module {
     return { cos: cos as tf.Tensor2D, sin: sin as tf.Tensor2D };
   }
 
-  /** time_embedding(time_proj(t)): `[B, time_embed_dim]`. */
-  timeEmbedding(timesteps: ArrayLike<number>): tf.Tensor {
+  /**
+   * time_proj(t) (diffusers Timesteps: the sinusoidal projection, made from the timesteps as JS numbers):
+   * `[B, inner_dim]`, the input of `time_embedding`. Pass it as `{ timeProjection }` to forward.
+   */
+  timeProjection(timesteps: ArrayLike<number>): tf.Tensor2D {
     const c = this.config;
+    return timestepEmbedding(Array.from(timesteps), this.innerDim, { flipSinToCos: c.flip_sin_to_cos, downscaleFreqShift: c.freq_shift });
+  }
+
+  /** time_embedding(time_proj(t)) (or of a precomputed `{ timeProjection }`): `[B, time_embed_dim]`. */
+  timeEmbedding(timesteps: ArrayLike<number> | { timeProjection: tf.Tensor }): tf.Tensor {
     return tf.tidy(() => {
-      const D = this.innerDim;
-      const t = timestepEmbedding(Array.from(timesteps), D, { flipSinToCos: c.flip_sin_to_cos, downscaleFreqShift: c.freq_shift });
+      const t = isTimeProjection(timesteps) ? timesteps.timeProjection : this.timeProjection(timesteps);
       return this.time_embedding.forward(t);
     });
   }
@@ -324,7 +339,7 @@ export class CogVideoXTransformer3DModel extends Module {
     });
   }
 
-  private checkInputs(latents: tf.Tensor, text: tf.Tensor, timesteps: ArrayLike<number>): void {
+  private checkInputs(latents: tf.Tensor, text: tf.Tensor, timesteps: ArrayLike<number> | { timeProjection: tf.Tensor }): void {
     const c = this.config;
     this.latentGrid(latents.shape);
     const B = latents.shape[0]!;
@@ -335,7 +350,13 @@ export class CogVideoXTransformer3DModel extends Module {
       throw new Error(`textEmbeddings: text length ${text.shape[1]} is over max_text_seq_length ${c.max_text_seq_length}`);
     }
     if (text.shape[1]! < 1) throw new Error('textEmbeddings: text length must be at least 1');
-    if (timesteps.length !== B) throw new Error(`timesteps: expected ${B} values (one per batch item), got ${timesteps.length}`);
+    if (isTimeProjection(timesteps)) {
+      const p = timesteps.timeProjection;
+      if (!(p instanceof tf.Tensor) || p.rank !== 2 || p.shape[0] !== B || p.shape[1] !== this.innerDim) {
+        const got = p instanceof tf.Tensor ? `[${p.shape.join(', ')}]` : typeof p;
+        throw new Error(`timeProjection: expected [${B}, ${this.innerDim}] (batch of the latents, inner_dim; model.timeProjection(timesteps)), got ${got}`);
+      }
+    } else if (timesteps.length !== B) throw new Error(`timesteps: expected ${B} values (one per batch item), got ${timesteps.length}`);
   }
 
   /** Run block i on the joint sequence, with gradient checkpointing if enabled. */
@@ -347,12 +368,13 @@ export class CogVideoXTransformer3DModel extends Module {
 
   /**
    * The align forward: `latents` `[B, F, h, w, C]` (noisy), `textEmbeddings` `[B, L, text_embed_dim]`
-   * (L ≤ max_text_seq_length), `timesteps` (B integers or floats) → `{ sample, aligned }` with
+   * (L ≤ max_text_seq_length), `timesteps` (B integers or floats, or `{ timeProjection }` made beforehand
+   * by `timeProjection(timesteps)`) → `{ sample, aligned }` with
    * `sample` `[B, F, h, w, out_channels]` and `aligned` = projector(vision tokens after block
    * `alignLayer`) `[B, F·(h/p)·(w/p), align_dim]` (the official `aligns[0]` is this flattened to
    * `[B·N, align_dim]`).
    */
-  forward(latents: tf.Tensor, textEmbeddings: tf.Tensor, timesteps: ArrayLike<number> | tf.Tensor, opts: TransformerForwardOptions = {}): TransformerOutput {
+  forward(latents: tf.Tensor, textEmbeddings: tf.Tensor, timesteps: TimestepInput, opts: TransformerForwardOptions = {}): TransformerOutput {
     const ts = timesteps instanceof tf.Tensor ? (Array.from(timesteps.dataSync()) as number[]) : timesteps;
     this.checkInputs(latents, textEmbeddings, ts);
     const c = this.config;
@@ -424,7 +446,7 @@ export class CogVideoXTransformer3DModel extends Module {
   hiddenStates(
     latents: tf.Tensor,
     textEmbeddings: tf.Tensor,
-    timesteps: ArrayLike<number> | tf.Tensor,
+    timesteps: TimestepInput,
     opts: { layer: number; rotary?: RotaryMode | RotaryTensors },
   ): { tokens: tf.Tensor; grid: LatentGrid } {
     const ts = timesteps instanceof tf.Tensor ? (Array.from(timesteps.dataSync()) as number[]) : timesteps;
@@ -462,6 +484,10 @@ export class CogVideoXTransformer3DModel extends Module {
     for (const t of this.tables.values()) tf.dispose(t);
     this.tables.clear();
   }
+}
+
+function isTimeProjection(t: TimestepInput): t is { timeProjection: tf.Tensor } {
+  return !(t instanceof tf.Tensor) && typeof t === 'object' && t !== null && 'timeProjection' in t;
 }
 
 /**
