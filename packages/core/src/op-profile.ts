@@ -75,7 +75,8 @@ export function profileOps<T>(fn: () => T): OpProfile<T> {
   const restoreBinding: Array<() => void> = [];
   if (binding && typeof binding.executeOp === 'function') {
     // fusedAdamW (core's binding patch 30) runs no tfjs kernel: it is also counted as a top-level kernel
-    const timed = new Set(['executeOp', 'executeOpIo', 'createTensor', 'deleteTensor', 'fusedAdamW', 'smallBinary', 'mulAdd']);
+    // so is graphRun (binding patch 34: a whole traced step as one TensorFlow graph)
+    const timed = new Set(['executeOp', 'executeOpIo', 'createTensor', 'deleteTensor', 'fusedAdamW', 'smallBinary', 'mulAdd', 'graphRun']);
     const target = binding;
     // An empty target: a proxy over the addon itself may not answer its non-configurable properties differently.
     backend.binding = new Proxy({} as Binding, {
@@ -89,8 +90,8 @@ export function profileOps<T>(fn: () => T): OpProfile<T> {
           } finally {
             const ms = performance.now() - t1;
             add(calls, key === 'executeOp' || key === 'executeOpIo' ? `TF ${String(args[0])}` : key === 'smallBinary' ? `native ${['Add', 'Sub', 'Mul', 'RealDiv'][Number(args[0])] ?? '?'}` : key === 'mulAdd' ? 'native MulAdd' : key, ms);
-            if (key === 'fusedAdamW' && depth === 0) {
-              add(kernels, 'fusedAdamW (native)', ms);
+            if ((key === 'fusedAdamW' || key === 'graphRun') && depth === 0) {
+              add(kernels, `${key} (native)`, ms);
               inside += ms;
             }
           }

@@ -21,11 +21,12 @@
  *
  * VREPA_BENCH_STEPS (timed steps per arm, default 20), VREPA_BENCH_WARMUP (default 3).
  *
- * Build variants (issue 15's fourth wave), each arm run under each, all steps interleaved in the same process
- * (the env toggles are read per call): "default" (this build's defaults), "wave 3" (smallBinary limited to
- * 65,536 elements, as the third wave left it), large ops split over two threads (VREPA_TF_BINARY_SPLIT=32768;
- * the default is one thread), and with the opt-in mulAdd (VREPA_TF_MUL_ADD=1). VREPA_BENCH_VARIANTS=default keeps only the
- * first.
+ * Build variants, each arm run under each, all steps interleaved in the same process (the env toggles are read
+ * per call): "default" (this build's defaults: with oneDNN off the steps run as one TensorFlow graph, issue 15's
+ * fifth wave), "wave 3" (smallBinary limited to 65,536 elements, as the third wave left it), eager steps
+ * (VREPA_TF_GRAPH=0: the fourth wave's state) and graph steps also with oneDNN on (VREPA_TF_GRAPH=1, opt-in
+ * there: oneDNN's graph rewrite changes the values in rounding). The fourth wave's split and mulAdd variants
+ * are measured in @vrepa/trainer's bench:elementwise. VREPA_BENCH_VARIANTS=default keeps only the first.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -58,8 +59,8 @@ type Variant = { name: string; env: Record<string, string> };
 const VARIANTS: Variant[] = ([
   { name: 'default', env: {} },
   { name: 'wave 3 (VREPA_TF_SMALL_BINARY_MAX=65536)', env: { VREPA_TF_SMALL_BINARY_MAX: '65536' } },
-  { name: 'large ops split over 2 threads (VREPA_TF_BINARY_SPLIT=32768)', env: { VREPA_TF_BINARY_SPLIT: '32768' } },
-  { name: 'with mulAdd (VREPA_TF_MUL_ADD=1)', env: { VREPA_TF_MUL_ADD: '1' } },
+  { name: 'eager steps (VREPA_TF_GRAPH=0)', env: { VREPA_TF_GRAPH: '0' } },
+  { name: 'graph steps even with oneDNN (VREPA_TF_GRAPH=1)', env: { VREPA_TF_GRAPH: '1' } },
 ] as Variant[]).filter((v) => process.env.VREPA_BENCH_VARIANTS !== 'default' || v.name === 'default');
 /** Run `f` with `env` set on top of the process's environment, then restore it. */
 function withEnv<T>(env: Record<string, string>, f: () => T): T {

@@ -15,9 +15,11 @@
  *   VREPA_TF_SMALL_BINARY_MAX=65536  (wave 4) smallBinary only up to 65,536 elements, as wave 3 left it
  *                         (binding patch 33 takes larger ones; VREPA_TF_BINARY_SPLIT splits them over two threads);
  *   VREPA_TF_MUL_ADD=1    (wave 4, opt-in) modulate / gatedResidual forwards as one native mulAdd.
- * "before wave 4" limits smallBinary to 65,536 elements, "before wave 3" also turns off the two wave-3 changes,
- * "before wave 2" all six, "after" none; the other rows turn one change off at a time. The guard rails compare
- * "before wave 4" with "after".
+ *   VREPA_TF_GRAPH=0      (wave 5) every micro-batch eager, not traced and run as one TensorFlow graph
+ *                         (binding patch 34; the default with oneDNN off, as this tiny part runs).
+ * "before wave 5" runs every step eagerly (the fourth wave's state), "before wave 4" also limits smallBinary to
+ * 65,536 elements, "before wave 3" also turns off the two wave-3 changes, "before wave 2" all seven, "after" none; the other rows turn one change off at a time. The guard rails compare
+ * "before wave 5" (eager steps) with "after".
  *
  * 1. The tiny preset's VideoREPA step (batch 2, λ 0.5; oneDNN off, as `vrepa train --preset tiny`): CPU-time
  *    median per variant (the variants' steps interleaved), the optimizer's median, top-level kernels and
@@ -49,15 +51,19 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
 const WAVE2 = ['VREPA_ADAMW_NATIVE', 'VREPA_FUSED_CHAINS', 'VREPA_TF_CAST_FIX', 'VREPA_TF_RESHAPE_VIEW'] as const;
 const WAVE3 = ['VREPA_TF_FAST_EXEC', 'VREPA_TF_SMALL_BINARY'] as const;
-const TOGGLES = [...WAVE2, ...WAVE3] as const;
+/** Wave 5 (binding patch 34): the trainer's micro-batches as one TensorFlow graph (default with oneDNN off). */
+const WAVE5 = ['VREPA_TF_GRAPH'] as const;
+const TOGGLES = [...WAVE2, ...WAVE3, ...WAVE5] as const;
 type Variant = { name: string; off: Array<(typeof TOGGLES)[number]>; env?: Record<string, string> };
 /** Wave 4's settings (binding patch 33); a variant sets them through `env`, others leave them unset. */
 const WAVE4 = ['VREPA_TF_SMALL_BINARY_MAX', 'VREPA_TF_BINARY_SPLIT', 'VREPA_TF_MUL_ADD'] as const;
 /** Before the third wave (binding patch 32): the second wave's state. */
-const BEFORE: Variant = { name: 'before wave 3 (executeOpIo, smallBinary off)', off: [...WAVE3] };
-/** Before the fourth wave (binding patch 33): the third wave's state; the guard rails compare against it. */
-const BEFORE4: Variant = { name: 'before wave 4 (smallBinary ≤ 65,536 elements)', off: [], env: { VREPA_TF_SMALL_BINARY_MAX: '65536' } };
-const BEFORE_WAVE2: Variant = { name: 'before wave 2 (all six changes off)', off: [...TOGGLES] };
+const BEFORE: Variant = { name: 'before wave 3 (executeOpIo, smallBinary off)', off: [...WAVE3, ...WAVE5] };
+/** Before the fourth wave (binding patch 33): the third wave's state (eager steps). */
+const BEFORE4: Variant = { name: 'before wave 4 (smallBinary ≤ 65,536 elements)', off: [...WAVE5], env: { VREPA_TF_SMALL_BINARY_MAX: '65536' } };
+/** Before the fifth wave: the fourth wave's defaults, every op eager; the guard rails compare against it. */
+const BEFORE5: Variant = { name: 'before wave 5 (eager steps: VREPA_TF_GRAPH=0)', off: [...WAVE5] };
+const BEFORE_WAVE2: Variant = { name: 'before wave 2 (all seven changes off)', off: [...TOGGLES] };
 const AFTER: Variant = { name: 'after (defaults)', off: [] };
 const setVariant = (v: Variant) => {
   for (const t of TOGGLES) {
@@ -81,6 +87,7 @@ function tinyPart(): BenchRow[] {
   const variants: Variant[] = [
     BEFORE,
     AFTER,
+    BEFORE5,
     BEFORE4,
     { name: 'after, with large add/sub/mul/div split over 2 threads (VREPA_TF_BINARY_SPLIT=32768)', off: [], env: { VREPA_TF_BINARY_SPLIT: '32768' } },
     { name: 'after, with the opt-in mulAdd (VREPA_TF_MUL_ADD=1)', off: [], env: { VREPA_TF_MUL_ADD: '1' } },
@@ -164,7 +171,7 @@ async function largePart(): Promise<BenchRow[]> {
   const shapes = m.namedParameters().filter(([, p]) => p.trainable).map(([n, p]) => [n, p.value.shape] as const);
   const grads = new Map(shapes.map(([n, sh], i) => [n, tf.mul(r(sh, 7 + i), 1e-3)] as [string, tf.Tensor]));
   const opts = { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 1e-4 };
-  const optimizers = [BEFORE4, AFTER].map((v) => {
+  const optimizers = [BEFORE5, AFTER].map((v) => {
     setVariant(v);
     const params = new Map(shapes.map(([n, sh], i) => [n, tf.variable(r(sh, 100 + i))] as [string, tf.Variable]));
     return { params, opt: new AdamW(params, opts) };
@@ -197,7 +204,7 @@ async function largePart(): Promise<BenchRow[]> {
   const res = new Map(work.map(([key]) => [key, [[] as number[], [] as number[]]] as const));
   for (let round = 0; round < ROUNDS; round++) {
     for (const [key, , f] of work) {
-      [BEFORE4, AFTER].forEach((v, k) => {
+      [BEFORE5, AFTER].forEach((v, k) => {
         setVariant(v);
         res.get(key)![k]!.push(f(k));
       });
@@ -265,5 +272,5 @@ if (process.env.VREPA_BENCH_TINY !== '0') {
   printBenchTable(`tiny VideoREPA step (batch 2, λ 0.5), tfjs-node, oneDNN off; the variants' steps interleaved in one process, ${STEPS} each (load ${load()})`, rows);
 }
 if (process.env.VREPA_BENCH_LARGE !== '0') {
-  printBenchTable(`large workloads, tfjs-node, TensorFlow's default oneDNN; before (wave 3's state: smallBinary ≤ 65,536 elements) and after interleaved in one process, ${ROUNDS} rounds (wall ms, medians; load ${load()})`, child('--large'));
+  printBenchTable(`large workloads, tfjs-node, TensorFlow's default oneDNN; before (wave 4's state: eager steps) and after interleaved in one process, ${ROUNDS} rounds (wall ms, medians; load ${load()})`, child('--large'));
 }

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { GRID_MATCH_STRATEGIES } from '@vrepa/align-dims';
-import { Rng, distributed, fromTorchLayout, localDistributed, toTorchLayout, type Distributed, type Parameter } from '@vrepa/core';
+import { Rng, compileFunction, distributed, fromTorchLayout, graphFunctionsAvailable, localDistributed, toTorchLayout, type CompiledFunction, type Distributed, type Parameter } from '@vrepa/core';
 import {
   CogVideoXTransformer3DModel,
   CogVideoXDDIMScheduler,
@@ -25,6 +25,7 @@ import {
   saveLora,
   savePretrained,
   sampleTimesteps,
+  timestepTensors,
   trainingLoss,
   type NoiseSchedule,
 } from '@vrepa/cogvideox';
@@ -153,6 +154,12 @@ export class Trainer {
   private validator: Validator | null = null;
   /** the data-parallel group (worldSize 1 when single-process) */
   readonly dist: Distributed;
+  /** the micro-batch's loss and gradients as one TensorFlow graph (graphStep), made on first use */
+  private graphStepFn: CompiledFunction | null = null;
+  /** per input count: which outputs the traced step returns (alignment or not, gradient names) */
+  private readonly graphLayouts = new Map<number, { align: boolean; names: string[] }>();
+  /** the timesteps of the micro-batch graphStep is running (checks only: no tensor is made from them in the step) */
+  private graphTimesteps: number[] = [];
 
   constructor(
     readonly config: TrainConfig,
@@ -230,6 +237,89 @@ export class Trainer {
     return { timesteps: all.slice(rank * b, (rank + 1) * b), noise: mine };
   }
 
+  /**
+   * Whether micro-batches run as one TensorFlow graph (core's compileFunction, issue 15's fifth wave): where
+   * graph functions run (the native backend with binding patch 34, oneDNN off — as `vrepa train` picks for
+   * models narrower than 128 — or VREPA_TF_GRAPH=1), the model has no dropout (its masks are JS draws inside
+   * the forward) and the schedule makes its noise coefficients beforehand. Read per step.
+   */
+  graphStepsEnabled(): boolean {
+    const s = this.schedule as NoiseSchedule;
+    return graphFunctionsAvailable() && !(this.model.config.dropout > 0) && typeof s.noiseCoefficients === 'function' && typeof s.addNoiseWith === 'function' && typeof s.getVelocityWith === 'function';
+  }
+
+  /**
+   * How the next micro-batch runs: 'off' (graph steps do not apply here: see graphStepsEnabled), 'trace' (its
+   * first steps, traced while they run eagerly), 'graph' (one graph run per micro-batch) or 'eager' (the
+   * traces differed; the reason was logged once).
+   */
+  graphMode(): 'off' | 'trace' | 'graph' | 'eager' {
+    if (!this.graphStepsEnabled()) return 'off';
+    return this.graphStepFn ? this.graphStepFn.mode() : 'trace';
+  }
+
+  /**
+   * One micro-batch's loss and gradients as a graph: the random draws trainingLoss would make (timesteps, then
+   * noise, from the same stream and in its order) and every tensor made from the timesteps are made here, so
+   * the traced step makes no tensor from per-step JS values; the first two calls run eagerly while tracing and
+   * compare their graphs, later ones run the graph — the same kernels on the same inputs (equal bits with
+   * oneDNN off). Undefined (nothing drawn) where graphStepsEnabled() is false.
+   */
+  private graphStep(batch: { latents: tf.Tensor; text: tf.Tensor; teacher?: tf.Tensor }, fixed: { timesteps: number[]; noise: tf.Tensor } | undefined, vars: tf.Variable[]): { value: tf.Scalar; grads: Record<string, tf.Tensor>; parts: { diffusion: tf.Scalar; alignment: tf.Scalar | null } } | undefined {
+    if (!this.graphStepsEnabled()) return undefined;
+    const c = this.config;
+    const B = batch.latents.shape[0]!;
+    const timesteps = fixed?.timesteps ?? sampleTimesteps(B, this.schedule.alphasCumprod.length, this.rng);
+    const noise = fixed ? undefined : this.rng.randomTensor(batch.latents.shape, 'normal');
+    const steps = timestepTensors(this.model, this.schedule, timesteps, batch.latents.shape);
+    const [a, b] = steps.noiseCoefficients!;
+    const inputs = [batch.latents, batch.text, ...(batch.teacher ? [batch.teacher] : []), fixed?.noise ?? noise!, a!, b!, steps.lossWeights, steps.timeProjection, ...vars];
+    if (!this.graphStepFn) {
+      this.graphStepFn = compileFunction(
+        (xs) => {
+          const hasTeacher = xs.length === vars.length + 8;
+          let i = 0;
+          const [latents, text] = [xs[i++]!, xs[i++]!];
+          const teacher = hasTeacher ? xs[i++]! : undefined;
+          const [eps, ca, cb, w, tp] = [xs[i++]!, xs[i++]!, xs[i++]!, xs[i++]!, xs[i++]!];
+          let parts!: ReturnType<typeof trainingLoss>;
+          const { value, grads } = tf.variableGrads(() => {
+            parts = trainingLoss(this.model, this.schedule, {
+              latents,
+              textEmbeddings: text,
+              teacher,
+              teacherGrid: this.dataset.teacherGrid,
+              noise: eps,
+              timestepTensors: { timesteps: this.graphTimesteps, noiseCoefficients: [ca, cb], lossWeights: w as tf.Tensor2D, timeProjection: tp as tf.Tensor2D },
+              lambda: c.align.proj_coeff,
+              align: { loss: c.align.loss, margin: c.align.margin, strategy: GRID_MATCH_STRATEGIES[c.align.grid_match] },
+            });
+            return parts.total;
+          }, vars);
+          const names = vars.map((v) => v.name).filter((n) => grads[n]);
+          this.graphLayouts.set(xs.length, { align: !!parts.alignment, names });
+          return [value, parts.diffusion, ...(parts.alignment ? [parts.alignment] : []), ...names.map((n) => grads[n]!)];
+        },
+        { onFallback: (reason) => this.log(`note: training steps run eagerly (not as one graph): ${reason}`) },
+      );
+    }
+    this.graphTimesteps = timesteps;
+    let outs: tf.Tensor[];
+    try {
+      outs = this.graphStepFn(inputs);
+    } finally {
+      tf.dispose([a!, b!, steps.lossWeights, steps.timeProjection, ...(noise ? [noise] : [])]);
+    }
+    const layout = this.graphLayouts.get(inputs.length)!;
+    let k = 0;
+    const value = outs[k++] as tf.Scalar;
+    const diffusion = outs[k++] as tf.Scalar;
+    const alignment = layout.align ? (outs[k++] as tf.Scalar) : null;
+    const grads: Record<string, tf.Tensor> = {};
+    for (const n of layout.names) grads[n] = outs[k++]!;
+    return { value, grads, parts: { diffusion, alignment } };
+  }
+
   /** The loss on a batch with fixed timesteps and noise (no update): for evaluation and tests. */
   evaluate(batch: { latents: tf.Tensor; text: tf.Tensor; teacher?: tf.Tensor }, fixed: { timesteps: number[]; noise: tf.Tensor }): LossParts {
     const { f, parts } = this.lossFn(batch, fixed, false, false);
@@ -263,10 +353,17 @@ export class Trainer {
       msData += performance.now() - t0;
       t0 = performance.now();
       const fixed = worldSize > 1 ? this.globalDraws(batch.latents.shape) : undefined;
-      const { f, parts } = this.lossFn(batch, fixed, inject);
       const vars = [...this.params.values()];
-      const { value, grads: g } = tf.variableGrads(f, vars);
-      const p = parts();
+      let value: tf.Scalar;
+      let g: Record<string, tf.Tensor>;
+      let p: { diffusion: tf.Scalar; alignment: tf.Scalar | null };
+      const graphed = inject ? undefined : this.graphStep(batch, fixed, vars);
+      if (graphed) ({ value, grads: g, parts: p } = graphed);
+      else {
+        const { f, parts } = this.lossFn(batch, fixed, inject);
+        ({ value, grads: g } = tf.variableGrads(f, vars));
+        p = parts();
+      }
       sums.total += value.dataSync()[0]!;
       sums.diffusion += p.diffusion.dataSync()[0]!;
       if (p.alignment) {
@@ -514,6 +611,7 @@ export class Trainer {
   }
 
   dispose(): void {
+    this.graphStepFn?.dispose();
     this.validator?.dispose();
     this.optimizer.dispose();
     this.model.dispose();

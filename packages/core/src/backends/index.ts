@@ -35,3 +35,4 @@ export {
   type BackendProbe,
   type ProbedBackend,
 } from './probe.js';
+export { traceGraph, compileFunction, traceDifference, graphFunctionsAvailable, graphRunOptions, GraphFunction, GraphFunctionError, type GraphTrace, type CompiledFunction, type CompileOptions } from './graph-function.js';
