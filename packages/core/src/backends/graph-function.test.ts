@@ -146,6 +146,17 @@ describe.skipIf(!patched)('graph functions (binding patch 34)', () => {
     expect(Array.from(y!.dataSync())).toEqual([2, 4, 8]);
     table.dispose();
     expect(() => graph.run([x])).toThrow(/captured tensor id \d+ no longer exists/);
+    // compileFunction traces again when a captured tensor is gone, and so reads its replacement
+    let current = tf.relu(tf.tensor1d([1, 1, 1]));
+    const f = compileFunction((xs) => [tf.add(xs[0]!, current)]);
+    for (let k = 0; k < 3; k++) tf.dispose(f([x]));
+    expect(f.mode([x])).toBe('graph');
+    current.dispose();
+    current = tf.relu(tf.tensor1d([5, 5, 5]));
+    const [z] = f([x]);
+    expect(Array.from(z!.dataSync())).toEqual([15, 25, 35]);
+    tf.dispose([z!, current]);
+    f.dispose();
     expect(() => graph.run([])).toThrow(/takes 1 inputs/);
     tf.dispose([...outputs, y!, x]);
     graph.dispose();

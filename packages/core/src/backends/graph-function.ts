@@ -236,7 +236,8 @@ const MAX_TRACES = 3;
  * call's results then come from running its own graph) until two consecutive traces are identical (ops,
  * attributes, wiring and every constant's value) — then every later call is one graph run. A first call may differ from the second because it fills a cache (a table made
  * from JS once, then read as an older tensor), so up to three traces are made; when the last two still
- * differ (a value made from JS inside `fn` that changes between calls), it stays eager, with the reason. Where graph functions are not available
+ * differ (a value made from JS inside `fn` that changes between calls), it stays eager, with the reason. A
+ * graph that reads a tensor by id which has since been disposed (a frozen weight replaced) is traced again. Where graph functions are not available
  * (wasm, an unpatched binding, `VREPA_TF_GRAPH=0`) it runs `fn` eagerly. Outputs are new tensors either way:
  * the caller disposes them.
  */
@@ -268,7 +269,17 @@ export function compileFunction(fn: (inputs: tf.Tensor[]) => tf.Tensor[], opts: 
       s = {};
       states.set(key, s);
     }
-    if (s.graph) return s.graph.run(inputs);
+    if (s.graph) {
+      try {
+        return s.graph.run(inputs);
+      } catch (e) {
+        // a tensor the graph read by id is gone (e.g. a frozen weight replaced by a load): trace again
+        if (!/captured tensor id \d+ no longer exists/.test(String((e as Error).message))) throw e;
+        s.graph.dispose();
+        s.graph = undefined;
+        s.traces = 0;
+      }
+    }
     let traced: { outputs: tf.Tensor[]; graph: GraphFunction };
     try {
       traced = traceGraph(fn, inputs);
