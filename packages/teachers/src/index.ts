@@ -15,6 +15,7 @@ export * from './pretrain-checkpoint.js';
 export { pretrainHandler, pretrainConfigFromParams } from './pretrain-conformance.js';
 export * from './pretrain-data.js';
 export * from './pretrain-sources.node.js';
+export * from './pretrain-step.node.js';
 export * from './pretrain.node.js';
 export { teacherPretrainCommand, TEACHER_PRETRAIN_USAGE } from './pretrain-command.node.js';
 export * from './cache.js';

@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { IMAGENET_MEAN, IMAGENET_STD } from '@vrepa/align-dims';
 import { maskIndices, type PretrainMasks } from './masking.js';
-import { gatherTokens, type PretrainForwardOptions, type VideoMAEPretrain } from './videomae-pretrain.js';
+import { disposeMaskTensors, gatherTokens, type PretrainForwardOptions, type PretrainMaskTensors, type VideoMAEPretrain } from './videomae-pretrain.js';
 import type { TeacherGrid } from './vit.js';
 
 export interface TargetOptions {
@@ -94,11 +94,9 @@ export function pretrainTargets(clip: tf.Tensor, tubelet: number, patch: number,
   });
 }
 
-/** The labels of the predicted tokens (`decoderMask = 0`) `[B, N_pred, P]` and the loss weights `[B, N_pred]` (1 where the encoder masked). */
-export function pretrainLabels(targets: tf.Tensor3D, masks: PretrainMasks): { labels: tf.Tensor3D; weights: tf.Tensor2D; counted: number } {
-  const [b, n, p] = targets.shape;
-  const predicted = maskIndices(masks.decoderMask, b, n, 0, 'pretrainLabels: decoder mask');
-  const w = new Float32Array(b * predicted[0]!.length);
+/** Loss weights `[B·N_pred]` (1 where the encoder masked the predicted token) and their count, from the host masks. */
+function labelWeights(masks: PretrainMasks, predicted: number[][], n: number): { w: Float32Array; counted: number } {
+  const w = new Float32Array(predicted.length * predicted[0]!.length);
   let counted = 0;
   predicted.forEach((idx, s) =>
     idx.forEach((i, j) => {
@@ -107,7 +105,39 @@ export function pretrainLabels(targets: tf.Tensor3D, masks: PretrainMasks): { la
       counted += m;
     }),
   );
+  return { w, counted };
+}
+
+/** The labels of the predicted tokens (`decoderMask = 0`) `[B, N_pred, P]` and the loss weights `[B, N_pred]` (1 where the encoder masked). */
+export function pretrainLabels(targets: tf.Tensor3D, masks: PretrainMasks): { labels: tf.Tensor3D; weights: tf.Tensor2D; counted: number } {
+  const [b, n, p] = targets.shape;
+  const predicted = maskIndices(masks.decoderMask, b, n, 0, 'pretrainLabels: decoder mask');
+  const { w, counted } = labelWeights(masks, predicted, n);
   return tf.tidy(() => ({ labels: gatherTokens(targets, predicted, p), weights: tf.tensor2d(w, [b, predicted[0]!.length]), counted }));
+}
+
+/**
+ * Every tensor a pre-training step makes from its masks, made beforehand: the model's gather indices
+ * (`VideoMAEPretrain.maskTensors`) and the loss weights `[B, N_pred]` (1 where the encoder masked the
+ * predicted token; the same values `pretrainLabels` makes), plus `counted`, their sum as a JS number (no tensor
+ * is made from it). Dispose with `disposeMaskTensors`.
+ */
+export interface PretrainLossTensors extends PretrainMaskTensors {
+  /** float32 `[B, N_pred]` */
+  lossWeights: tf.Tensor2D;
+  counted: number;
+}
+
+/** The `PretrainLossTensors` of a batch's masks, after every check (the clip, the model's mask errors, then "nothing to count"). */
+export function pretrainLossTensors(model: VideoMAEPretrain, clip: tf.Tensor, masks: PretrainMasks): PretrainLossTensors {
+  model.checkClip(clip, `pretrainLoss: clip`);
+  const mt = model.maskTensors(clip, masks);
+  const { w, counted } = labelWeights(masks, mt.predicted, mt.tokens);
+  if (counted === 0) {
+    disposeMaskTensors(mt);
+    throw new Error('pretrainLoss: no predicted token is masked for the encoder, so the loss has nothing to count');
+  }
+  return { ...mt, lossWeights: tf.tensor2d(w, [mt.batch, mt.predicted[0]!.length]), counted };
 }
 
 /** Masked MSE: per-token mean over the last axis of (outputs − labels)², weighted by `weights`, summed, divided by their sum. */
@@ -135,17 +165,25 @@ export interface PretrainLossResult {
  * `tf.variableGrads` return only `loss`). Throws when no predicted token is encoder-masked.
  */
 export function pretrainLoss(model: VideoMAEPretrain, clip: tf.Tensor, masks: PretrainMasks, opts: TargetOptions & PretrainForwardOptions = {}): PretrainLossResult {
-  model.checkClip(clip, `pretrainLoss: clip`);
-  const { encoded, outputs } = model.forward(clip, masks, { encodeAllTokens: opts.encodeAllTokens });
-  const targets = pretrainTargets(clip, model.config.tubeletSize, model.config.patchSize, opts);
-  const { labels, weights, counted } = pretrainLabels(targets, masks);
-  targets.dispose();
-  if (counted === 0) {
-    tf.dispose([encoded, outputs, labels, weights]);
-    throw new Error('pretrainLoss: no predicted token is masked for the encoder, so the loss has nothing to count');
+  const t = pretrainLossTensors(model, clip, masks);
+  try {
+    return pretrainLossWith(model, clip, t, opts);
+  } finally {
+    disposeMaskTensors(t);
   }
-  const loss = maskedMse(outputs, labels, weights);
-  weights.dispose();
+}
+
+/**
+ * `pretrainLoss` on the masks' tensors made beforehand (`pretrainLossTensors`): only ops on tensors, no
+ * tensor made from per-call JS values (what tracing it into a graph needs).
+ */
+export function pretrainLossWith(model: VideoMAEPretrain, clip: tf.Tensor, t: Pick<PretrainLossTensors, 'visibleIndex' | 'predictedIndex' | 'lossWeights'>, opts: TargetOptions & PretrainForwardOptions = {}): PretrainLossResult {
+  model.checkClip(clip, `pretrainLoss: clip`);
+  const { encoded, outputs } = model.forwardWith(clip, t, { encodeAllTokens: opts.encodeAllTokens });
+  const targets = pretrainTargets(clip, model.config.tubeletSize, model.config.patchSize, opts);
+  const labels = gatherTokens(targets, t.predictedIndex, targets.shape[2]);
+  targets.dispose();
+  const loss = maskedMse(outputs, labels, t.lossWeights);
   return { loss, outputs, labels, encoded };
 }
 
@@ -158,24 +196,89 @@ export interface LossAndGrads {
 }
 
 /**
- * The loss and the gradients of every trainable parameter (tfjs autodiff through the whole model).
- * Everything returned is the caller's. `keepOutputs` also returns the predictions (for pictures).
+ * The pre-training step as a function of tensors — what `pretrainLossAndGrads` runs eagerly and
+ * `compilePretrainStep` (Node) traces into one graph: no tensor is made from per-step JS values inside `fn`.
  */
-export function pretrainLossAndGrads(model: VideoMAEPretrain, clip: tf.Tensor, masks: PretrainMasks, opts: TargetOptions & PretrainForwardOptions & { keepOutputs?: boolean } = {}): LossAndGrads {
+export interface PretrainStepFunction {
+  /**
+   * `fn`'s inputs for a batch: `[clip, visibleIndex, predictedIndex, lossWeights, encoder table, decoder table,
+   * ...trainable variables]`. The model's position tables are read as they are; they are inputs so that a traced
+   * step never freezes them (a table made from JS values and not used yet would be a constant of the first trace
+   * and read by id in the next). Trainable variables are inputs because the optimizer changes them.
+   */
+  inputs(clip: tf.Tensor, t: Pick<PretrainLossTensors, 'visibleIndex' | 'predictedIndex' | 'lossWeights'>): tf.Tensor[];
+  /** `inputs` → `[loss, (predictions with keepOutputs), ...the gradients present, in variable order]` */
+  fn(xs: tf.Tensor[]): tf.Tensor[];
+  /** `fn`'s outputs (of these `inputs`) as `LossAndGrads`, gradients under the official names */
+  collect(outs: tf.Tensor[], inputs: tf.Tensor[]): LossAndGrads;
+}
+
+type StepOptions = TargetOptions & PretrainForwardOptions;
+const FIXED_INPUTS = 6;
+
+function trainable(model: VideoMAEPretrain) {
   const named = model.namedParameters().filter(([, p]) => p.trainable);
   if (!named.length) throw new Error('pretrainLossAndGrads: the model has no trainable parameters');
-  let outputs: tf.Tensor3D | undefined;
-  const { value, grads } = tf.variableGrads(() => {
-    const r = pretrainLoss(model, clip, masks, opts);
-    if (opts.keepOutputs) outputs = tf.keep(tf.clone(r.outputs));
-    return r.loss;
-  }, named.map(([, p]) => p.value));
-  const byName = new Map<string, tf.Tensor>();
-  for (const [n, p] of named) {
-    const g = grads[p.value.name];
-    if (g) byName.set(n, g);
+  return named;
+}
+
+/**
+ * See `PretrainStepFunction`. The trainable parameters are read per call (`inputs`); `collect` maps `fn`'s
+ * gradients to names by the layout of the last `fn` run with the same variables (a graph run runs no `fn`).
+ */
+export function pretrainStepFunction(model: VideoMAEPretrain, opts: StepOptions & { keepOutputs?: boolean } = {}): PretrainStepFunction {
+  const keepOutputs = !!opts.keepOutputs;
+  const layouts = new Map<string, string[]>();
+  const key = (vars: tf.Tensor[]) => vars.map((v) => (v as tf.Variable).name).join(',');
+  return {
+    inputs(clip, t) {
+      const named = trainable(model);
+      const { encoder, decoder } = model.positionTables();
+      return [clip, t.visibleIndex, t.predictedIndex, t.lossWeights, encoder, decoder, ...named.map(([, p]) => p.value)];
+    },
+    fn(xs) {
+      const [clip, visibleIndex, predictedIndex, lossWeights] = xs as [tf.Tensor, tf.Tensor1D, tf.Tensor1D, tf.Tensor2D];
+      const vars = xs.slice(FIXED_INPUTS) as tf.Variable[];
+      let outputs: tf.Tensor | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const r = pretrainLossWith(model, clip, { visibleIndex, predictedIndex, lossWeights }, opts);
+        if (keepOutputs) outputs = tf.keep(tf.clone(r.outputs));
+        return r.loss;
+      }, vars);
+      const names = vars.map((v) => v.name).filter((n) => grads[n]);
+      layouts.set(key(vars), names);
+      return [value, ...(outputs ? [outputs] : []), ...names.map((n) => grads[n]!)];
+    },
+    collect(outs, inputs) {
+      const vars = inputs.slice(FIXED_INPUTS);
+      const names = layouts.get(key(vars));
+      if (!names) throw new Error('pretrainStepFunction: collect() before fn() ran on these variables');
+      const official = new Map(model.namedParameters().map(([n, p]) => [p.value.name, n]));
+      let k = 0;
+      const loss = outs[k++] as tf.Scalar;
+      const outputs = keepOutputs ? (outs[k++] as tf.Tensor3D) : undefined;
+      const grads = new Map<string, tf.Tensor>();
+      for (const n of names) grads.set(official.get(n)!, outs[k++]!);
+      return { loss, grads, outputs };
+    },
+  };
+}
+
+/**
+ * The loss and the gradients of every trainable parameter (tfjs autodiff through the whole model).
+ * Everything returned is the caller's. `keepOutputs` also returns the predictions (for pictures).
+ * Runs eagerly; `compilePretrainStep` (Node) runs the same function as one TensorFlow graph.
+ */
+export function pretrainLossAndGrads(model: VideoMAEPretrain, clip: tf.Tensor, masks: PretrainMasks, opts: StepOptions & { keepOutputs?: boolean } = {}): LossAndGrads {
+  trainable(model);
+  const step = pretrainStepFunction(model, opts);
+  const t = pretrainLossTensors(model, clip, masks);
+  try {
+    const inputs = step.inputs(clip, t);
+    return step.collect(step.fn(inputs), inputs);
+  } finally {
+    disposeMaskTensors(t);
   }
-  return { loss: value, grads: byName, outputs };
 }
 
 export interface ReconstructionFrames {

@@ -29,6 +29,7 @@ import {
   decodeVideo,
   disposeLoaded,
   encodePng,
+  graphFunctionsAvailable,
   listCheckpoints,
   loadLatestCheckpoint,
   paramsSignature,
@@ -37,6 +38,7 @@ import {
 } from '@vrepa/core';
 import { makePretrainMasks, type PretrainMasks } from './masking.js';
 import { pretrainLoss, pretrainLossAndGrads, reconstructionFrames } from './pretrain-loss.js';
+import { compilePretrainStep, type PretrainStep } from './pretrain-step.node.js';
 import { savePretrainCheckpoint } from './pretrain-checkpoint.js';
 import { VideoMAEPretrain, pretrainConfig, pretrainImageSize, pretrainNoWeightDecay, type VideoMAEPretrainConfig } from './videomae-pretrain.js';
 import { centreView, cutSample, pretrainBatch, sampleOrder, stepRng, validateSampling, type ClipSampling, type ClipSource, type RawClip } from './pretrain-data.js';
@@ -240,6 +242,12 @@ export interface PretrainStepLog {
   seconds: number;
   /** loss of the fixed picture clip and mask (at picture steps) */
   loss_picture?: number;
+  /**
+   * how the step's loss and gradients ran: 'trace' (eagerly while recorded: the first two steps of a run or
+   * a resumed run), 'graph' (one TensorFlow graph run), 'eager' (graph functions off: VREPA_TF_GRAPH=0, another
+   * backend, an unpatched binding — or the traces differed, reason logged once)
+   */
+  step_mode: 'trace' | 'graph' | 'eager';
 }
 
 export interface PretrainOptions {
@@ -280,6 +288,8 @@ export interface PretrainResult {
   /** mean loss of the first and last 10% of the steps run by this call */
   lossStart: number | null;
   lossEnd: number | null;
+  /** how the last step ran (see PretrainStepLog.step_mode) */
+  stepMode: 'trace' | 'graph' | 'eager' | null;
 }
 
 interface PretrainState {
@@ -377,6 +387,9 @@ export async function pretrainTeacher(config: TeacherPretrainConfig | string, op
   let tb: TensorBoardWriter | null = null;
   const pictureFile = path.join(out, 'reconstruction.png');
   let pictureClip: tf.Tensor5D | null = null;
+  // the step's loss and gradients as one TensorFlow graph where graph functions run (VREPA_TF_GRAPH=0: eager)
+  let graphStep: PretrainStep | null = null;
+  let lastMode: PretrainStepLog['step_mode'] | null = null;
   try {
     if (opts.resume) {
       const ck = loadLatestCheckpoint<PretrainState>(out, { configHash, paramsSignature: signature }, (w) => log(`teacher pretrain: ${w}`));
@@ -465,8 +478,11 @@ export async function pretrainTeacher(config: TeacherPretrainConfig | string, op
         const masks = makePretrainMasks(c.train.batch_size, model.grid, maskOptions(c), stepRng(c.train.seed, k, 0));
         let lossValue: number | null = null;
         let gradNorm: number | null = null;
+        if (!graphStep && graphFunctionsAvailable())
+          graphStep = compilePretrainStep(model, { normalizeTarget: c.normalize_target, onFallback: (why) => log(`teacher pretrain: note: steps run eagerly (not as one graph): ${why}`) });
+        const mode: PretrainStepLog['step_mode'] = graphStep && graphFunctionsAvailable() ? graphStep.mode() : 'eager';
         try {
-          const r = pretrainLossAndGrads(model, clip, masks, { normalizeTarget: c.normalize_target });
+          const r = graphStep && mode !== 'eager' ? graphStep(clip, masks) : pretrainLossAndGrads(model, clip, masks, { normalizeTarget: c.normalize_target });
           lossValue = r.loss.dataSync()[0]!;
           r.loss.dispose();
           let grads = r.grads;
@@ -491,7 +507,8 @@ export async function pretrainTeacher(config: TeacherPretrainConfig | string, op
         }
         state.step = k + 1;
         state.lr = lr;
-        const entry: PretrainStepLog = { step: state.step, loss: lossValue, lr, grad_norm: gradNorm, seconds: (performance.now() - ts) / 1000 };
+        lastMode = mode;
+        const entry: PretrainStepLog = { step: state.step, loss: lossValue, lr, grad_norm: gradNorm, seconds: (performance.now() - ts) / 1000, step_mode: mode };
         if (lossValue !== null) losses.push(lossValue);
         const pictureNow = state.step === maxSteps || (c.train.picture_every > 0 && state.step % c.train.picture_every === 0);
         if (pictureNow) entry.loss_picture = picture(state.step);
@@ -535,8 +552,10 @@ export async function pretrainTeacher(config: TeacherPretrainConfig | string, op
       skipped: source.skipped,
       lossStart: mean(losses.slice(0, tenth)),
       lossEnd: mean(losses.slice(-tenth)),
+      stepMode: lastMode,
     };
   } finally {
+    graphStep?.dispose();
     tb?.close();
     pictureClip?.dispose();
     opt.dispose();

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { SafetensorsFile, listCheckpoints, readLog, readRecords } from '@vrepa/core';
+import { SafetensorsFile, graphFunctionsAvailable, listCheckpoints, readLog, readRecords } from '@vrepa/core';
 import { memoryClipSource, type RawClip } from './pretrain-data.js';
 import { loadPretrainCheckpoint } from './pretrain-checkpoint.js';
 import { pretrainConfigHash, pretrainLr, pretrainPreset, pretrainTeacher, resolvePretrainConfig, type TeacherPretrainConfig } from './pretrain.node.js';
@@ -92,6 +92,8 @@ describe('pretrainTeacher', () => {
     const lb = readLog(r2.logFile);
     expect(lb.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(lb.map((r) => r.loss)).toEqual(la.map((r) => r.loss));
+    // with graph functions (binding patch 34, the default there) the resumed run traces again: steps 4 and 5
+    if (graphFunctionsAvailable()) expect(lb.map((r) => r.step_mode)).toEqual(['trace', 'trace', 'graph', 'trace', 'trace', 'graph']);
     expect(JSON.parse(fs.readFileSync(path.join(r2.checkpoint, 'state.json'), 'utf8'))).toMatchObject({ step: 6, optimizerStep: 6 });
   }, 120_000);
 

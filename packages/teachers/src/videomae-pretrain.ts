@@ -281,6 +281,28 @@ export class VideoMAEPretrain extends Module {
   }
 
   /**
+   * The gather indices of `masks` as tensors (see `PretrainMaskTensors`), made now from the masks, after the
+   * checks `forward` makes (same errors, same order). The caller disposes them (`disposeMaskTensors`).
+   */
+  maskTensors(clip: tf.Tensor, masks: PretrainMasks): PretrainMaskTensors {
+    const b = this.checkClip(clip);
+    const n = this.numTokens;
+    checkMasks(masks, b, n, `${this.config.name}.forward`);
+    const visible = maskIndices(masks.encoderMask, b, n, 0, `${this.config.name}: encoder mask`);
+    const predicted = maskIndices(masks.decoderMask, b, n, 0, `${this.config.name}: decoder mask`);
+    if (predicted[0]!.length === 0) throw new Error(`${this.config.name}.forward: the decoder mask leaves no token to predict`);
+    if (visible[0]!.length === 0) throw new Error(`${this.config.name}.encode: the encoder mask hides every token`);
+    return {
+      batch: b,
+      tokens: n,
+      visible,
+      predicted,
+      visibleIndex: tf.tensor1d(flatTokenIndices(visible, n), 'int32'),
+      predictedIndex: tf.tensor1d(flatTokenIndices(predicted, n), 'int32'),
+    };
+  }
+
+  /**
    * Encoder on the visible tokens: patch embedding + fixed table, gather the tokens with
    * `encoderMask = 0`, blocks, `encoder.norm` (`opts.norm: false` skips the norm, which is what the
    * teachers' features are). `[B, F, H, W, C]` → `[B, N_vis, De]`. `masks: null` encodes every token.
@@ -288,19 +310,33 @@ export class VideoMAEPretrain extends Module {
   encode(clip: tf.Tensor, masks: PretrainMasks | null, opts: { norm?: boolean; encodeAllTokens?: boolean } = {}): tf.Tensor3D {
     const b = this.checkClip(clip);
     const n = this.numTokens;
-    const d = this.config.encoderEmbedDim;
-    let visible: number[][] | null = null;
+    let visibleIndex: tf.Tensor1D | null = null;
     if (masks) {
       checkMasks(masks, b, n, `${this.config.name}.encode`);
-      visible = maskIndices(masks.encoderMask, b, n, 0, `${this.config.name}: encoder mask`);
+      const visible = maskIndices(masks.encoderMask, b, n, 0, `${this.config.name}: encoder mask`);
       if (visible[0]!.length === 0) throw new Error(`${this.config.name}.encode: the encoder mask hides every token`);
+      visibleIndex = tf.tensor1d(flatTokenIndices(visible, n), 'int32');
     }
+    try {
+      return this.encodeWith(clip, visibleIndex, opts);
+    } finally {
+      visibleIndex?.dispose();
+    }
+  }
+
+  /**
+   * `encode` with the visible tokens given as flat gather indices (`PretrainMaskTensors.visibleIndex`; null:
+   * every token): makes no tensor from per-call JS values, so it can be traced into a graph.
+   */
+  encodeWith(clip: tf.Tensor, visibleIndex: tf.Tensor | null, opts: { norm?: boolean; encodeAllTokens?: boolean } = {}): tf.Tensor3D {
+    this.checkClip(clip);
+    const d = this.config.encoderEmbedDim;
     const { encoder: pos } = this.positionTables();
     return tf.tidy(() => {
       let x: tf.Tensor = tf.add(this.encoder.patchEmbed.forward(clip), pos);
-      if (visible && !opts.encodeAllTokens) x = gatherTokens(x, visible, d);
+      if (visibleIndex && !opts.encodeAllTokens) x = gatherTokens(x, visibleIndex, d);
       for (const blk of this.encoder.blocks) x = blk.forward(x);
-      if (visible && opts.encodeAllTokens) x = gatherTokens(x, visible, d);
+      if (visibleIndex && opts.encodeAllTokens) x = gatherTokens(x, visibleIndex, d);
       return (opts.norm === false ? x : this.encoder.norm.forward(x)) as tf.Tensor3D;
     });
   }
@@ -311,23 +347,33 @@ export class VideoMAEPretrain extends Module {
    * `decoderMask = 0`, in token order.
    */
   forward(clip: tf.Tensor, masks: PretrainMasks, opts: PretrainForwardOptions = {}): PretrainForward {
+    const mt = this.maskTensors(clip, masks);
+    try {
+      return this.forwardWith(clip, mt, opts);
+    } finally {
+      disposeMaskTensors(mt);
+    }
+  }
+
+  /**
+   * `forward` on masks made into tensors beforehand (`maskTensors`): runs only ops on tensors (no tensor made
+   * from per-call JS values), so a step built on it can be traced into one graph (see `compilePretrainStep`).
+   */
+  forwardWith(clip: tf.Tensor, mt: Pick<PretrainMaskTensors, 'visibleIndex' | 'predictedIndex'>, opts: PretrainForwardOptions = {}): PretrainForward {
     const b = this.checkClip(clip);
-    const n = this.numTokens;
-    checkMasks(masks, b, n, `${this.config.name}.forward`);
-    const visible = maskIndices(masks.encoderMask, b, n, 0, `${this.config.name}: encoder mask`);
-    const predicted = maskIndices(masks.decoderMask, b, n, 0, `${this.config.name}: decoder mask`);
-    if (predicted[0]!.length === 0) throw new Error(`${this.config.name}.forward: the decoder mask leaves no token to predict`);
+    const np = mt.predictedIndex.size / b;
+    if (!Number.isInteger(np) || np < 1 || !Number.isInteger(mt.visibleIndex.size / b) || mt.visibleIndex.size < b)
+      throw new Error(`${this.config.name}.forward: mask tensors of ${mt.visibleIndex.size} visible and ${mt.predictedIndex.size} predicted indices do not fit a batch of ${b}`);
     const { decoder: dpos } = this.positionTables();
     const dd = this.config.decoderEmbedDim;
-    const encoded = this.encode(clip, masks, { encodeAllTokens: opts.encodeAllTokens });
+    const encoded = this.encodeWith(clip, mt.visibleIndex, { encodeAllTokens: opts.encodeAllTokens });
     const outputs = tf.tidy(() => {
       const xv = this.encoderToDecoder.forward(encoded); // [B, N_vis, Dd]
       const posAll = tf.tile(tf.expandDims(dpos, 0), [b, 1, 1]);
-      const posVis = gatherTokens(posAll, visible, dd);
-      const posPred = gatherTokens(posAll, predicted, dd);
+      const posVis = gatherTokens(posAll, mt.visibleIndex, dd);
+      const posPred = gatherTokens(posAll, mt.predictedIndex, dd);
       let x: tf.Tensor = tf.concat([tf.add(xv, posVis), tf.add(this.maskToken.value, posPred)], 1);
       for (const blk of this.decoder.blocks) x = blk.forward(x);
-      const np = predicted[0]!.length;
       const tail = tf.slice(x, [0, x.shape[1]! - np, 0], [b, np, dd]);
       return this.decoder.head.forward(this.decoder.norm.forward(tail)) as tf.Tensor3D;
     });
@@ -341,14 +387,63 @@ export class VideoMAEPretrain extends Module {
   }
 }
 
-/** `[B, N, D]` → `[B, k, D]`: the tokens `indices[b]` (each of length k) of every sample, differentiable (gather). */
-export function gatherTokens(x: tf.Tensor, indices: number[][], dim: number): tf.Tensor3D {
+/** Flat gather indices `s·tokens + i` of per-sample token indices (each sample's list of the same length k): `[B·k]`. */
+export function flatTokenIndices(indices: number[][], tokens: number): Int32Array {
+  const k = indices[0]!.length;
+  const flat = new Int32Array(indices.length * k);
+  indices.forEach((idx, s) => idx.forEach((i, j) => (flat[s * k + j] = s * tokens + i)));
+  return flat;
+}
+
+/**
+ * A batch's masks as the tensors a forward pass gathers with, made beforehand (`VideoMAEPretrain.maskTensors`):
+ * a traced step takes them as inputs, since a tensor made from per-step JS values inside a traced function
+ * would be frozen into its graph. Token counts do not change between steps of one run (tube masks hide
+ * `int(ratio·h·w)` tokens of every slot, future slots and running cells fixed counts), so neither do the shapes.
+ */
+export interface PretrainMaskTensors {
+  batch: number;
+  /** tokens per sample */
+  tokens: number;
+  /** host copies: per sample, the token indices with encoderMask = 0 / decoderMask = 0 */
+  visible: number[][];
+  predicted: number[][];
+  /** int32 `[B·N_vis]`: `s·N + i` for the visible tokens i of sample s (gatherTokens' flat indices) */
+  visibleIndex: tf.Tensor1D;
+  /** int32 `[B·N_pred]`: the same for the predicted tokens */
+  predictedIndex: tf.Tensor1D;
+}
+
+/** Dispose the tensors of a `PretrainMaskTensors` (and of objects extending it). */
+export function disposeMaskTensors(mt: { visibleIndex: tf.Tensor; predictedIndex: tf.Tensor } & object): void {
+  tf.dispose(Object.values(mt).filter((v): v is tf.Tensor => v instanceof tf.Tensor));
+}
+
+/**
+ * Rows `index` of `x [M, D]`: `tf.gather(x, index)`'s values (a copy) and its gradient (tfjs' GatherV2
+ * gradient at axis 0 is `unsortedSegmentSum(dy, index, M)`), run as a GatherNd op. tfjs-node's GatherV2 kernel
+ * reads the indices back into JS to check their range, which a function traced into a graph cannot do;
+ * GatherNd does not (TensorFlow's CPU kernel checks the range itself). Same bits as tf.gather, both ways.
+ */
+export function gatherRows(x: tf.Tensor, index: tf.Tensor): tf.Tensor2D {
+  const rows = x.shape[0]!;
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
+    value: tf.gatherND(args[0] as tf.Tensor, tf.reshape(index, [-1, 1])),
+    gradFunc: (dy: tf.Tensor) => tf.unsortedSegmentSum(dy, index as tf.Tensor1D, rows),
+  }));
+  return f(x) as tf.Tensor2D;
+}
+
+/**
+ * `[B, N, D]` → `[B, k, D]`: the tokens `indices[b]` (each of length k) of every sample, differentiable
+ * (`gatherRows`). `indices` may also be the flat int32 indices `[B·k]` (`flatTokenIndices`) as a tensor.
+ */
+export function gatherTokens(x: tf.Tensor, indices: number[][] | tf.Tensor, dim: number): tf.Tensor3D {
   return tf.tidy(() => {
     const [b, n] = x.shape as [number, number];
-    const k = indices[0]!.length;
-    const flat = new Int32Array(b * k);
-    indices.forEach((idx, s) => idx.forEach((i, j) => (flat[s * k + j] = s * n + i)));
-    return tf.reshape(tf.gather(tf.reshape(x, [b * n, dim]), tf.tensor1d(flat, 'int32')), [b, k, dim]) as tf.Tensor3D;
+    const index = indices instanceof tf.Tensor ? indices : tf.tensor1d(flatTokenIndices(indices, n), 'int32');
+    const k = index.size / b;
+    return tf.reshape(gatherRows(tf.reshape(x, [b * n, dim]), index), [b, k, dim]) as tf.Tensor3D;
   });
 }
 
