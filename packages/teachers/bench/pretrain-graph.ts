@@ -8,7 +8,7 @@
  *   part 2, pretrainTeacher (runs alternating VREPA_TF_GRAPH=0 and the default): the loop's logged step
  * Times are medians; wall ms and CPU ms (process user + system, all threads). Trace steps are left out of
  * the graph column. The machine is shared: compare numbers of one run; the load average is printed.
- * Run: `npx tsx bench/pretrain-graph.ts` (TF_ENABLE_ONEDNN_OPTS=0 for oneDNN off). Env: VREPA_BENCH_STEPS (default 16).
+ * Run: `pnpm --filter @vrepa/teachers bench:pretrain-graph` (TF_ENABLE_ONEDNN_OPTS=0 for oneDNN off). Env: VREPA_BENCH_STEPS (default 16).
  */
 import fs from 'node:fs';
 import os from 'node:os';

@@ -4,11 +4,12 @@
  * engine's runKernel, the tfjs-node backend's executeSingleOutput (attribute objects, input ids, output
  * tensor), and the binding alone (executeOp + deleteTensor: N-API marshalling + TensorFlow's eager
  * TFE_Execute), with binding patch 32's paths on and off (VREPA_TF_FAST_EXEC, VREPA_TF_SMALL_BINARY, read
- * per call), next to wasm's full op. CPU µs per call (process CPU time, minimum of 5 rounds).
+ * per call), next to wasm's full op. CPU µs per call (process CPU time, minimum of 5 rounds). Fifth wave
+ * (binding patch 34): the same ops inside one traced TensorFlow graph, per op of a 1,000-op chain.
  */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, printBenchTable, switchBackend, type BenchRow } from '@vrepa/core';
+import { compileFunction, graphFunctionsAvailable, initBackend, printBenchTable, switchBackend, type BenchRow } from '@vrepa/core';
 
 const REPS = Number(process.env.VREPA_BENCH_OPS_REPS ?? 20000);
 const cpu = () => { const c = process.cpuUsage(); return c.user + c.system; };
@@ -59,6 +60,36 @@ const binRow: BenchRow = {
 rows.push(binRow);
 if (typeof bd.smallBinary === 'function') {
   rows.push({ name: 'the binding alone: smallBinary + deleteTensor', 'tf.add µs': us(() => bd.deleteTensor(bd.smallBinary(0, ia, ib, 0))) });
+}
+// wave 5 (binding patch 34): the same ops inside one traced graph — a chain of CHAIN ops run as one graph
+// call, per op (TensorFlow's executor dispatches each kernel; no tfjs, no N-API per op)
+if (graphFunctionsAvailable()) {
+  const CHAIN = 1000;
+  const perOp = (op: (x: tf.Tensor) => tf.Tensor, x0: tf.Tensor) => {
+    const f = compileFunction((xs) => {
+      let x = xs[0]!;
+      for (let i = 0; i < CHAIN; i++) x = op(x);
+      return [x];
+    });
+    for (let i = 0; i < 3; i++) tf.dispose(f([x0]));
+    if (f.mode([x0]) !== 'graph') throw new Error(`bench:op-split: the chain did not become a graph (${f.reason})`);
+    const t = REPS / CHAIN;
+    const ts: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      const t0 = cpu();
+      for (let i = 0; i < t; i++) tf.dispose(f([x0]));
+      ts.push((cpu() - t0) / (t * CHAIN));
+    }
+    f.dispose();
+    return Math.min(...ts);
+  };
+  rows.push({
+    name: `tfjs-node, inside one graph (wave 5: a chain of ${CHAIN} such ops per graph run, per op)`,
+    'tf.add µs': perOp((x) => tf.add(x, b), a),
+    'tf.mul(x, 0.9) µs': perOp((x) => tf.mul(x, 0.9), a),
+    'tf.sum µs': perOp((x) => tf.sum(x, 0, true), a),
+    'tf.transpose µs': perOp((x) => tf.transpose(x), a),
+  });
 }
 await switchBackend('wasm');
 const wa = tf.randomNormal([8, 16]), wb = tf.randomNormal([8, 16]);
