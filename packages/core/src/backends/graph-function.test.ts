@@ -135,6 +135,24 @@ describe.skipIf(!patched)('graph functions (binding patch 34)', () => {
     x.dispose();
   });
 
+  it('a gather traces (core\'s GatherV2 leaves the bounds check to TensorFlow); tfjs-node\'s stock kernel reads the indices back and is refused', () => {
+    process.env.VREPA_TF_GRAPH = '1';
+    const x = tf.relu(tf.tensor2d([[1, 2], [3, 4], [5, 6]]));
+    const idx = tf.relu(tf.tensor1d([2, 0], 'int32'));
+    const { outputs, graph } = traceGraph((xs) => [tf.gather(xs[0]!, xs[1]!)], [x, idx]);
+    const [y] = graph.run([x, tf.tensor1d([1, 1], 'int32')]);
+    expect(Array.from(y!.dataSync())).toEqual([3, 4, 3, 4]);
+    tf.dispose([...outputs, y!]);
+    graph.dispose();
+    process.env.VREPA_TF_GATHER_FIX = '0';
+    try {
+      expect(() => traceGraph((xs) => [tf.gather(xs[0]!, xs[1]!)], [x, idx])).toThrow(/tensorDataSync/);
+    } finally {
+      delete process.env.VREPA_TF_GATHER_FIX;
+    }
+    tf.dispose([x, idx]);
+  });
+
   it('tensors older than the trace and not passed in are read by id: the graph sees them while they live and says so when they are gone', () => {
     process.env.VREPA_TF_GRAPH = '1';
     const table = tf.relu(tf.tensor1d([1, 2, 3])); // a TensorFlow tensor before the trace (not a value still held in JS)

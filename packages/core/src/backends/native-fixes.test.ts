@@ -52,6 +52,33 @@ describe.skipIf(!native || process.env.VREPA_TF_CAST_FIX === '0')('tfjs-node ker
 const viewBinding = native ? (tf.backend() as unknown as { binding: { reshapeTensor?: unknown; getNumOfTensors(): number } }).binding : undefined;
 
 // outside the suite it guards: inside, a stale binding would skip the check along with the suite
+describe.skipIf(!native)('tfjs-node GatherV2 without the JS bounds check', () => {
+  it('gives the stock kernel\'s values and gradients without reading the indices back; TensorFlow still refuses an index out of range', () => {
+    const x = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
+    const idx = tf.tensor1d([2, 0, 2, 1], 'int32');
+    const run = (off: boolean) => {
+      if (off) process.env.VREPA_TF_GATHER_FIX = '0';
+      else delete process.env.VREPA_TF_GATHER_FIX;
+      try {
+        const p = profileOps(() => tf.tidy(() => {
+          const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.gather(v, idx), tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8]]))))(x);
+          return [Array.from(tf.gather(x, idx).dataSync()), Array.from(tf.gather(x, tf.tensor2d([[1], [0]], [2, 1], 'int32'), 1).dataSync()), Array.from(g.dataSync())];
+        }));
+        return { values: p.result };
+      } finally {
+        delete process.env.VREPA_TF_GATHER_FIX;
+      }
+    };
+    const fixed = run(false);
+    const stock = run(true);
+    expect(fixed.values).toEqual(stock.values);
+    expect(fixed.values[0]).toEqual([5, 6, 1, 2, 5, 6, 3, 4]); // hand-derived rows 2, 0, 2, 1
+    expect(fixed.values[2]).toEqual([3, 4, 7, 8, 6, 8]); // row 0 gets row 1 of the weights, row 1 row 3, row 2 rows 0 + 2
+    expect(() => tf.gather(x, tf.tensor1d([3], 'int32')).dataSync()).toThrow(/not in \[0, 3\)/);
+    tf.dispose([x, idx]);
+  });
+});
+
 describe('binding patch 31 availability', () => {
   it('is there wherever the patched binding runs (VREPA_REQUIRE_NATIVE=1)', () => {
     if (process.env.VREPA_REQUIRE_NATIVE === '1' && native) expect(typeof viewBinding?.reshapeTensor, 'binding.reshapeTensor missing: rebuild with `vrepa backend install-native`').toBe('function');

@@ -10,6 +10,10 @@
  * the Identity kernel does, and a float32 Mean runs TensorFlow's Mean directly: the same values, one
  * TensorFlow op (and tfjs kernel) fewer each.
  *
+ * GatherV2 (VREPA_TF_GATHER_FIX=0 runs the stock kernel): tfjs-node reads the indices back into JS to check
+ * their bounds; TensorFlow's op checks them itself, so core's kernel leaves the check to it (no sync, and a
+ * gather can be recorded into a graph function).
+ *
  * Reshape (VREPA_TF_RESHAPE_VIEW=0, read at every call, runs the stock kernel): with core's binding patch 31
  * (`binding.reshapeTensor`), a reshape is a new handle sharing the input's buffer, made in one binding call,
  * instead of an eager Reshape op plus an int32 shape tensor made from JS values and deleted again.
@@ -62,6 +66,28 @@ export function installNativeKernelFixes(): void {
     const shape = tf.util.inferFromImplicitShape([...(args.attrs as { shape: number[] }).shape], tf.util.sizeFromShape(x.shape));
     const id = backend.binding.reshapeTensor(backend.getInputTensorIds([x])[0]!, shape);
     return backend.createOutputTensor({ id, shape, dtype: backend.getDTypeInteger(x.dtype) });
+  });
+  // GatherV2: tfjs-node reads every index back into JavaScript to bounds-check it (a sync, and in a traced graph
+  // function a read that cannot be recorded); TensorFlow's GatherV2 checks the bounds itself on the CPU and
+  // raises "indices[i] = v is not in [0, n)". VREPA_TF_GATHER_FIX=0 (read per call) runs the stock kernel.
+  const gatherOff = () => typeof process !== 'undefined' && process.env?.VREPA_TF_GATHER_FIX === '0';
+  wrap('GatherV2', (gather, args) => {
+    const backend = args.backend as unknown as NodeBackend & { binding: { TF_ATTR_INT: number } };
+    const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
+    if (gatherOff() || (backend as { isUsingGpuDevice?: boolean }).isUsingGpuDevice) return gather(args);
+    const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
+    tf.backend_util.segment_util.collectGatherOpShapeInfo(x as tf.Tensor, indices as tf.Tensor, axis, batchDims);
+    const axisTensor = tf.scalar(axis, 'int32');
+    const type = (name: string, dtype: tf.DataType) => ({ name, type: (backend.binding as unknown as { TF_ATTR_TYPE: number }).TF_ATTR_TYPE, value: backend.getDTypeInteger(dtype) });
+    try {
+      return backend.executeSingleOutput(
+        'GatherV2',
+        [{ name: 'batch_dims', type: backend.binding.TF_ATTR_INT, value: batchDims }, type('Tparams', x.dtype), type('Tindices', indices.dtype), type('Taxis', 'int32')],
+        [x as tf.Tensor, indices as tf.Tensor, axisTensor],
+      );
+    } finally {
+      axisTensor.dispose();
+    }
   });
   wrap('Mean', (mean, args) => {
     const x = args.inputs.x as tf.TensorInfo;
