@@ -1,15 +1,24 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { CogVideoXTransformer3DModel, CogVideoXDDIMScheduler, COGVIDEOX_2B_SCHEDULER, diffusionLoss } from '@vrepa/cogvideox';
-import { Rng } from '@vrepa/core';
+import { CogVideoXTransformer3DModel, CogVideoXDDIMScheduler, COGVIDEOX_2B_SCHEDULER, compiledForward, diffusionLoss } from '@vrepa/cogvideox';
+import { Rng, graphFunctionsAvailable, runInChild } from '@vrepa/core';
 import { generateSplit, clipPixels, type DataConfig } from './data.js';
 import { heldOutDiffusionLoss, probeAccuracy, sampleLatents, scoreClip, heldOutTrd, studentAlignTokens } from './measures.js';
 
-const tiny = () =>
-  new CogVideoXTransformer3DModel(
-    { num_attention_heads: 2, attention_head_dim: 8, num_layers: 2, in_channels: 8, out_channels: 8, text_embed_dim: 8, time_embed_dim: 8, sample_height: 4, sample_width: 4, sample_frames: 9, max_text_seq_length: 3 },
-    { rng: Rng.fromSeed(0), align: { align_layer: 1, align_dims: [8], projector_dim: 8 } },
-  );
+const TINY = { num_attention_heads: 2, attention_head_dim: 8, num_layers: 2, in_channels: 8, out_channels: 8, text_embed_dim: 8, time_embed_dim: 8, sample_height: 4, sample_width: 4, sample_frames: 9, max_text_seq_length: 3 };
+const ALIGN = { align_layer: 1, align_dims: [8], projector_dim: 8 };
+const tiny = () => new CogVideoXTransformer3DModel(TINY, { rng: Rng.fromSeed(0), align: ALIGN });
+const graphs = (() => {
+  try {
+    return graphFunctionsAvailable();
+  } catch {
+    return false;
+  }
+})();
 
 describe('measures', () => {
   it('continuations keep the context latents exactly (replacement method), and sampling leaks no tensors', () => {
@@ -98,4 +107,82 @@ describe('measures', () => {
       expect(s.missingFrames).toBe(0);
     }
   }, 60_000);
+  it.skipIf(!graphs)('with compiled forwards (one per option set, shared across calls) the measures agree with the eager ones within rounding, run as graphs and leak nothing; a forward compiled with other options is refused', () => {
+    const model = tiny();
+    const lat = tf.randomNormal([2, 3, 4, 4, 8], 0, 1, 'float32', 1);
+    const text = tf.randomNormal([2, 3, 8], 0, 1, 'float32', 2);
+    const align = compiledForward(model, { alignLayer: 1, projectAligned: false });
+    const plain = compiledForward(model, { alignLayer: 0 });
+    const close = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+      expect(a.length).toBe(b.length);
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(b[i]!)));
+    };
+    const round = (k: number) => {
+      const e = studentAlignTokens(model, lat, text, 200, 3 + k, 1);
+      const c = studentAlignTokens(model, lat, text, 200, 3 + k, 1, align);
+      expect(c.grid).toEqual(e.grid);
+      close(c.tokens.dataSync(), e.tokens.dataSync());
+      tf.dispose([e.tokens, c.tokens]);
+      close(heldOutDiffusionLoss(model, lat, text, [300, 700], 5 + k, plain), heldOutDiffusionLoss(model, lat, text, [300, 700], 5 + k));
+      const ge = sampleLatents(model, text, [2, 3, 4, 4, 8], { steps: 3, seed: 1 + k, contextFrames: 2 }, lat);
+      const gc = sampleLatents(model, text, [2, 3, 4, 4, 8], { steps: 3, seed: 1 + k, contextFrames: 2, compiled: plain }, lat);
+      // the sampler's rounding differences grow through its steps a little
+      const a = gc.dataSync();
+      const b = ge.dataSync();
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(b[i]!)));
+      tf.dispose([ge, gc]);
+    };
+    round(0);
+    round(1); // studentAlignTokens runs one forward: its second trace
+    expect(align.mode()).toBe('graph');
+    expect(plain.mode()).toBe('graph');
+    const before = tf.memory().numTensors;
+    round(2);
+    round(3);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(align.reason).toBeUndefined();
+    expect(plain.reason).toBeUndefined();
+    expect(() => heldOutDiffusionLoss(model, lat, text, [300], 5, align)).toThrow(/needs a forward compiled with \{ alignLayer: 0 \}/);
+    expect(() => studentAlignTokens(model, lat, text, 200, 3, 1, plain)).toThrow(/alignLayer: 1, projectAligned: false/);
+    const other = tiny();
+    expect(() => sampleLatents(other, text, [2, 3, 4, 4, 8], { steps: 2, seed: 1, contextFrames: 0, compiled: plain })).toThrow(/another model's/);
+    other.dispose();
+    align.dispose();
+    plain.dispose();
+    tf.dispose([lat, text]);
+    model.dispose();
+  });
+
+  it.skipIf(!graphs)('with oneDNN off the measures give the same bits with compiled forwards as eagerly', async () => {
+    const measuresUrl = new URL('./measures.ts', import.meta.url).href;
+    const req = createRequire(import.meta.url);
+    const tfUrl = pathToFileURL(req.resolve('@tensorflow/tfjs')).href;
+    // the ESM build measures.ts itself imports (the same module instance)
+    const cogUrl = pathToFileURL(path.join(path.dirname(req.resolve('@vrepa/cogvideox/package.json')), 'dist', 'index.js')).href;
+    expect(fs.existsSync(new URL(cogUrl))).toBe(true);
+    const body = `await core.initBackend({ quiet: true, oneDnn: false });
+const tfm = await import(${JSON.stringify(tfUrl)}); const tf = tfm.default ?? tfm;
+const { CogVideoXTransformer3DModel, compiledForward } = await import(${JSON.stringify(cogUrl)});
+const { studentAlignTokens, heldOutDiffusionLoss, sampleLatents } = await import(${JSON.stringify(measuresUrl)});
+const model = new CogVideoXTransformer3DModel(${JSON.stringify(TINY)}, { align: ${JSON.stringify(ALIGN)} });
+const align = compiledForward(model, { alignLayer: 1, projectAligned: false }); const plain = compiledForward(model, { alignLayer: 0 });
+const lat = tf.randomNormal([2, 3, 4, 4, 8], 0, 1, 'float32', 1); const text = tf.randomNormal([2, 3, 8], 0, 1, 'float32', 2);
+const eq = (u, v) => u.length === v.length && Array.from(u).every((z, i) => Object.is(z, v[i]));
+const same = [];
+for (let k = 0; k < 3; k++) {
+  const e = studentAlignTokens(model, lat, text, 200 + 100 * k, 3 + k, 1); const c = studentAlignTokens(model, lat, text, 200 + 100 * k, 3 + k, 1, align);
+  const tokens = eq(e.tokens.dataSync(), c.tokens.dataSync()); tf.dispose([e.tokens, c.tokens]);
+  const loss = eq(heldOutDiffusionLoss(model, lat, text, [100, 500, 900], 5 + k), heldOutDiffusionLoss(model, lat, text, [100, 500, 900], 5 + k, plain));
+  const ge = sampleLatents(model, text, [2, 3, 4, 4, 8], { steps: 4, seed: 1 + k, contextFrames: 2 }, lat);
+  const gc = sampleLatents(model, text, [2, 3, 4, 4, 8], { steps: 4, seed: 1 + k, contextFrames: 2, compiled: plain }, lat);
+  const samples = eq(ge.dataSync(), gc.dataSync()); tf.dispose([ge, gc]);
+  same.push({ tokens, loss, samples });
+}
+emit({ same, modes: [align.mode(), plain.mode()], oneDnn: process.env.TF_ENABLE_ONEDNN_OPTS });`;
+    const r = await runInChild<{ same: { tokens: boolean; loss: boolean; samples: boolean }[]; modes: string[]; oneDnn: string }>(body, { TF_ENABLE_ONEDNN_OPTS: '0', VREPA_TF_GRAPH: '' }, 300_000);
+    expect(r.error).toBeUndefined();
+    expect(r.value!.oneDnn).toBe('0');
+    expect(r.value!.modes).toEqual(['graph', 'graph']);
+    expect(r.value!.same).toEqual(new Array(3).fill({ tokens: true, loss: true, samples: true }));
+  });
 });

@@ -4,12 +4,19 @@
  * student's align-layer tokens and the teacher's, and generated clips — continuations of held-out scenes from
  * their context frames (context latents replaced by their forward-noised copy at every step) and clips from
  * captions alone — scored by @vrepa/eval's trajectory metrics.
+ *
+ * The transformer forwards of the measures (probe features, held-out loss, every sampler step) take an
+ * optional `CompiledForward` (@vrepa/cogvideox' compiledForward: the forward traced into one TensorFlow graph
+ * per input shape, weights captured). An evaluation that runs many forwards makes one per model and passes
+ * it (study.ts evaluateModel); without one they run `model.forward` eagerly, as before. With oneDNN off the
+ * compiled forward gives the eager bits; with oneDNN on (TensorFlow's default) its values differ from the
+ * eager ones in rounding (~1e-7 relative per op), so measures differ from an eager run's at that level.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@vrepa/core';
 import { GRID_MATCH_STRATEGIES, matchGrids, type TokenGrid } from '@vrepa/align-dims';
 import { trdLoss } from '@vrepa/relations';
-import { CogVideoXDDIMScheduler, COGVIDEOX_2B_SCHEDULER, diffusionWeights, type CogVideoXTransformer3DModel } from '@vrepa/cogvideox';
+import { CogVideoXDDIMScheduler, COGVIDEOX_2B_SCHEDULER, diffusionWeights, type CogVideoXTransformer3DModel, type CompiledForward, type TransformerOutput } from '@vrepa/cogvideox';
 import {
   crossValidateProbe,
   featureStats,
@@ -25,6 +32,23 @@ import {
   type TrajectoryMetrics,
 } from '@vrepa/eval';
 import { decodeLatents, tensorToPixels, type LatentSpace } from './latent.js';
+
+// ───────────────────────────── forwards ─────────────────────────────
+
+/**
+ * The forward a measure runs at timesteps `ts` (JS numbers): through `compiled` when given — checked to be
+ * `model`'s, compiled with these options; the time projection is made here, outside its graph — else
+ * `model.forward` eagerly.
+ */
+function measureForward(model: CogVideoXTransformer3DModel, compiled: CompiledForward | undefined, want: { alignLayer: number; projectAligned: boolean }, what: string): (latents: tf.Tensor, text: tf.Tensor, ts: number[]) => TransformerOutput {
+  if (!compiled) return (latents, text, ts) => model.forward(latents, text, ts, want);
+  if (compiled.model !== model) throw new Error(`${what}: the compiled forward is another model's`);
+  const o = compiled.options;
+  if (o.alignLayer !== want.alignLayer || (want.alignLayer > 0 && o.projectAligned !== want.projectAligned)) {
+    throw new Error(`${what}: needs a forward compiled with { alignLayer: ${want.alignLayer}${want.alignLayer > 0 ? `, projectAligned: ${want.projectAligned}` : ''} }, got { alignLayer: ${o.alignLayer}, projectAligned: ${o.projectAligned} }`);
+  }
+  return (latents, text, ts) => compiled(latents, text, model.timeProjection(ts));
+}
 
 // ───────────────────────────── features and probes ─────────────────────────────
 
@@ -47,16 +71,18 @@ export function featureRows(n: number, batch: number, fn: (start: number, count:
 
 /**
  * Align-layer tokens of the student `[B, N, D]` for latents at timestep `t` with seeded noise (the forward
- * VideoREPA's probe reads: noisy input, hidden state after block `layer`, vision tokens only).
+ * VideoREPA's probe reads: noisy input, hidden state after block `layer`, vision tokens only). `compiled`:
+ * `compiledForward(model, { alignLayer: layer, projectAligned: false })` to run the forward as a graph.
  */
-export function studentAlignTokens(model: CogVideoXTransformer3DModel, latents: tf.Tensor, text: tf.Tensor, t: number, noiseSeed: number, layer: number): { tokens: tf.Tensor3D; grid: TokenGrid } {
+export function studentAlignTokens(model: CogVideoXTransformer3DModel, latents: tf.Tensor, text: tf.Tensor, t: number, noiseSeed: number, layer: number, compiled?: CompiledForward): { tokens: tf.Tensor3D; grid: TokenGrid } {
   const schedule = new CogVideoXDDIMScheduler(COGVIDEOX_2B_SCHEDULER);
+  const forward = measureForward(model, compiled, { alignLayer: layer, projectAligned: false }, 'studentAlignTokens');
   const grid = model.latentGrid(latents.shape);
   const tokens = tf.tidy(() => {
     const noise = Rng.fromSeed(noiseSeed, 5).randomTensor(latents.shape, 'normal');
     const ts = new Array(latents.shape[0]!).fill(t);
     const noisy = schedule.addNoise(latents, noise, ts);
-    const out = model.forward(noisy, text, ts, { alignLayer: layer, projectAligned: false });
+    const out = forward(noisy, text, ts);
     tf.dispose(out.sample);
     return out.alignHidden as tf.Tensor3D;
   });
@@ -97,10 +123,12 @@ export function pixelFeatures(clips: tf.Tensor, slices = 3): tf.Tensor2D {
 /**
  * Per-clip diffusion loss (the official weighting 1/(1−ᾱ_t) of the x̂₀ error, as cogvideox' diffusionLoss) at
  * fixed timesteps, averaged over `timesteps`; noise seeded by (seed, timestep index), one batched forward per
- * timestep. Returns one value per clip of the batch.
+ * timestep. Returns one value per clip of the batch. `compiled`: `compiledForward(model, { alignLayer: 0 })`
+ * to run the forwards as a graph.
  */
-export function heldOutDiffusionLoss(model: CogVideoXTransformer3DModel, latents: tf.Tensor, text: tf.Tensor, timesteps: number[], seed: number): number[] {
+export function heldOutDiffusionLoss(model: CogVideoXTransformer3DModel, latents: tf.Tensor, text: tf.Tensor, timesteps: number[], seed: number, compiled?: CompiledForward): number[] {
   const schedule = new CogVideoXDDIMScheduler(COGVIDEOX_2B_SCHEDULER);
+  const forward = measureForward(model, compiled, { alignLayer: 0, projectAligned: true }, 'heldOutDiffusionLoss');
   const B = latents.shape[0]!;
   const sum = new Float64Array(B);
   for (const [j, t] of timesteps.entries()) {
@@ -108,7 +136,7 @@ export function heldOutDiffusionLoss(model: CogVideoXTransformer3DModel, latents
       const noise = Rng.fromSeed(seed, 100 + j).randomTensor(latents.shape, 'normal');
       const ts = new Array(B).fill(t);
       const noisy = schedule.addNoise(latents, noise, ts);
-      const out = model.forward(noisy, text, ts, { alignLayer: 0 });
+      const out = forward(noisy, text, ts);
       const x0 = schedule.getVelocity(out.sample, noisy, ts);
       return tf.mul(tf.mean(tf.reshape(tf.square(tf.sub(x0, latents)), [B, -1]), 1), diffusionWeights(schedule, ts)[0]!).dataSync();
     });
@@ -148,6 +176,8 @@ export interface SampleOptions {
   seed: number;
   /** latent frames [0, contextFrames) are known (continuation); 0 = caption-only */
   contextFrames: number;
+  /** `compiledForward(model, { alignLayer: 0 })`: every step's forward as a graph (default: model.forward eagerly) */
+  compiled?: CompiledForward;
 }
 
 /**
@@ -163,6 +193,7 @@ export function sampleLatents(model: CogVideoXTransformer3DModel, text: tf.Tenso
   const K = opts.contextFrames;
   const [B, F, h, w, C] = shape as [number, number, number, number, number];
   if (K > 0 && !known) throw new Error('sampleLatents: contextFrames > 0 needs the known latents');
+  const forward = measureForward(model, opts.compiled, { alignLayer: 0, projectAligned: true }, 'sampleLatents');
   let x = rng.randomTensor(shape, 'normal');
   const ctxNoise = K > 0 ? rng.randomTensor([B, K, h, w, C], 'normal') : null;
   const ctx = K > 0 ? tf.slice(known!, [0, 0, 0, 0, 0], [B, K, h, w, C]) : null;
@@ -171,7 +202,7 @@ export function sampleLatents(model: CogVideoXTransformer3DModel, text: tf.Tenso
     const next = tf.tidy(() => {
       const ts = new Array(B).fill(t);
       const cur = K > 0 ? replace(x, schedule.addNoise(ctx!, ctxNoise!, ts)) : x;
-      const out = model.forward(cur, text, ts, { alignLayer: 0 });
+      const out = forward(cur, text, ts);
       return schedule.step(out.sample, t, cur).prevSample;
     });
     x.dispose();

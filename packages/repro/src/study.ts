@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { SafetensorsFile, encodePng, writeSafetensors } from '@vrepa/core';
-import { fromPretrained, type CogVideoXTransformer3DModel } from '@vrepa/cogvideox';
+import { compiledForward, fromPretrained, type CogVideoXTransformer3DModel, type CompiledForward } from '@vrepa/cogvideox';
 import { contactSheet } from '@vrepa/eval';
 import { SPLITS, clipPixels, readSplit, writeData, type Split, type SplitData } from './data.js';
 import { encodeLatents, latentFrames, pixelsToTensor, type LatentSpace } from './latent.js';
@@ -313,7 +313,7 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
         const ev = await runner.run(`sweep-eval-${v.name}`, { data: dataStage.hash, latents: latentStage.hash, teacher: teacherStage.hash, eval: c.eval, folds: c.sweep.probeFolds, model: st.hash, split: 'val' }, async (dir) => {
           const model = fromPretrained(path.join(st.dir, 'final', 'transformer')).model;
           try {
-            const e = await evaluateModel(model, { test: val, testLat: valLat, labels: vLabels, groups: vGroups, ctxLatentFrames, space, c, teacherDir: teacherStage.dir, contIdx: [], capIdx: [], split: 'val', dir, margin: v.margin, layer: v.alignLayer, folds: c.sweep.probeFolds });
+            const e = await evaluateModel(model, { test: val, testLat: valLat, labels: vLabels, groups: vGroups, ctxLatentFrames, space, c, teacherDir: teacherStage.dir, contIdx: [], capIdx: [], split: 'val', dir, margin: v.margin, layer: v.alignLayer, folds: c.sweep.probeFolds, log });
             writeFileAtomic(path.join(dir, 'eval.json'), JSON.stringify({ name: v.name, variant: v, probe: e.probe, diffusionLoss: e.diffusionLoss, trdRaw: e.trdRaw }) + '\n');
           } finally {
             model.dispose();
@@ -359,7 +359,7 @@ export async function runStudy(config: ReproConfig, opts: StudyOptions): Promise
     const st = await runner.run(`eval-${r.id}`, { ...evalCfgBase, model: r.stage.hash }, async (dir) => {
       const model = fromPretrained(r.dir).model;
       try {
-        const e = await evaluateModel(model, { test, testLat, labels, groups, ctxLatentFrames, space, c, teacherDir: teacherStage.dir, contIdx, capIdx, split, dir, margin: r.arm?.margin ?? 0.1 });
+        const e = await evaluateModel(model, { test, testLat, labels, groups, ctxLatentFrames, space, c, teacherDir: teacherStage.dir, contIdx, capIdx, split, dir, margin: r.arm?.margin ?? 0.1, log });
         writeFileAtomic(path.join(dir, 'eval.json'), JSON.stringify({ id: r.id, arm: r.arm?.name ?? 'pretrained', seed: r.seed, ...e }) + '\n');
       } finally {
         model.dispose();
@@ -494,18 +494,41 @@ interface EvalInputs {
   /** align layer whose features are probed (default the student's) */
   layer?: number;
   folds?: number;
+  /** where a compiled forward's fallback to eager is reported */
+  log?: (m: string) => void;
 }
 
+/**
+ * One model's measures. Its transformer forwards run through two compiled forwards (@vrepa/cogvideox'
+ * compiledForward: one TensorFlow graph per input shape once two traces of it match; weights captured, which
+ * is fine since they do not change here), shared by every measure of this evaluation so each shape is traced
+ * once: the align-layer forward of the probe features and the plain forward of the held-out loss and of every
+ * sampler step. The held-out TRD's align-layer tokens (full-length clips: one call per loss batch, 3 at the toy
+ * preset) stay eager: two traces cost more than so few graph runs save. With oneDNN on the compiled values
+ * differ from eager ones in rounding; `VREPA_TF_GRAPH=0` runs everything eagerly.
+ */
 async function evaluateModel(model: CogVideoXTransformer3DModel, x: EvalInputs): Promise<Omit<ModelEval, 'id' | 'arm' | 'seed' | 'sheet' | 'captionSheet'>> {
+  const layer = x.layer ?? x.c.student.alignLayer;
+  const note = (r: string) => x.log?.(`${x.split} evaluation: a compiled forward runs eagerly (${r})`);
+  const alignFwd = compiledForward(model, { alignLayer: layer, projectAligned: false, onFallback: note });
+  const plainFwd = compiledForward(model, { alignLayer: 0, onFallback: note });
+  try {
+    return await evaluateWith(model, x, layer, alignFwd, plainFwd);
+  } finally {
+    alignFwd.dispose();
+    plainFwd.dispose();
+  }
+}
+
+async function evaluateWith(model: CogVideoXTransformer3DModel, x: EvalInputs, layer: number, alignFwd: CompiledForward, plainFwd: CompiledForward): Promise<Omit<ModelEval, 'id' | 'arm' | 'seed' | 'sheet' | 'captionSheet'>> {
   const { test, testLat, c, ctxLatentFrames: K } = x;
-  const layer = x.layer ?? c.student.alignLayer;
   const [n, F, h, w, C] = testLat.latents.shape;
   const B = c.eval.batch;
   // (i) probe of align-layer features on the context latents (3 slices, every spatial token)
   const feats = featureRows(n, B, (s, k) =>
     tf.tidy(() => {
       const lat = tf.slice(testLat.latents, [s, 0, 0, 0, 0], [k, K, h, w, C]);
-      const r = studentAlignTokens(model, lat, sliceRows(testLat.text, s, k), c.eval.probeTimestep, 1000 + s, layer);
+      const r = studentAlignTokens(model, lat, sliceRows(testLat.text, s, k), c.eval.probeTimestep, 1000 + s, layer, alignFwd);
       return sliceFeatures(r.tokens, r.grid);
     }),
   );
@@ -522,7 +545,7 @@ async function evaluateModel(model: CogVideoXTransformer3DModel, x: EvalInputs):
     const idx = lossIdx.slice(s, s + B);
     const lat = gatherRows(testLat.latents, idx);
     const txt = gatherRows(testLat.text, idx);
-    perClip.push(...heldOutDiffusionLoss(model, lat, txt, c.eval.lossTimesteps, 7 + s));
+    perClip.push(...heldOutDiffusionLoss(model, lat, txt, c.eval.lossTimesteps, 7 + s, plainFwd));
     const st = studentAlignTokens(model, lat, txt, c.eval.probeTimestep, 2000 + s, layer);
     const tt = gatherRows(teacherTokensAll, idx) as tf.Tensor3D;
     const r = heldOutTrd(model, st, { tokens: tt, grid: tGrid }, { margin: x.margin, gridMatch: c.finetune.gridMatch });
@@ -538,7 +561,7 @@ async function evaluateModel(model: CogVideoXTransformer3DModel, x: EvalInputs):
     const idx = x.contIdx.slice(s, s + B);
     const lat = gatherRows(testLat.latents, idx);
     const txt = gatherRows(testLat.text, idx);
-    const gen = sampleLatents(model, txt, [idx.length, F, h, w, C], { steps: c.eval.sampleSteps, seed: 31 + s, contextFrames: K }, lat);
+    const gen = sampleLatents(model, txt, [idx.length, F, h, w, C], { steps: c.eval.sampleSteps, seed: 31 + s, contextFrames: K, compiled: plainFwd }, lat);
     latentsToClips(gen, x.space).forEach((clip, j) => {
       contFrames.push(clip);
       cont.push(scoreClip(clip, test.width, test.height, test.states[idx[j]!]!));
@@ -550,7 +573,7 @@ async function evaluateModel(model: CogVideoXTransformer3DModel, x: EvalInputs):
   for (let s = 0; s < x.capIdx.length; s += B) {
     const idx = x.capIdx.slice(s, s + B);
     const txt = gatherRows(testLat.text, idx);
-    const gen = sampleLatents(model, txt, [idx.length, F, h, w, C], { steps: c.eval.sampleSteps, seed: 61 + s, contextFrames: 0 });
+    const gen = sampleLatents(model, txt, [idx.length, F, h, w, C], { steps: c.eval.sampleSteps, seed: 61 + s, contextFrames: 0, compiled: plainFwd });
     latentsToClips(gen, x.space).forEach((clip, j) => {
       capFrames.push(clip);
       caps.push(scoreClip(clip, test.width, test.height, test.states[idx[j]!]!));

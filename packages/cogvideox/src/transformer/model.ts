@@ -315,6 +315,23 @@ export class CogVideoXTransformer3DModel extends Module {
     return timestepEmbedding(Array.from(timesteps), this.innerDim, { flipSinToCos: c.flip_sin_to_cos, downscaleFreqShift: c.freq_shift });
   }
 
+  /**
+   * Build the position / rotary tables a forward on latents of `latentShape` with text length `textLen` reads
+   * (cached on the model) and uploads them to the backend, without running the forward. A forward that is
+   * traced into a graph (`compiledForward`) then reads them as tensors older than the trace (captured) instead
+   * of freezing them as constants on its first call, so its first two traces are already identical. Throws
+   * what forward would for these shapes.
+   */
+  prepareTables(latentShape: readonly number[], textLen: number, rotary: RotaryMode = 'pipeline'): void {
+    const grid = this.latentGrid(latentShape);
+    // a reshape of each uploads a table still held in JS (the tensorflow backend does on a tensor's first use)
+    tf.tidy(() => {
+      const pos = this.positions(grid, textLen);
+      const rot = this.config.use_rotary_positional_embeddings ? this.rotaryFor(grid, rotary) : null;
+      for (const t of [pos?.text, pos?.vision, rot?.cos, rot?.sin]) if (t) tf.reshape(t, [-1]);
+    });
+  }
+
   /** time_embedding(time_proj(t)) (or of a precomputed `{ timeProjection }`): `[B, time_embed_dim]`. */
   timeEmbedding(timesteps: ArrayLike<number> | { timeProjection: tf.Tensor }): tf.Tensor {
     return tf.tidy(() => {
@@ -339,7 +356,8 @@ export class CogVideoXTransformer3DModel extends Module {
     });
   }
 
-  private checkInputs(latents: tf.Tensor, text: tf.Tensor, timesteps: ArrayLike<number> | { timeProjection: tf.Tensor }): void {
+  /** The shape checks forward and hiddenStates make on their inputs (named errors), without running anything. */
+  checkInputs(latents: tf.Tensor, text: tf.Tensor, timesteps: ArrayLike<number> | { timeProjection: tf.Tensor }): void {
     const c = this.config;
     this.latentGrid(latents.shape);
     const B = latents.shape[0]!;
