@@ -186,3 +186,9 @@ emit({ same, modes: [align.mode(), plain.mode()], oneDnn: process.env.TF_ENABLE_
     expect(r.value!.same).toEqual(new Array(3).fill({ tokens: true, loss: true, samples: true }));
   });
 });
+
+describe('graph functions availability (binding patch 34)', () => {
+  it('are there wherever the patched binding runs (VREPA_REQUIRE_NATIVE=1 from test-all), so the compiled-forward tests above cannot skip silently', () => {
+    if (process.env.VREPA_REQUIRE_NATIVE === '1' && tf.getBackend() === 'tensorflow') expect(graphs, 'graph functions unavailable: rebuild with `vrepa backend install-native` (or VREPA_TF_GRAPH=0 is set)').toBe(true);
+  });
+});

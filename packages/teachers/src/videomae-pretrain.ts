@@ -420,30 +420,16 @@ export function disposeMaskTensors(mt: { visibleIndex: tf.Tensor; predictedIndex
 }
 
 /**
- * Rows `index` of `x [M, D]`: `tf.gather(x, index)`'s values (a copy) and its gradient (tfjs' GatherV2
- * gradient at axis 0 is `unsortedSegmentSum(dy, index, M)`), run as a GatherNd op. tfjs-node's GatherV2 kernel
- * reads the indices back into JS to check their range, which a function traced into a graph cannot do;
- * GatherNd does not (TensorFlow's CPU kernel checks the range itself). Same bits as tf.gather, both ways.
- */
-export function gatherRows(x: tf.Tensor, index: tf.Tensor): tf.Tensor2D {
-  const rows = x.shape[0]!;
-  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
-    value: tf.gatherND(args[0] as tf.Tensor, tf.reshape(index, [-1, 1])),
-    gradFunc: (dy: tf.Tensor) => tf.unsortedSegmentSum(dy, index as tf.Tensor1D, rows),
-  }));
-  return f(x) as tf.Tensor2D;
-}
-
-/**
  * `[B, N, D]` → `[B, k, D]`: the tokens `indices[b]` (each of length k) of every sample, differentiable
- * (`gatherRows`). `indices` may also be the flat int32 indices `[B·k]` (`flatTokenIndices`) as a tensor.
+ * (one gather of rows). `indices` may also be the flat int32 indices `[B·k]` (`flatTokenIndices`) as a tensor.
+ * Traceable into a graph function: core's GatherV2 kernel leaves the bounds check to TensorFlow.
  */
 export function gatherTokens(x: tf.Tensor, indices: number[][] | tf.Tensor, dim: number): tf.Tensor3D {
   return tf.tidy(() => {
     const [b, n] = x.shape as [number, number];
     const index = indices instanceof tf.Tensor ? indices : tf.tensor1d(flatTokenIndices(indices, n), 'int32');
     const k = index.size / b;
-    return tf.reshape(gatherRows(tf.reshape(x, [b * n, dim]), index), [b, k, dim]) as tf.Tensor3D;
+    return tf.reshape(tf.gather(tf.reshape(x, [b * n, dim]), index), [b, k, dim]) as tf.Tensor3D;
   });
 }
 

@@ -23,6 +23,12 @@ afterEach(() => {
 });
 const make = (over: Parameters<typeof presetConfig>[1] = {}, log: (m: string) => void = () => {}) => new Trainer(presetConfig('tiny', over), { out: tmp(), progress: false, log, maxSteps: 50 });
 
+describe('binding patch 34 availability', () => {
+  it('is there wherever the patched binding runs (VREPA_REQUIRE_NATIVE=1 from test-all), so the graph tests here cannot skip silently', () => {
+    if (process.env.VREPA_REQUIRE_NATIVE === '1' && tf.getBackend() === 'tensorflow') expect(patched, 'binding.graphTraceBegin missing (rebuild with `vrepa backend install-native`) or VREPA_TF_GRAPH=0 set').toBe(true);
+  });
+});
+
 describe('graph steps where they do not apply', () => {
   it('are off on other backends, with VREPA_TF_GRAPH=0, and for a model with dropout; those trainers step eagerly', () => {
     process.env.VREPA_TF_GRAPH = '0';
