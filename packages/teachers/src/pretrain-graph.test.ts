@@ -14,7 +14,8 @@ import { Rng, readLog, runInChild } from '@vrepa/core';
 import { makePretrainMasks, type MaskOptions } from './masking.js';
 import { pretrainLossAndGrads } from './pretrain-loss.js';
 import { compilePretrainStep } from './pretrain-step.node.js';
-import { memoryClipSource, type RawClip } from './pretrain-data.js';
+import { memoryClipSource } from './pretrain-data.js';
+import { squares } from './__testdata__/squares.js';
 import { pretrainPreset, pretrainTeacher } from './pretrain.node.js';
 import { VideoMAEPretrain, pretrainConfig } from './videomae-pretrain.js';
 
@@ -31,21 +32,6 @@ const model = () => new VideoMAEPretrain(pretrainConfig('videomae-pretrain-tiny'
 const batch = (s: number) => Rng.fromSeed(100 + s).randomTensor([2, 4, 8, 16, 3], 'normal') as tf.Tensor5D;
 const masksOf = (m: VideoMAEPretrain, s: number, o: MaskOptions) => makePretrainMasks(2, m.grid, o, Rng.fromSeed(7 + s));
 
-/** Moving squares (as pretrain.test.ts). */
-function squares(n: number, frames = 10, h = 12, w = 20): { name: string; clip: RawClip }[] {
-  return Array.from({ length: n }, (_, i) => {
-    const data = new Uint8Array(frames * h * w * 3).fill(40);
-    for (let f = 0; f < frames; f++)
-      for (let y = 3; y < 9; y++)
-        for (let x = 0; x < 6; x++) {
-          const o = ((f * h + y) * w + ((x + f + 2 * i) % w)) * 3;
-          data[o] = 200;
-          data[o + 1] = (60 * i) % 256;
-          data[o + 2] = 255 - 40 * i;
-        }
-    return { name: `sq${i}`, clip: { frames: data, count: frames, height: h, width: w } };
-  });
-}
 const runConfig = (steps: number) =>
   pretrainPreset('toy', {
     model_overrides: SMALL,

@@ -4,7 +4,8 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { SafetensorsFile, graphFunctionsAvailable, listCheckpoints, readLog, readRecords } from '@vrepa/core';
-import { memoryClipSource, type RawClip } from './pretrain-data.js';
+import { memoryClipSource } from './pretrain-data.js';
+import { squares } from './__testdata__/squares.js';
 import { loadPretrainCheckpoint } from './pretrain-checkpoint.js';
 import { pretrainConfigHash, pretrainLr, pretrainPreset, pretrainTeacher, resolvePretrainConfig, type TeacherPretrainConfig } from './pretrain.node.js';
 import { spawnSync } from 'node:child_process';
@@ -13,21 +14,6 @@ import { findFfmpeg } from '@vrepa/core';
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'vrepa-pretrain-'));
 const quiet = { progress: false, log: () => {} };
 
-/** Moving squares: clip i has a square of its own colour sliding right one pixel per frame. */
-function squares(n: number, frames = 10, h = 12, w = 20): { name: string; clip: RawClip }[] {
-  return Array.from({ length: n }, (_, i) => {
-    const data = new Uint8Array(frames * h * w * 3).fill(40);
-    for (let f = 0; f < frames; f++)
-      for (let y = 3; y < 9; y++)
-        for (let x = 0; x < 6; x++) {
-          const o = ((f * h + y) * w + ((x + f + 2 * i) % w)) * 3;
-          data[o] = 200;
-          data[o + 1] = (60 * i) % 256;
-          data[o + 2] = 255 - 40 * i;
-        }
-    return { name: `sq${i}`, clip: { frames: data, count: frames, height: h, width: w } };
-  });
-}
 
 /** A very small model and run: 4 frames of 8×16, patch 4, tubelet 2 → 2×2×4 = 16 tokens. */
 function tinyConfig(over: Record<string, unknown> = {}): TeacherPretrainConfig {
