@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GraphFunctionError, compileFunction, graphFunctionsAvailable, traceGraph } from './graph-function.js';
+import { GraphFunctionError, compileFunction, graphFunctionsAvailable, graphRunOptions, traceGraph } from './graph-function.js';
 import { runInChild } from './probe.js';
 
 const patched = tf.getBackend() === 'tensorflow' && typeof (tf.backend() as unknown as { binding: { graphTraceBegin?: unknown } }).binding.graphTraceBegin === 'function';
@@ -36,6 +36,32 @@ function mlpStep(w1: tf.Variable, w2: tf.Variable) {
     return [value, grads[w1.name]!, grads[w2.name]!];
   };
 }
+
+describe('graph function settings', () => {
+  it('a misspelt VREPA_TF_GRAPH / VREPA_TF_GRAPH_EXECUTOR / VREPA_TF_GRAPH_GRAPPLER is one named error, not silently ignored', () => {
+    const keep = { e: process.env.VREPA_TF_GRAPH_EXECUTOR, g: process.env.VREPA_TF_GRAPH_GRAPPLER };
+    try {
+      process.env.VREPA_TF_GRAPH = 'yes';
+      expect(() => graphFunctionsAvailable()).toThrow(/^VREPA_TF_GRAPH must be 0 or 1, got 'yes'$/);
+      delete process.env.VREPA_TF_GRAPH;
+      process.env.VREPA_TF_GRAPH_EXECUTOR = 'fast';
+      expect(() => graphRunOptions()).toThrow(/^VREPA_TF_GRAPH_EXECUTOR must be 'single' or 'default', got 'fast'$/);
+      process.env.VREPA_TF_GRAPH_EXECUTOR = 'single';
+      process.env.VREPA_TF_GRAPH_GRAPPLER = 'on';
+      expect(() => graphRunOptions()).toThrow(/^VREPA_TF_GRAPH_GRAPPLER must be 0 or 1, got 'on'$/);
+      process.env.VREPA_TF_GRAPH_GRAPPLER = '1';
+      expect(graphRunOptions()).toBe(3); // bit 1 Grappler, bit 2 single-threaded executor
+      delete process.env.VREPA_TF_GRAPH_EXECUTOR;
+      delete process.env.VREPA_TF_GRAPH_GRAPPLER;
+      expect(graphRunOptions()).toBe(0);
+    } finally {
+      for (const [k, v] of [['VREPA_TF_GRAPH_EXECUTOR', keep.e], ['VREPA_TF_GRAPH_GRAPPLER', keep.g]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+});
 
 describe.skipIf(!patched)('graph functions (binding patch 34)', () => {
   it('a traced step run as a graph gives the eager values (within rounding with oneDNN on), and leaks nothing', () => {
